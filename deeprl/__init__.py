@@ -1,0 +1,31 @@
+"""deeprl: deep reinforcement learning, correct, readable and fast.
+
+>>> from deeprl import DQN
+>>> agent = DQN("CartPole-v1").learn(50_000)
+>>> agent.save("cartpole")
+>>> agent = deeprl.load("cartpole.safetensors")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from pathlib import Path
+
+from deeprl.agents import ALGORITHMS, DQN, Algorithm
+from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
+
+
+def load(path: str | Path, *, device: str = "auto") -> Algorithm:
+    """Load any saved deeprl model (a ``.safetensors`` file or a finished run directory)."""
+    from deeprl.checkpoint import load_model_file
+
+    _, meta = load_model_file(path)
+    algo = meta.get("algo")
+    if algo not in ALGORITHMS:
+        raise CheckpointError(f"{str(path)!r} holds an unknown algorithm {algo!r}")
+    return ALGORITHMS[algo].load(path, device=device)
+
+
+__all__ = ["ALGORITHMS", "DQN", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
+           "load", "__version__"]

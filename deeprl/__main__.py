@@ -1,0 +1,5 @@
+import sys
+
+from deeprl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,320 @@
+"""What every algorithm shares: configuration, devices, seeding, the run directory, persistence.
+
+An algorithm subclass supplies the networks and the training loop; this class gives it the
+``learn / predict / save / load`` surface users know from Stable-Baselines3, plus ``resume``.
+Subclasses implement:
+
+* ``_build()``: networks, optimizers, buffers, from ``self.config`` and the env spaces;
+* ``_train(target_steps)``: the loop, calling ``self._log``, ``self._maybe_eval`` and
+  ``self._maybe_checkpoint``;
+* ``_act(obs, deterministic)``: a batch of actions for a batch of observations;
+* ``_model_tensors() / _load_model_tensors()``: the weights a saved model needs;
+* ``_checkpoint() / _restore()``: everything else a resumed run needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl.checkpoint import FORMAT, atomic_write_json, load_model_file, save_model_file
+from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
+from deeprl.envs import is_image_space, make_vec_env, use_atari_wrappers
+from deeprl.envs.atari import is_atari_id
+from deeprl.errors import CheckpointError, ConfigError, DeepRLError
+from deeprl.evaluation import evaluate, record_video
+from deeprl.run import MetricsLogger, Progress, RunDir
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available; use --set device=cpu")
+    return device
+
+
+def space_to_json(space: gym.Space) -> dict[str, Any]:
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "box", "shape": list(space.shape), "dtype": str(space.dtype)}
+    raise DeepRLError(f"cannot describe space {space}")
+
+
+def space_from_json(d: dict[str, Any]) -> gym.Space:
+    if d["type"] == "discrete":
+        return gym.spaces.Discrete(d["n"], start=d.get("start", 0))
+    dtype = np.dtype(d["dtype"])
+    if dtype == np.uint8:
+        return gym.spaces.Box(0, 255, tuple(d["shape"]), dtype)
+    return gym.spaces.Box(-np.inf, np.inf, tuple(d["shape"]), dtype)
+
+
+class Algorithm:
+    algo: ClassVar[str]
+    config_cls: ClassVar[type[RunConfig]]
+    metric_keys: ClassVar[list[str]]
+
+    def __init__(self, env: str = "CartPole-v1", *, preset: str | None = "auto", **settings: Any):
+        """``preset='auto'`` uses the tuned preset named after ``env`` when one ships (see
+        ``deeprl presets``); ``None`` starts from the defaults; any other name picks that preset.
+        Keyword settings override the preset (see ``deeprl train ALGO --help-config``)."""
+        layers: list[dict[str, Any]] = []
+        if preset == "auto":
+            layers.append(default_preset(self.algo, env))
+        elif preset is not None:
+            layers.append(preset_for(self.algo, preset))
+        layers.append({**settings, "env": env})
+        self._init(build_config(self.config_cls, *layers))
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> "Algorithm":
+        self = cls.__new__(cls)
+        self._init(config)
+        return self
+
+    def _init(self, config: RunConfig, spaces: tuple[gym.Space, gym.Space] | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.num_timesteps = 0
+        self.planned_steps = config.total_steps
+        self.episodes = 0
+        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.rng = np.random.Generator(np.random.PCG64(config.seed))
+        self.run: RunDir | None = None
+        self.envs = None
+        self._obs: np.ndarray | None = None
+        self._elapsed = 0.0
+        self.last_eval: dict[str, Any] | None = None
+        self._logger: MetricsLogger | None = None
+        torch.manual_seed(config.seed)
+        if spaces is None:
+            self._open_envs()
+            spaces = (self.envs.single_observation_space, self.envs.single_action_space)
+        self.observation_space, self.action_space = spaces
+        self._check_spaces()
+        self._set_threads()
+        self._build()
+
+    def _env_kwargs(self) -> dict[str, Any]:
+        return {"atari_wrappers": self.config.atari_wrappers}
+
+    def _open_envs(self) -> None:
+        c = self.config
+        self.envs = make_vec_env(c.env, c.num_envs, c.seed, vectorization=c.vectorization, **self._env_kwargs())
+
+    def _set_threads(self) -> None:
+        threads = self.config.torch_threads
+        if threads == 0:  # small MLPs run fastest on one thread; convolutions like several
+            threads = torch.get_num_threads() if is_image_space(self.observation_space) else 1
+        torch.set_num_threads(threads)
+
+    # ------------------------------------------------------------------------------ subclass hooks
+    def _check_spaces(self) -> None: ...
+    def _build(self) -> None: raise NotImplementedError
+    def _train(self, target_steps: int) -> None: raise NotImplementedError
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray: raise NotImplementedError
+    def _model_tensors(self) -> dict[str, torch.Tensor]: raise NotImplementedError
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None: raise NotImplementedError
+    def _checkpoint(self) -> tuple[dict, dict, dict]: raise NotImplementedError
+    def _restore(self, state: dict[str, Any], loader: Any) -> None: raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ public API
+    def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,
+              progress: bool | None = None, callback: Callable[["Algorithm"], Any] | None = None) -> "Algorithm":
+        """Train for ``total_steps`` more environment steps (default: up to ``config.total_steps``).
+
+        With ``run_dir`` the run writes its config, metrics, TensorBoard events, checkpoints and
+        final model there (the CLI always gives one); without, nothing touches the disk.
+        ``callback(agent)`` runs after every log interval; returning ``False`` stops training.
+        """
+        self._callback = callback
+        self._stop = False
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps < 1:
+                raise ConfigError(f"total_steps must be a positive integer, got {total_steps!r}")
+            self.planned_steps = self.num_timesteps + total_steps
+        if run_dir is not None and self.run is None:
+            self.run = RunDir(run_dir)
+            if self.run.exists():
+                raise ConfigError(f"run directory {str(run_dir)!r} already holds a run; resume it with "
+                                  f"'deeprl train --resume {run_dir}' or choose another --out")
+            self.run.write_config(self.algo, config_to_dict(self.config))
+        if self.envs is None:
+            self._open_envs()
+        if self._obs is None:
+            self._obs = self.envs.reset()
+        if self.run is not None and self._logger is None:
+            self._logger = MetricsLogger(self.run, self.metric_keys,
+                                         resume_step=self.num_timesteps if self.num_timesteps else None)
+        self._progress = Progress(self.planned_steps, self.num_timesteps, f"{self.algo} {self.config.env}", progress)
+        self._t0 = time.perf_counter() - self._elapsed
+        try:
+            self._train(self.planned_steps)
+        finally:
+            self._elapsed = time.perf_counter() - self._t0
+            self._progress.close()
+        if self.run is not None:
+            self._finish_run()
+        return self
+
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """Action(s) for one observation or a batch (leading dimension)."""
+        obs = np.asarray(obs)
+        single = obs.shape == tuple(self.observation_space.shape or ())
+        batch = obs[None] if single else obs
+        actions = self._act(batch, deterministic)
+        return actions[0] if single else actions
+
+    def save(self, path: str | Path) -> Path:
+        """One safetensors file with the weights, the config and the spaces: ``deeprl.load`` reads it."""
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            path = path.with_name(path.name + ".safetensors")
+        meta = {"algo": self.algo, "config": config_to_dict(self.config),
+                "observation_space": space_to_json(self.observation_space),
+                "action_space": space_to_json(self.action_space), "num_timesteps": self.num_timesteps}
+        save_model_file(path, self._model_tensors(), meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto") -> "Algorithm":
+        """A saved model (file or run directory), ready to ``predict``; its envs open on ``learn``."""
+        tensors, meta = load_model_file(path)
+        if meta.get("algo") != cls.algo:
+            raise CheckpointError(f"{str(path)!r} holds a {meta.get('algo')!r} model, not {cls.algo!r}; "
+                                  f"load it with deeprl.load()")
+        config = build_config(cls.config_cls, {**meta["config"], "device": device})
+        self = cls.__new__(cls)
+        spaces = (space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]))
+        self._init(config, spaces=spaces)
+        try:
+            self._load_model_tensors(tensors)
+        except (KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{str(path)!r} does not match the {cls.algo} network it describes ({e})") from None
+        self.num_timesteps = int(meta.get("num_timesteps", 0))
+        return self
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, total_steps: int | None = None) -> "Algorithm":
+        """Rebuild a run from its latest checkpoint; ``learn()`` then continues it."""
+        run = RunDir(run_dir)
+        algo, config_dict = run.read_config()
+        if algo != cls.algo:
+            raise CheckpointError(f"{str(run_dir)!r} is a {algo!r} run, not {cls.algo!r}")
+        overrides = {"total_steps": total_steps} if total_steps is not None else {}
+        config = build_config(cls.config_cls, config_dict, overrides)
+        ckpt = run.checkpoints.latest()
+        if ckpt is None:
+            raise CheckpointError(f"run {str(run_dir)!r} has no checkpoint to resume from; start it again "
+                                  "with 'deeprl train' (checkpoints are written every checkpoint_freq steps)")
+        state, loader = run.checkpoints.read(ckpt)
+        if state.get("algo") != cls.algo:
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} is not a {cls.algo} checkpoint")
+        if state.get("finished") and config.total_steps <= state["num_timesteps"]:
+            raise CheckpointError(f"run {str(run_dir)!r} already finished at step {state['num_timesteps']}; "
+                                  "give a larger --steps to extend it, or start a new run")
+        self = cls.from_config(config)
+        self.run = run
+        try:
+            self._restore_common(state)
+            torch.set_rng_state(loader("rng")["torch"])
+            self._restore(state, loader)
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({e}); "
+                                  "it may come from another run") from None
+        self.planned_steps = config.total_steps
+        return self
+
+    def evaluate(self, episodes: int | None = None, *, seed: int | None = None) -> dict[str, Any]:
+        c = self.config
+        return evaluate(lambda o: self._act(o, True), c.env, episodes or c.eval_episodes,
+                        c.seed if seed is None else seed, env_kwargs=self._env_kwargs())
+
+    def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
+        kwargs = self._env_kwargs()
+        if is_atari_id(self.config.env) and use_atari_wrappers(self.config.env, self.config.atari_wrappers):
+            kwargs["episodic_life"] = False  # film whole games, not single lives
+        return record_video(lambda o: self._act(o, True), self.config.env, path,
+                            self.config.seed if seed is None else seed, episodes=episodes, env_kwargs=kwargs)
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+
+    # ------------------------------------------------------------------------------ loop helpers
+    def _record_episodes(self, episodes: list[tuple[int, float, int]]) -> None:
+        for _, ret, _ in episodes:
+            self.episodes += 1
+            self.recent_returns.append(ret)
+
+    def _recent_return(self) -> float | None:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else None
+
+    def _log(self, metrics: dict[str, Any]) -> None:
+        if self._logger is not None:
+            self._logger.log(self.num_timesteps, metrics, time.perf_counter() - self._t0)
+
+    def _after_log(self) -> None:
+        if self._callback is not None and self._callback(self) is False:
+            self._stop = True
+
+    def _crossed(self, every: int, since: int) -> bool:
+        """True when the steps from ``since`` to now crossed a multiple of ``every``."""
+        return every > 0 and self.num_timesteps // every != since // every
+
+    def _maybe_eval(self, since: int) -> dict[str, Any] | None:
+        if not self._crossed(self.config.eval_freq, since) or self.run is None:
+            return None
+        self.last_eval = self.evaluate()
+        return self.last_eval
+
+    def _maybe_checkpoint(self, since: int) -> None:
+        if self.run is not None and self._crossed(self.config.checkpoint_freq, since):
+            self._write_checkpoint(finished=False)
+
+    def _write_checkpoint(self, finished: bool) -> None:
+        assert self.run is not None
+        tensors, arrays, state = self._checkpoint()
+        common = {"algo": self.algo, "num_timesteps": self.num_timesteps, "planned_steps": self.planned_steps,
+                  "episodes": self.episodes, "recent_returns": list(self.recent_returns),
+                  "rng": self.rng.bit_generator.state, "env_state": self.envs.state() if self.envs else None,
+                  "elapsed": time.perf_counter() - self._t0, "finished": finished}
+        tensors.setdefault("rng", {})["torch"] = torch.get_rng_state()
+        self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
+
+    def _restore_common(self, state: dict[str, Any]) -> None:
+        self.num_timesteps = int(state["num_timesteps"])
+        self.episodes = int(state["episodes"])
+        self.recent_returns = deque(state["recent_returns"], maxlen=20)
+        self.rng.bit_generator.state = state["rng"]
+        self._elapsed = float(state["elapsed"])
+        if state.get("env_state") is not None:
+            self._obs = self.envs.restore(state["env_state"])
+
+    def _finish_run(self) -> None:
+        assert self.run is not None
+        final = self.evaluate()
+        self.last_eval = final
+        atomic_write_json(self.run.path / "eval.json", {**final, "step": self.num_timesteps})
+        self.save(self.run.model_file)
+        self._write_checkpoint(finished=True)
+        if self._logger is not None:
+            self._log({"eval/mean_return": final["mean_return"], "eval/std_return": final["std_return"]})

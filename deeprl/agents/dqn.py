@@ -1,0 +1,264 @@
+"""Deep Q-learning (Mnih et al. 2015) and the tricks that make it work.
+
+The lecture's algorithm, with each trick a setting of :class:`~deeprl.config.DQNConfig`::
+
+    1. a ← random action with probability ε, else argmax_a' Q_θ(s, a')        (ε-greedy)
+    2. s', r' ~ p(s', r' | s, a)                                              (execute action)
+    3. θ ← θ - α ∇_θ (Q_θ(s, a) - ⊥(r' + γ max_a' Q_θ(s', a')))²              (bootstrapped error)
+    4. s ← s'
+
+Step 3 here runs on batches drawn from experience replay, with the target computed by a slowly
+updated copy of the network (target network), optionally with double Q-learning's decoupled
+argmax, multi-step returns, Huber loss and gradient-norm clipping.  With ``replay=False`` the
+update uses only the transitions just made (the lecture's online v1 and v2).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deeprl.agents.base import Algorithm
+from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
+from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.config import DQNConfig
+from deeprl.envs import check_discrete_actions, check_observation_space
+from deeprl.errors import ConfigError
+from deeprl.nets import NumpyQ, QNetwork
+from deeprl.returns import q_learning_target
+
+
+def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
+    """``start`` → ``end`` linearly over the first ``fraction`` of training, then ``end``."""
+    if fraction <= 0:
+        return end
+    return start + (end - start) * min(1.0, progress / fraction)
+
+
+class DQN(Algorithm):
+    """Deep Q-network agent for discrete actions.
+
+    >>> agent = DQN("CartPole-v1", double_q=True).learn(50_000)
+    >>> action = agent.predict(obs)
+    """
+
+    algo = "dqn"
+    config_cls = DQNConfig
+    metric_keys = ["charts/episode_return", "charts/episodes", "charts/epsilon", "charts/sps",
+                   "loss/td", "q/mean", "grad/norm", "eval/mean_return", "eval/std_return"]
+    config: DQNConfig
+
+    def _check_spaces(self) -> None:
+        c = self.config
+        check_observation_space(self.observation_space, "dqn")
+        self.n_actions = check_discrete_actions(self.action_space, "dqn")
+        if c.double_q and c.target_update_interval == 0:
+            raise ConfigError("double_q needs a target network; set target_update_interval > 0 or double_q=false")
+        if not c.replay and (c.n_step > 1 or c.prioritized):
+            raise ConfigError("n_step > 1 and prioritized replay need replay=true")
+
+    def _build(self) -> None:
+        c = self.config
+        self.q = QNetwork(self.observation_space, self.n_actions, c.net_arch, dueling=c.dueling).to(self.device)
+        self.q_target = None
+        if c.target_update_interval > 0:
+            self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        # fused Adam: one kernel per step instead of several small ops per parameter tensor
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=c.lr, eps=c.adam_eps, fused=True)
+        self._numpy_q = NumpyQ(self.q) if NumpyQ.supports(self.q) else None
+        self.buffer = None
+        if c.replay:
+            shape = tuple(self.observation_space.shape or ())
+            dtype = self.observation_space.dtype if shape else np.int64
+            kwargs = dict(n_step=c.n_step, gamma=c.gamma, device=self.device)
+            if c.prioritized:
+                self.buffer = PrioritizedReplayBuffer(c.buffer_size, c.num_envs, shape, dtype, alpha=c.per_alpha,
+                                                      eps=c.per_eps, **kwargs)
+            else:
+                self.buffer = ReplayBuffer(c.buffer_size, c.num_envs, shape, dtype, **kwargs)
+        self.iteration = 0      # vector steps taken
+        self.updates = 0        # gradient steps taken
+        self._reset_stats()
+
+    # --------------------------------------------------------------------------------- acting
+    def epsilon(self) -> float:
+        c = self.config
+        return linear_schedule(c.eps_start, c.eps_end, c.eps_fraction, self.num_timesteps / max(1, self.planned_steps))
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, device=self.device)
+
+    def _greedy(self, obs: np.ndarray) -> np.ndarray:
+        if self._numpy_q is not None:
+            return self._numpy_q(obs).argmax(axis=1)
+        with torch.inference_mode():
+            return self.q(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
+
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        eps = self.config.eval_eps if deterministic else self.epsilon()
+        return self._epsilon_greedy(obs, eps)
+
+    def _epsilon_greedy(self, obs: np.ndarray, eps: float) -> np.ndarray:
+        n = len(obs)
+        if eps <= 0.0:
+            return self._greedy(obs)
+        explore = self.rng.random(n) < eps
+        random_actions = self.rng.integers(0, self.n_actions, size=n)
+        if explore.all():  # skip the forward pass while acting at random
+            return random_actions
+        return np.where(explore, random_actions, self._greedy(obs))
+
+    # --------------------------------------------------------------------------------- learning
+    def td_target(self, batch: ReplaySamples) -> torch.Tensor:
+        """G^(k) + γ^k max_a' Q(s'_k, a') with the configured network(s) for selecting and scoring a'."""
+        c = self.config
+        scorer = self.q_target if self.q_target is not None else self.q
+        next_q = scorer(batch.next_obs)
+        select = self.q(batch.next_obs) if c.double_q else None
+        return q_learning_target(batch.returns, batch.discounts, next_q, select)
+
+    def update(self, batch: ReplaySamples) -> None:
+        """One gradient step on the (importance-weighted) bootstrapped error."""
+        c = self.config
+        q = self.q(batch.obs).gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)  # Q_θ(s, a)
+        if c.stop_gradient:
+            with torch.no_grad():  # ⊥: the target is a fixed regression label
+                target = self.td_target(batch)
+        else:  # lecture v1: the gradient also moves the target ("moving target")
+            target = self.td_target(batch)
+        td = q - target
+        if c.loss == "huber":
+            per_sample = F.smooth_l1_loss(q, target, reduction="none")
+        else:
+            per_sample = td.pow(2)
+        loss = (batch.weights * per_sample).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.q.parameters(), max_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if isinstance(self.buffer, PrioritizedReplayBuffer):
+            self.buffer.update_priorities(batch.indices, td.detach().cpu().numpy())
+        stats = self._stats
+        stats["loss"] += loss.detach()
+        stats["q"] += q.detach().mean()
+        stats["grad"] += grad_norm.detach()
+        stats["n"] += 1
+
+    def update_target(self) -> None:
+        """θ⁻ ← τ θ + (1 - τ) θ⁻ (τ = 1: a hard copy)."""
+        if self.q_target is None:
+            return
+        with torch.no_grad():
+            if self.config.tau >= 1.0:
+                for t, p in zip(self.q_target.parameters(), self.q.parameters()):
+                    t.copy_(p)
+            else:
+                torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()), self.config.tau)
+
+    def _online_batch(self, obs: np.ndarray, actions: np.ndarray, step: Any) -> ReplaySamples:
+        """The transitions just made, as a batch (no replay: lecture v1 / v2)."""
+        to = self._obs_tensor
+        discount = np.where(step.terminated, 0.0, self.config.gamma).astype(np.float32)
+        return ReplaySamples(obs=to(obs), actions=to(actions), returns=to(step.reward), discounts=to(discount),
+                             next_obs=to(step.next_obs), weights=torch.ones(len(obs), device=self.device),
+                             indices=np.arange(len(obs)))
+
+    def _beta(self) -> float:
+        c = self.config
+        return c.per_beta_start + (1.0 - c.per_beta_start) * min(1.0, self.num_timesteps / max(1, self.planned_steps))
+
+    def _reset_stats(self) -> None:
+        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
+        self._stats = {"loss": zero(), "q": zero(), "grad": zero(), "n": 0}
+
+    def _train(self, target_steps: int) -> None:
+        c = self.config
+        n_envs = c.num_envs
+        train_every = max(1, c.train_freq // n_envs)
+        target_every = max(1, c.target_update_interval // n_envs)
+        obs = self._obs
+        last_log_steps, last_log_time = self.num_timesteps, self._elapsed
+        while self.num_timesteps < target_steps and not self._stop:
+            actions = self._epsilon_greedy(obs, self.epsilon())            # 1. ε-greedy
+            step = self.envs.step(actions)                                   # 2. s', r' ~ p(s', r'|s, a)
+            self.num_timesteps += n_envs
+            self.iteration += 1
+            if self.buffer is not None:
+                self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
+            if self.num_timesteps > c.learning_starts and self.iteration % train_every == 0:
+                for _ in range(c.gradient_steps):                            # 3. θ ← θ - α ∇ (Q - ⊥target)²
+                    if self.buffer is not None:
+                        batch = self.buffer.sample(c.batch_size, self.rng, beta=self._beta())
+                    else:
+                        batch = self._online_batch(obs, actions, step)
+                    self.update(batch)
+            if self.q_target is not None and self.iteration % target_every == 0:
+                self.update_target()
+            obs = step.obs                                                   # 4. s ← s'
+            self._obs = obs
+            self._record_episodes(step.episodes)
+            self._progress.update(n_envs)
+
+            if self._crossed(c.log_interval, last_log_steps) or self.num_timesteps >= target_steps:
+                now = time.perf_counter() - self._t0
+                sps = (self.num_timesteps - last_log_steps) / max(now - last_log_time, 1e-9)
+                since, last_log_steps, last_log_time = last_log_steps, self.num_timesteps, now
+                metrics = self._interval_metrics(sps)
+                evaluation = self._maybe_eval(since)
+                if evaluation is not None:
+                    metrics["eval/mean_return"] = evaluation["mean_return"]
+                    metrics["eval/std_return"] = evaluation["std_return"]
+                self._log(metrics)
+                self._progress.update(0, ret=metrics["charts/episode_return"], eps=round(self.epsilon(), 3))
+                # checkpoint only right after a log row, when the interval statistics are empty,
+                # so a resumed run logs exactly the rows the uninterrupted run would have
+                self._maybe_checkpoint(since)
+                self._after_log()
+
+    def _interval_metrics(self, sps: float) -> dict[str, Any]:
+        s = self._stats
+        n = s["n"]
+        metrics: dict[str, Any] = {
+            "charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
+            "charts/epsilon": self.epsilon(), "charts/sps": round(sps, 1),
+            "loss/td": (s["loss"] / n).item() if n else None, "q/mean": (s["q"] / n).item() if n else None,
+            "grad/norm": (s["grad"] / n).item() if n else None}
+        self._reset_stats()
+        return metrics
+
+    # --------------------------------------------------------------------------------- persistence
+    def _model_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"q.{k}": v for k, v in self.q.state_dict().items()}
+
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
+        if self.q_target is not None:
+            self.q_target.load_state_dict(self.q.state_dict())
+
+    def _checkpoint(self) -> tuple[dict, dict, dict]:
+        opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
+        tensors = {"model": {**self._model_tensors(),
+                             **({f"target.{k}": v for k, v in self.q_target.state_dict().items()}
+                                if self.q_target is not None else {})},
+                   "optimizer": opt_tensors}
+        arrays = {"replay": self.buffer.state_arrays()} if self.buffer is not None else {}
+        state = {"optimizer": opt_skeleton, "iteration": self.iteration, "updates": self.updates,
+                 "replay": self.buffer.state_meta() if self.buffer is not None else None}
+        return tensors, arrays, state
+
+    def _restore(self, state: dict[str, Any], loader: Any) -> None:
+        model = loader("model")
+        self.q.load_state_dict({k[2:]: v for k, v in model.items() if k.startswith("q.")})
+        if self.q_target is not None:
+            self.q_target.load_state_dict({k[7:]: v for k, v in model.items() if k.startswith("target.")})
+        self.optimizer.load_state_dict(unflatten_state(state["optimizer"], loader("optimizer")))
+        if self.buffer is not None:
+            self.buffer.load_state(loader("replay", numpy=True), state["replay"])
+        self.iteration, self.updates = int(state["iteration"]), int(state["updates"])

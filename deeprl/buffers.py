@@ -1,0 +1,207 @@
+"""Replay buffers: uniform and prioritized experience replay with n-step returns.
+
+Storage is ``(capacity, num_envs, ...)``: row t holds the transition every env made at vector
+step t, so an env's next transition is simply the next row.  n-step returns are computed when a
+batch is *sampled* (:func:`deeprl.returns.nstep_return`), which keeps each stored transition
+exact, lets ``n_step`` change without refilling, and handles episode ends and the write head in
+one place.  Both ``terminated`` and ``truncated`` are stored: truncation bootstraps, termination
+does not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from deeprl.returns import bootstrap_discount, nstep_return
+
+
+@dataclass
+class ReplaySamples:
+    """A batch for the Q-learning target  G^(k) + γ^k max_a' Q(s'_k, a')."""
+
+    obs: torch.Tensor        # (B, *obs_shape) s
+    actions: torch.Tensor    # (B,) long, a
+    returns: torch.Tensor    # (B,) G^(k): discounted sum of the k rewards after (s, a)
+    discounts: torch.Tensor  # (B,) γ^k, or 0 where the episode terminated within the k steps
+    next_obs: torch.Tensor   # (B, *obs_shape) s'_k, the state k steps later
+    weights: torch.Tensor    # (B,) importance weights (ones for uniform replay)
+    indices: np.ndarray      # (B,) flat storage indices, for updating priorities
+
+
+class ReplayBuffer:
+    """Uniform experience replay."""
+
+    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype,
+                 *, n_step: int = 1, gamma: float = 0.99, device: torch.device | str = "cpu"):
+        self.rows = max(1, math.ceil(capacity / num_envs))
+        self.num_envs, self.n_step, self.gamma = num_envs, n_step, gamma
+        self.device = torch.device(device)
+        shape = (self.rows, num_envs)
+        self.obs = np.zeros(shape + tuple(obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros_like(self.obs)
+        self.actions = np.zeros(shape, dtype=np.int64)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminated = np.zeros(shape, dtype=bool)
+        self.truncated = np.zeros(shape, dtype=bool)
+        self.pos, self.full = 0, False
+
+    def __len__(self) -> int:
+        return (self.rows if self.full else self.pos) * self.num_envs
+
+    def add(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+            terminated: np.ndarray, truncated: np.ndarray) -> None:
+        """One vector step: each argument has leading dimension ``num_envs``."""
+        p = self.pos
+        self.obs[p], self.next_obs[p], self.actions[p] = obs, next_obs, actions
+        self.rewards[p], self.terminated[p], self.truncated[p] = rewards, terminated, truncated
+        self._on_add(p)
+        self.pos = (p + 1) % self.rows
+        self.full = self.full or self.pos == 0
+
+    def _on_add(self, row: int) -> None:
+        pass
+
+    def _sample_indices(self, batch_size: int, rng: np.random.Generator,
+                        beta: float) -> tuple[np.ndarray, np.ndarray]:
+        idx = rng.integers(0, len(self), size=batch_size)
+        return idx, np.ones(batch_size, dtype=np.float32)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, beta: float = 1.0) -> ReplaySamples:
+        """``batch_size`` transitions; ``beta`` is the importance-weight exponent (prioritized only)."""
+        return self._gather(*self._sample_indices(batch_size, rng, beta))
+
+    def _gather(self, idx: np.ndarray, weights: np.ndarray) -> ReplaySamples:
+        row, env = idx // self.num_envs, idx % self.num_envs
+        n = self.n_step
+        if n == 1:
+            G = self.rewards[row, env]
+            k = np.ones_like(row)
+            terminal = self.terminated[row, env]
+            last = row
+        else:
+            # rows available after `row` before reaching the write head (newest data)
+            ahead = (self.pos - row) % self.rows
+            ahead = np.where(ahead == 0, self.rows, ahead)
+            rows = (row[:, None] + np.arange(n)) % self.rows
+            valid = np.arange(n)[None, :] < ahead[:, None]
+            G, k, terminal = nstep_return(self.rewards[rows, env[:, None]], self.terminated[rows, env[:, None]],
+                                          self.truncated[rows, env[:, None]], valid, self.gamma)
+            last = rows[np.arange(len(idx)), k - 1]
+        discount = bootstrap_discount(k, terminal, self.gamma)
+        to = self._to_tensor
+        return ReplaySamples(obs=to(self.obs[row, env]), actions=to(self.actions[row, env]),
+                             returns=to(np.asarray(G, dtype=np.float32)), discounts=to(discount),
+                             next_obs=to(self.next_obs[last, env]), weights=to(weights), indices=idx)
+
+    def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+
+    # -- checkpointing: arrays for safetensors, scalars for JSON
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"obs": self.obs, "next_obs": self.next_obs, "actions": self.actions, "rewards": self.rewards,
+                "terminated": self.terminated, "truncated": self.truncated}
+
+    def state_meta(self) -> dict[str, Any]:
+        return {"pos": self.pos, "full": self.full, "rows": self.rows, "num_envs": self.num_envs}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if meta["rows"] != self.rows or meta["num_envs"] != self.num_envs:
+            raise ValueError("replay buffer shape differs from the configured one")
+        for name, current in ReplayBuffer.state_arrays(self).items():
+            if arrays[name].shape != current.shape or arrays[name].dtype != current.dtype:
+                raise ValueError(f"replay array {name!r} has shape {arrays[name].shape}, expected {current.shape}")
+            current[...] = arrays[name]
+        self.pos, self.full = int(meta["pos"]), bool(meta["full"])
+
+
+class SumTree:
+    """Binary tree whose internal nodes hold the sum of their leaves: O(log N) proportional sampling."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.leaf0 = 1 << max(0, (size - 1).bit_length())
+        self.tree = np.zeros(2 * self.leaf0, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        return float(self.tree[1])
+
+    @property
+    def leaves(self) -> np.ndarray:
+        return self.tree[self.leaf0:self.leaf0 + self.size]
+
+    def set(self, idx: np.ndarray, values: np.ndarray) -> None:
+        nodes = np.asarray(idx) + self.leaf0
+        self.tree[nodes] = values
+        nodes = np.unique(nodes // 2)
+        while nodes[0] >= 1:
+            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
+            if nodes[0] == 1:
+                break
+            nodes = np.unique(nodes // 2)
+
+    def find(self, mass: np.ndarray) -> np.ndarray:
+        """Leaf index i for each value in ``mass`` such that cumsum[i-1] <= mass < cumsum[i]."""
+        nodes = np.ones(len(mass), dtype=np.int64)
+        mass = np.asarray(mass, dtype=np.float64).copy()
+        while nodes[0] < self.leaf0:
+            left = self.tree[2 * nodes]
+            go_right = mass >= left
+            mass -= np.where(go_right, left, 0.0)
+            nodes = 2 * nodes + go_right
+        return np.minimum(nodes - self.leaf0, self.size - 1)
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al. 2016).
+
+    P(i) = p_i^α / Σ_j p_j^α with p_i = |δ_i| + ε; new transitions get the largest priority seen
+    so they are replayed at least once.  The sampling bias is corrected by importance weights
+    w_i = (N P(i))^-β / max_j w_j, with β annealed towards 1.
+    """
+
+    def __init__(self, *args: Any, alpha: float = 0.6, eps: float = 1e-6, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.alpha, self.eps = alpha, eps
+        self.tree = SumTree(self.rows * self.num_envs)
+        self.max_priority = 1.0
+
+    def _on_add(self, row: int) -> None:
+        idx = row * self.num_envs + np.arange(self.num_envs)
+        self.tree.set(idx, np.full(self.num_envs, self.max_priority ** self.alpha))
+
+    def _sample_indices(self, batch_size: int, rng: np.random.Generator,
+                        beta: float) -> tuple[np.ndarray, np.ndarray]:
+        total = self.tree.total
+        # stratified: one draw from each of batch_size equal slices of the total mass
+        bounds = np.arange(batch_size) * (total / batch_size)
+        idx = self.tree.find(bounds + rng.random(batch_size) * (total / batch_size))
+        # rounding can walk past the last written leaf (priority 0) while the buffer fills
+        idx = np.minimum(idx, len(self) - 1)
+        probs = self.tree.leaves[idx] / total
+        weights = (len(self) * probs) ** (-beta)
+        return idx, (weights / weights.max()).astype(np.float32)
+
+    def update_priorities(self, idx: np.ndarray, td_errors: np.ndarray) -> None:
+        priorities = np.abs(td_errors) + self.eps
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.set(idx, priorities ** self.alpha)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {**super().state_arrays(), "priorities": self.tree.leaves.copy()}
+
+    def state_meta(self) -> dict[str, Any]:
+        return {**super().state_meta(), "max_priority": self.max_priority}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        priorities = arrays.pop("priorities", None)
+        super().load_state(arrays, meta)
+        if priorities is None or priorities.shape != (self.tree.size,):
+            raise ValueError("prioritized replay checkpoint lacks its priorities")
+        self.tree.set(np.arange(self.tree.size), priorities)
+        self.max_priority = float(meta["max_priority"])

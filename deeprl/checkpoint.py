@@ -1,0 +1,234 @@
+"""Safe, atomic persistence: tensors in safetensors files, everything else in JSON.
+
+Nothing here unpickles: a checkpoint or model file handed to us by a user can at worst be
+rejected with a :class:`CheckpointError`, never run code.
+
+Writing is atomic at two levels.  A single file is written to a temporary name, flushed,
+fsynced and renamed into place.  A checkpoint (several files) is written into a temporary
+folder that is renamed to ``step_<N>`` only when complete; the ``latest`` pointer is then
+replaced atomically.  A run killed at any instant leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as np_load_file
+from safetensors.numpy import save_file as np_save_file
+from safetensors.torch import load_file, save_file
+
+from deeprl.errors import CheckpointError
+
+FORMAT = "deeprl-1"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} {str(path)!r} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{what} {str(path)!r} is corrupt (not valid JSON: {e})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# nested state (optimizer state dicts) <-> flat tensors + JSON skeleton
+
+
+def flatten_state(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested structure into ``{key: tensor}`` and a JSON-able skeleton referring to keys."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            tensors[path] = x.detach().cpu().contiguous()
+            return {"__tensor__": path}
+        if isinstance(x, dict):
+            return {"__items__": [[k, walk(v, f"{path}.{k}")] for k, v in x.items()]}
+        if isinstance(x, (list, tuple)):
+            return [walk(v, f"{path}.{i}") for i, v in enumerate(x)]
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        raise TypeError(f"cannot store {type(x).__name__} at {path}")
+
+    return tensors, walk(obj, prefix or "s")
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(skeleton, dict) and "__tensor__" in skeleton:
+        return tensors[skeleton["__tensor__"]]
+    if isinstance(skeleton, dict) and "__items__" in skeleton:
+        return {k: unflatten_state(v, tensors) for k, v in skeleton["__items__"]}
+    if isinstance(skeleton, list):
+        return [unflatten_state(v, tensors) for v in skeleton]
+    return skeleton
+
+
+# ---------------------------------------------------------------------------------------------
+# single-file models (``.save()`` / ``load()``)
+
+
+def save_model_file(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """One safetensors file: the weights, with ``meta`` (config, spaces) as JSON in its header."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata={"format": FORMAT, "meta": json.dumps(meta)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "model.safetensors",):
+            if candidate.exists():
+                path = candidate
+                break
+        else:
+            raise CheckpointError(f"{str(path)!r} is a folder without model.safetensors; pass a saved model file "
+                                  "or a finished run directory")
+    if not path.exists():
+        raise CheckpointError(f"model file {str(path)!r} does not exist")
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({e}); "
+                              "it may be corrupt or not a deeprl model") from None
+    if header.get("format") != FORMAT or "meta" not in header:
+        raise CheckpointError(f"{str(path)!r} is a safetensors file but not a deeprl model "
+                              f"(format {header.get('format')!r}, expected {FORMAT!r})")
+    try:
+        meta = json.loads(header["meta"])
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{str(path)!r} has a corrupt header; re-save the model") from None
+    return tensors, meta
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-file checkpoints inside a run directory
+
+
+class CheckpointDir:
+    """``<run>/checkpoints/step_<N>/`` folders plus a ``latest`` pointer; keeps the newest ``keep``."""
+
+    def __init__(self, root: str | Path, keep: int = 2):
+        self.root = Path(root)
+        self.keep = keep
+
+    def write(self, step: int, *, tensors: dict[str, dict[str, torch.Tensor]],
+              arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]) -> Path:
+        """``tensors`` and ``arrays``: ``{file stem: {name: tensor/array}}``; ``state``: JSON."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"step_{step:012d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
+        try:
+            for stem, group in tensors.items():
+                save_file({k: v.detach().cpu().contiguous() for k, v in group.items()}, str(tmp / f"{stem}.safetensors"))
+            for stem, group in arrays.items():
+                np_save_file({k: np.ascontiguousarray(v) for k, v in group.items()}, str(tmp / f"{stem}.safetensors"))
+            (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **state}))
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            final = self.root / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        atomic_write_bytes(self.root / "latest", (name + "\n").encode())
+        self._prune(keep_name=name)
+        return final
+
+    def _prune(self, keep_name: str) -> None:
+        complete = sorted(p for p in self.root.glob("step_*") if p.is_dir())
+        for old in complete[:-self.keep]:
+            if old.name != keep_name:
+                shutil.rmtree(old, ignore_errors=True)
+        for stale in self.root.glob(".step_*"):  # temp folders of a killed write
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def latest(self) -> Path | None:
+        pointer = self.root / "latest"
+        if pointer.exists():
+            path = self.root / pointer.read_text().strip()
+            if path.is_dir():
+                return path
+        complete = sorted(p for p in self.root.glob("step_*") if (p / "state.json").exists())
+        return complete[-1] if complete else None
+
+    @staticmethod
+    def read(path: Path) -> tuple[dict[str, Any], Any]:
+        """``(state, loader)`` where ``loader(stem, numpy=False)`` reads one safetensors file."""
+        state = read_json(path / "state.json", "checkpoint state")
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise CheckpointError(f"{str(path)!r} is not a deeprl checkpoint (format {state.get('format')!r} "
+                                  f"where {FORMAT!r} was expected)" if isinstance(state, dict) else
+                                  f"{str(path)!r} is not a deeprl checkpoint")
+
+        def loader(stem: str, numpy: bool = False) -> dict[str, Any]:
+            file = path / f"{stem}.safetensors"
+            if not file.exists():
+                raise CheckpointError(f"checkpoint {str(path)!r} lacks {file.name}; it is incomplete")
+            try:
+                return np_load_file(str(file)) if numpy else load_file(str(file))
+            except (SafetensorError, OSError, ValueError) as e:
+                raise CheckpointError(f"checkpoint file {str(file)!r} is corrupt ({e}); delete this checkpoint "
+                                      "folder to resume from the previous one") from None
+
+        return state, loader

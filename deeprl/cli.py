@@ -1,0 +1,214 @@
+"""``deeprl train | eval | plot | presets``: a thin layer over the Python API.
+
+Every user error (bad env id, bad setting, bad checkpoint) ends as one line on stderr and exit
+status 2; argparse's own usage errors exit 2 as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_ALGO = "dqn"
+DEFAULT_ENV = "CartPole-v1"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(float(text.replace("_", "")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1 or value != float(text.replace("_", "")):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deeprl", description="Deep reinforcement learning from the command line.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train an agent (bare 'deeprl train': DQN on CartPole-v1)")
+    t.add_argument("algo", nargs="?", default=None, help=f"algorithm (default {DEFAULT_ALGO})")
+    t.add_argument("--env", help=f"Gymnasium id (default {DEFAULT_ENV})")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--steps", type=_positive_int, help="environment steps to train for")
+    t.add_argument("--out", help="run directory (default runs/ALGO-ENV-TIME)")
+    t.add_argument("--preset", help="named preset (default: the one tuned for --env, if any)")
+    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings")
+    t.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run from its last checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--help-config", action="store_true", help="list every setting of ALGO and exit")
+
+    e = sub.add_parser("eval", help="evaluate a trained agent")
+    e.add_argument("run", help="run directory or saved .safetensors model")
+    e.add_argument("--episodes", type=_positive_int, default=10)
+    e.add_argument("--seed", type=int)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--video", nargs="?", const="", metavar="FILE",
+                   help="write an MP4 of one episode (default RUN/videos/eval.mp4)")
+
+    pl = sub.add_parser("plot", help="learning curves of runs as a PNG")
+    pl.add_argument("runs", nargs="+")
+    pl.add_argument("--out", default="plot.png")
+    pl.add_argument("--metric", default="charts/episode_return")
+
+    pr = sub.add_parser("presets", help="list the tuned presets")
+    pr.add_argument("algo", nargs="?")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from deeprl.errors import DeepRLError
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in (None, "train"):
+            if args.command is None:
+                args = _parser().parse_args(["train"])
+            return _train(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "plot":
+            return _plot(args)
+        if args.command == "presets":
+            return _presets(args)
+    except DeepRLError as e:
+        print(f"deeprl: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deeprl: interrupted; resume with 'deeprl train --resume RUN' from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _algorithm(name: str):
+    from deeprl import ALGORITHMS
+    from deeprl.errors import ConfigError, did_you_mean
+
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {name!r}." + did_you_mean(name, ALGORITHMS)
+                          + f" Available: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from deeprl.config import build_config, default_preset, describe, parse_assignments, preset_for
+    from deeprl.errors import ConfigError
+    from deeprl.run import RunDir, default_run_dir
+
+    if args.resume:
+        conflicting = [f"--{k}" for k in ("env", "seed", "preset", "out") if getattr(args, k)] + \
+            (["--set"] if args.set else [])
+        if conflicting or args.algo:
+            raise ConfigError(f"--resume continues a run with its own settings; drop {', '.join(conflicting or ['ALGO'])}"
+                              " (only --steps may change)")
+        algo_name, _ = RunDir(args.resume).read_config()
+        cls = _algorithm(algo_name)
+        agent = cls.resume(args.resume, total_steps=args.steps)
+        print(f"resuming {args.resume} at step {agent.num_timesteps:,} of {agent.planned_steps:,}", file=sys.stderr)
+        return _run(agent, Path(args.resume), args, resume=True)
+
+    algo_name = args.algo or DEFAULT_ALGO
+    cls = _algorithm(algo_name)
+    if args.help_config:
+        print(f"settings of {algo_name} (use --set KEY=VALUE):\n{describe(cls.config_cls)}")
+        return 0
+    env = args.env or DEFAULT_ENV
+    layers = [preset_for(algo_name, args.preset) if args.preset else default_preset(algo_name, env)]
+    cli: dict = {"env": env}
+    if args.seed is not None:
+        cli["seed"] = args.seed
+    if args.steps is not None:
+        cli["total_steps"] = args.steps
+    overrides = parse_assignments(args.set)
+    clash = {"env", "seed", "total_steps"} & overrides.keys() & cli.keys()
+    if clash:
+        raise ConfigError(f"{', '.join(sorted(clash))} given both as a flag and in --set; give it once")
+    config = build_config(cls.config_cls, *layers, overrides, cli)
+    out = Path(args.out) if args.out else default_run_dir(algo_name, config.env)
+    if RunDir(out).exists():
+        raise ConfigError(f"run directory {str(out)!r} already holds a run; resume it with "
+                          f"'deeprl train --resume {out}' or choose another --out")
+    agent = cls.from_config(config)
+    print(f"training {algo_name} on {config.env} for {config.total_steps:,} steps -> {out}", file=sys.stderr)
+    return _run(agent, out, args, resume=False)
+
+
+def _run(agent, out: Path, args: argparse.Namespace, resume: bool) -> int:
+    progress = False if args.no_progress else None
+    try:
+        if resume:
+            agent.learn(progress=progress)
+        else:
+            agent.learn(run_dir=out, progress=progress)
+    finally:
+        agent.close()
+    ev = agent.last_eval
+    print(f"done: {agent.num_timesteps:,} steps in {agent._elapsed:.1f}s; evaluation over {ev['episodes']} "
+          f"episodes: mean return {ev['mean_return']:.2f} ± {ev['std_return']:.2f}; model {out / 'model.safetensors'}")
+    return 0
+
+
+def _load_for_eval(path: str):
+    import deeprl
+    from deeprl.errors import CheckpointError
+
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{path!r} does not exist; pass a run directory or a saved .safetensors model")
+    if p.is_dir() and not (p / "model.safetensors").exists():
+        raise CheckpointError(f"run {path!r} has no final model yet (it has not finished); "
+                              f"finish it with 'deeprl train --resume {path}'")
+    return deeprl.load(p, device="auto")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    agent = _load_for_eval(args.run)
+    try:
+        result = agent.evaluate(args.episodes, seed=args.seed)
+        summary = {k: result[k] for k in ("mean_return", "std_return", "episodes", "mean_length")}
+        if args.video is not None:
+            run = Path(args.run)
+            video = Path(args.video) if args.video else (run if run.is_dir() else run.parent) / "videos" / "eval.mp4"
+            info = agent.record_video(video, seed=args.seed)
+            summary["video"] = info["path"]
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"{summary['episodes']} episodes: mean return {summary['mean_return']:.2f} ± "
+                  f"{summary['std_return']:.2f} (mean length {summary['mean_length']:.1f})")
+            if "video" in summary:
+                print(f"video: {summary['video']}")
+    finally:
+        agent.close()
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from deeprl.plotting import plot_runs
+
+    out = plot_runs(args.runs, args.out, metric=args.metric)
+    print(f"wrote {out}")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from deeprl.config import list_presets
+
+    presets = list_presets()
+    if args.algo:
+        _algorithm(args.algo)
+        presets = {args.algo: presets.get(args.algo, {})}
+    for algo, named in presets.items():
+        for name, settings in named.items():
+            desc = settings.get("description", "") if isinstance(settings, dict) else ""
+            print(f"{algo:<6} {name:<22} {desc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Configuration: one frozen dataclass per algorithm, presets, and validated overrides.
+
+Every setting is a keyword-only dataclass field whose ``help`` metadata is the documentation.
+Values arrive as Python objects (``DQN(env, lr=1e-3)``), YAML presets or ``--set key=value``
+strings; all three pass through :func:`build_config`, which rejects unknown keys (naming the
+closest valid one), wrong types and out-of-range values with a :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+
+from deeprl.errors import ConfigError, did_you_mean
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Settings every algorithm shares: the environment, the budget, logging and checkpoints."""
+
+    env: str = _f("CartPole-v1", "Gymnasium id, including 'module:Env-v0' ids and ALE/ Atari ids")
+    seed: int = _f(0, "seed for networks, exploration and environment resets")
+    total_steps: int = _f(50_000, "environment steps to train for (summed over parallel envs)", min=1)
+    num_envs: int = _f(1, "parallel environments", min=1)
+    vectorization: Literal["sync", "async"] = _f("sync", "step envs in this process or in subprocesses")
+    atari_wrappers: Literal["auto", "on", "off"] = _f(
+        "auto", "standard Atari preprocessing; 'auto' turns it on for ALE ids")
+    device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    torch_threads: int = _f(0, "CPU threads for torch; 0 picks 1 (small nets run fastest single-threaded)", min=0)
+    eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = only at the end)", min=0)
+    eval_episodes: int = _f(10, "episodes per evaluation", min=1)
+    checkpoint_freq: int = _f(25_000, "write a checkpoint every this many env steps (0 = only at the end)", min=0)
+    log_interval: int = _f(1_000, "write a metrics row every this many env steps", min=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DQNConfig(RunConfig):
+    """Deep Q-learning with every trick of the lecture and two beyond it (dueling, prioritized replay).
+
+    The lecture's "Deep Q-learning v1" is ``replay=False, target_update_interval=0,
+    stop_gradient=False, eps_start=0, eps_end=0``; "v2" adds ε-greedy and ``stop_gradient=True``.
+    Presets ``lecture-v1`` and ``lecture-v2`` set exactly these.
+    """
+
+    lr: float = _f(1e-4, "Adam learning rate", min=0.0, exclusive_min=True)
+    adam_eps: float = _f(1e-8, "Adam epsilon", min=0.0, exclusive_min=True)
+    gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
+    net_arch: list[int] = _f([64, 64], "hidden layer sizes of the MLP torso (vector observations)")
+    dueling: bool = _f(False, "dueling head: Q = V + A - mean(A)")
+    loss: Literal["huber", "mse"] = _f("huber", "regression loss on the bootstrapped error")
+    max_grad_norm: float = _f(10.0, "clip the gradient's global norm to this (0 = no clipping)", min=0.0)
+    batch_size: int = _f(32, "transitions per gradient step", min=1)
+    replay: bool = _f(True, "experience replay; off = learn from the latest transitions only (lecture v1/v2)")
+    buffer_size: int = _f(100_000, "replay capacity in transitions", min=1)
+    learning_starts: int = _f(1_000, "env steps collected before the first update", min=0)
+    train_freq: int = _f(4, "env steps between training phases", min=1)
+    gradient_steps: int = _f(1, "gradient steps per training phase", min=1)
+    target_update_interval: int = _f(
+        1_000, "env steps between target-network updates (0 = no target network: bootstrap from Q_θ)", min=0)
+    tau: float = _f(1.0, "target update rate: 1 = hard copy, <1 = Polyak averaging", min=0.0, max=1.0,
+                    exclusive_min=True)
+    stop_gradient: bool = _f(True, "⊥ on the target; off lets the gradient flow into the target (lecture v1)")
+    double_q: bool = _f(True, "double Q-learning: online net picks a', target net scores it")
+    n_step: int = _f(1, "multi-step returns: bootstrap after n rewards", min=1)
+    eps_start: float = _f(1.0, "ε at step 0", min=0.0, max=1.0)
+    eps_end: float = _f(0.05, "ε after the decay", min=0.0, max=1.0)
+    eps_fraction: float = _f(0.1, "fraction of total_steps over which ε decays linearly", min=0.0, max=1.0)
+    eval_eps: float = _f(0.0, "ε used during evaluation", min=0.0, max=1.0)
+    prioritized: bool = _f(False, "prioritized replay (proportional) with importance weights")
+    per_alpha: float = _f(0.6, "priority exponent α", min=0.0)
+    per_beta_start: float = _f(0.4, "importance-weight exponent β at step 0 (annealed to 1)", min=0.0, max=1.0)
+    per_eps: float = _f(1e-6, "added to |TD error| so no priority is zero", min=0.0, exclusive_min=True)
+
+
+ALGORITHMS: dict[str, type[RunConfig]] = {"dqn": DQNConfig}
+
+
+# --------------------------------------------------------------------------------------------
+# building and validating
+
+
+def field_names(cls: type[RunConfig]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {typing.get_args(tp)[0].__name__}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    """Turn ``value`` (a Python object or a command-line string) into type ``tp`` or raise."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"setting {name!r} expects {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"setting {name!r} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+                              + did_you_mean(str(value), [str(c) for c in choices]))
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):
+            text = value.strip().strip("[]()")
+            value = [v for v in text.replace(",", " ").split()] if text else []
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(name, item, v) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError("optional settings are not used; encode 'off' as 0")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise bad
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                number = float(value.replace("_", ""))
+            except ValueError:
+                raise bad from None
+            if number.is_integer():
+                return int(number)
+        raise bad
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.replace("_", ""))
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise AssertionError(f"unsupported config type {tp}")
+
+
+def _check_range(f: dataclasses.Field, value: Any) -> None:
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if lo is not None:
+        if f.metadata.get("exclusive_min") and value <= lo:
+            raise ConfigError(f"setting {f.name!r} must be > {lo}, got {value}")
+        if value < lo:
+            raise ConfigError(f"setting {f.name!r} must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"setting {f.name!r} must be <= {hi}, got {value}")
+
+
+def build_config(cls: type[RunConfig], *layers: dict[str, Any]) -> RunConfig:
+    """Defaults, then each layer of overrides in order (preset, file, command line, keywords)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for key, raw in layer.items():
+            if key not in fields:
+                raise ConfigError(f"unknown setting {key!r} for {cls.__name__}." + did_you_mean(key, fields)
+                                  + " Run 'deeprl train ALGO --help-config' to list the settings.")
+            value = _coerce(key, hints[key], raw)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                _check_range(fields[key], value)
+            values[key] = value
+    config = cls(**values)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: RunConfig) -> None:
+    if isinstance(config, DQNConfig):
+        if any(h < 1 for h in config.net_arch):
+            raise ConfigError(f"setting 'net_arch' needs positive layer sizes, got {config.net_arch}")
+        if config.replay and config.batch_size > config.buffer_size:
+            raise ConfigError(f"batch_size {config.batch_size} exceeds buffer_size {config.buffer_size}; "
+                              "lower batch_size or raise buffer_size")
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_json(cls: type[RunConfig], text: str) -> RunConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config JSON must be an object")
+    return build_config(cls, data)
+
+
+def describe(cls: type[RunConfig]) -> str:
+    """A table of every setting: name, type, default, help (for --help-config)."""
+    hints = typing.get_type_hints(cls)
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        lines.append(f"  {f.name:<24} {_type_name(hints[f.name]):<22} {default!r:<14} {f.metadata['help']}")
+    return "\n".join(lines)
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``["lr=5e-4", "double_q=false"]`` -> ``{"lr": "5e-4", "double_q": "false"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r} (example: --set lr=5e-4)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# presets
+
+
+def _preset_file(algo: str) -> dict[str, dict[str, Any]]:
+    try:
+        text = resources.files("deeprl.presets").joinpath(f"{algo}.yaml").read_text()
+    except FileNotFoundError:
+        return {}
+    data = yaml.safe_load(text) or {}
+    return data
+
+
+def list_presets() -> dict[str, dict[str, dict[str, Any]]]:
+    """``{algo: {preset_name: settings}}`` for every shipped preset."""
+    return {algo: _preset_file(algo) for algo in ALGORITHMS}
+
+
+def _settings(preset: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in preset.items() if k not in ("description", "results")}
+
+
+def preset_for(algo: str, name: str) -> dict[str, Any]:
+    """The settings of a named preset (a tuned env preset such as 'CartPole-v1', or 'lecture-v1')."""
+    presets = _preset_file(algo)
+    if name not in presets:
+        raise ConfigError(f"no preset {name!r} for {algo}." + did_you_mean(name, presets)
+                          + " Run 'deeprl presets' to list them.")
+    return _settings(presets[name])
+
+
+def default_preset(algo: str, env_id: str) -> dict[str, Any]:
+    """The tuned preset named after ``env_id`` if one ships, else nothing."""
+    presets = _preset_file(algo)
+    return _settings(presets.get(env_id, {}))

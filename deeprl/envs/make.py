@@ -1,0 +1,118 @@
+"""Making environments from ids: any Gymnasium id, ``module:Env-v0`` ids and ALE Atari ids.
+
+Every failure a user can cause (unknown id, missing module, missing optional dependency) becomes
+an :class:`EnvError` that names the id and suggests close registered ids.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from deeprl.envs.atari import is_atari_id, make_atari, register_ale
+from deeprl.errors import EnvError, closest
+
+
+class ChannelsFirst(gym.ObservationWrapper):
+    """(H, W, C) uint8 images -> (C, H, W), the layout torch convolutions expect."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        assert isinstance(space, gym.spaces.Box)
+        self.observation_space = gym.spaces.Box(
+            low=np.moveaxis(space.low, -1, 0), high=np.moveaxis(space.high, -1, 0), dtype=space.dtype)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(observation, -1, 0))
+
+
+def is_image_space(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def _is_channels_last(space: gym.spaces.Box) -> bool:
+    h, w, c = space.shape
+    return c in (1, 3, 4) and h > 4 and w > 4
+
+
+def _suggest(env_id: str) -> str:
+    ids = list(gym.registry.keys())
+    if "/" in env_id or env_id[:1].isupper():
+        try:
+            register_ale()
+            ids = list(gym.registry.keys())
+        except ImportError:
+            pass
+    hits = closest(env_id, ids)
+    if hits:
+        return " Did you mean " + " or ".join(repr(h) for h in hits) + "?"
+    return " Run 'python -c \"import gymnasium; gymnasium.pprint_registry()\"' to list the registered ids."
+
+
+def use_atari_wrappers(env_id: str, setting: str = "auto") -> bool:
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    return is_atari_id(env_id)
+
+
+def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto",
+             **kwargs: Any) -> gym.Env:
+    """One environment, ready for deeprl: episode statistics recorded, images channels-first."""
+    if not isinstance(env_id, str) or not env_id.strip():
+        raise EnvError("no environment id given; pass one such as --env CartPole-v1")
+    if ":" in env_id:
+        module = env_id.split(":", 1)[0]
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise EnvError(f"cannot import module {module!r} for env {env_id!r} ({e}); "
+                           "install it or fix the 'module:Env-v0' id") from None
+    if is_atari_id(env_id):
+        try:
+            register_ale()
+        except ImportError:
+            raise EnvError(f"env {env_id!r} needs ale-py; install it with 'pip install ale-py'") from None
+    try:
+        if is_atari_id(env_id) and use_atari_wrappers(env_id, atari_wrappers):
+            env = make_atari(env_id, render_mode=render_mode, **kwargs)
+        else:
+            if render_mode is not None:
+                kwargs["render_mode"] = render_mode
+            env = gym.make(env_id, **kwargs)
+            env = gym.wrappers.RecordEpisodeStatistics(env)
+    except gym.error.DependencyNotInstalled as e:
+        raise EnvError(f"env {env_id!r} needs an optional dependency: {e}") from None
+    except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,
+            gym.error.DeprecatedEnv, gym.error.UnregisteredEnv) as e:
+        raise EnvError(f"unknown environment {env_id!r} ({e}).{_suggest(env_id)}") from None
+    except gym.error.Error as e:
+        raise EnvError(f"cannot make environment {env_id!r}: {e}") from None
+    if is_image_space(env.observation_space) and _is_channels_last(env.observation_space):
+        env = ChannelsFirst(env)
+    return env
+
+
+def check_discrete_actions(space: gym.Space, algo: str) -> int:
+    """Number of actions, or an EnvError saying why ``algo`` cannot act in ``space``."""
+    if isinstance(space, gym.spaces.Discrete):
+        if space.start != 0:
+            raise EnvError(f"{algo} needs actions numbered from 0; this env's Discrete space starts at "
+                           f"{space.start}")
+        return int(space.n)
+    raise EnvError(f"{algo} needs a discrete action space, but this env's actions are {space}; "
+                   "use an env with Discrete actions (continuous-action algorithms: a2c, ppo)")
+
+
+def check_observation_space(space: gym.Space, algo: str) -> None:
+    if isinstance(space, gym.spaces.Discrete):
+        return
+    if isinstance(space, gym.spaces.Box) and (len(space.shape) == 1 or is_image_space(space)):
+        return
+    raise EnvError(f"{algo} handles vector, image and Discrete observations; this env observes {space}. "
+                   "Flatten it with gymnasium.wrappers.FlattenObservation in a registered env")

@@ -1,0 +1,79 @@
+"""Evaluating a policy on fresh environments, and recording it on video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from deeprl.envs import make_env, make_vec_env
+from deeprl.errors import DeepRLError
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training episodes
+
+Policy = Callable[[np.ndarray], np.ndarray]  # batch of observations -> batch of actions
+
+
+def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs: int | None = None,
+             env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mean and std of the undiscounted return over ``episodes`` complete episodes.
+
+    Episodes are spread over parallel envs with a fixed quota per env, so short episodes are not
+    over-represented (counting the first N to finish would favour them).
+    """
+    num_envs = num_envs or min(episodes, 8)
+    envs = make_vec_env(env_id, num_envs, seed + EVAL_SEED_OFFSET, **(env_kwargs or {}))
+    quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
+    returns: list[list[float]] = [[] for _ in range(num_envs)]
+    lengths: list[list[int]] = [[] for _ in range(num_envs)]
+    try:
+        obs = envs.reset()
+        while any(len(r) < q for r, q in zip(returns, quota)):
+            step = envs.step(policy(obs))
+            obs = step.obs
+            for i, ret, length in step.episodes:
+                if len(returns[i]) < quota[i]:
+                    returns[i].append(ret)
+                    lengths[i].append(length)
+    finally:
+        envs.close()
+    flat = [r for rs in returns for r in rs]
+    flat_len = [n for ns in lengths for n in ns]
+    return {"mean_return": float(np.mean(flat)), "std_return": float(np.std(flat)), "episodes": len(flat),
+            "mean_length": float(np.mean(flat_len)), "returns": flat}
+
+
+def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, episodes: int = 1,
+                 fps: int = 30, max_frames: int = 10_000, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plays ``episodes`` episodes and writes the rendered frames to an MP4 file."""
+    import imageio.v2 as imageio
+
+    env = make_env(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    if env.render_mode != "rgb_array":
+        raise DeepRLError(f"env {env_id!r} cannot render RGB frames, so no video can be made")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames, returns = 0, []
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    try:
+        with imageio.get_writer(str(tmp), fps=fps, macro_block_size=8, codec="libx264", quality=7) as writer:
+            for ep in range(episodes):
+                obs, _ = env.reset(seed=seed + EVAL_SEED_OFFSET + ep)
+                done, total = False, 0.0
+                while not done and frames < max_frames:
+                    frame = env.render()
+                    writer.append_data(np.asarray(frame, dtype=np.uint8))
+                    frames += 1
+                    action = policy(np.asarray(obs)[None])[0]
+                    obs, reward, terminated, truncated, info = env.step(action)
+                    done = terminated or truncated
+                    total += float(reward)
+                    if "episode" in info:
+                        total = float(info["episode"]["r"])
+                returns.append(total)
+        tmp.replace(path)
+    finally:
+        env.close()
+        tmp.unlink(missing_ok=True)
+    return {"path": str(path), "frames": frames, "returns": returns}

@@ -1,0 +1,49 @@
+"""Learning curves from run directories' ``metrics.csv``, as a PNG."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from deeprl.errors import DeepRLError
+from deeprl.run import read_metrics
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, *, metric: str = "charts/episode_return",
+              eval_metric: str = "eval/mean_return") -> Path:
+    """One line per run: ``metric`` against env steps, with evaluations as markers."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    plotted = 0
+    for run in run_dirs:
+        run = Path(run)
+        file = run / "metrics.csv" if run.is_dir() else run
+        if not file.exists():
+            raise DeepRLError(f"{str(run)!r} has no metrics.csv; pass run directories made by 'deeprl train'")
+        cols = read_metrics(file)
+        if metric not in cols:
+            raise DeepRLError(f"{str(file)!r} has no column {metric!r}; columns: {', '.join(cols)}")
+        label = run.name
+        pts = [(s, v) for s, v in zip(cols["step"], cols[metric]) if not math.isnan(v)]
+        if pts:
+            line, = ax.plot(*zip(*pts), label=label)
+            plotted += 1
+            if eval_metric in cols:
+                evs = [(s, v) for s, v in zip(cols["step"], cols[eval_metric]) if not math.isnan(v)]
+                if evs:
+                    ax.plot(*zip(*evs), "o", color=line.get_color(), markersize=4)
+    if not plotted:
+        raise DeepRLError("no data to plot yet: the runs have no logged episodes")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(f"{metric} (line), {eval_metric} (dots)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,158 @@
+"""The run directory: resolved config, metrics (CSV + TensorBoard), checkpoints, final evaluation.
+
+::
+
+    runs/dqn-CartPole-v1-20261125-101500/
+      config.json        algorithm, deeprl version and every resolved setting
+      metrics.csv        one row per log interval; columns named like the TensorBoard tags
+      tb/                TensorBoard event files (``tensorboard --logdir runs``)
+      checkpoints/       step_<N>/ folders and a ``latest`` pointer (see checkpoint.py)
+      model.safetensors  the final model, loadable with ``deeprl.load``
+      eval.json          the final evaluation
+      videos/            ``deeprl eval --video`` output
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from deeprl.checkpoint import CheckpointDir, atomic_write_bytes, atomic_write_json, read_json
+from deeprl.errors import CheckpointError
+
+
+def default_run_dir(algo: str, env_id: str) -> Path:
+    safe_env = env_id.replace("/", "_").replace(":", "_")
+    return Path("runs") / f"{algo}-{safe_env}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checkpoints = CheckpointDir(self.path / "checkpoints")
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / "model.safetensors"
+
+    def exists(self) -> bool:
+        return self.config_file.exists()
+
+    def write_config(self, algo: str, config: dict[str, Any]) -> None:
+        from deeprl import __version__
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.config_file, {"algo": algo, "deeprl_version": __version__, "config": config})
+
+    def read_config(self) -> tuple[str, dict[str, Any]]:
+        if not self.path.exists():
+            raise CheckpointError(f"run directory {str(self.path)!r} does not exist")
+        data = read_json(self.config_file, "run config")
+        if not isinstance(data, dict) or "algo" not in data or "config" not in data:
+            raise CheckpointError(f"{str(self.config_file)!r} is not a deeprl run config")
+        return data["algo"], data["config"]
+
+
+class MetricsLogger:
+    """Writes scalar metrics to ``metrics.csv`` and TensorBoard under the same names.
+
+    The columns are fixed when the logger is made (``keys``), so every row has the same shape;
+    a metric missing from a row is left empty.  On resume, rows logged after the checkpoint are
+    dropped from the CSV and TensorBoard is told to purge them, so the resumed run's curves
+    continue exactly where the checkpoint left off.
+    """
+
+    def __init__(self, run: RunDir, keys: list[str], resume_step: int | None = None, tensorboard: bool = True):
+        self.keys = ["step", "wall_time", *keys]
+        self.file = run.metrics_file
+        run.path.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and self.file.exists():
+            self._truncate_after(resume_step)
+        new = not self.file.exists() or self.file.stat().st_size == 0
+        self._fh = open(self.file, "a", newline="")
+        self._csv = csv.writer(self._fh)
+        if new:
+            self._csv.writerow(self.keys)
+            self._fh.flush()
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(log_dir=str(run.path / "tb"), purge_step=resume_step)
+
+    def _truncate_after(self, step: int) -> None:
+        with open(self.file, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return
+        header, body = rows[0], rows[1:]
+        kept = [r for r in body if r and float(r[0]) <= step]
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(header)
+        writer.writerows(kept)
+        atomic_write_bytes(self.file, buf.getvalue().encode())
+
+    def log(self, step: int, metrics: dict[str, float], wall_time: float) -> None:
+        row = {"step": step, "wall_time": round(wall_time, 3), **metrics}
+        self._csv.writerow(["" if row.get(k) is None else _fmt(row[k]) for k in self.keys])
+        self._fh.flush()
+        if self._tb is not None:
+            for k, v in metrics.items():
+                if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                    self._tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def read_metrics(path: str | Path) -> dict[str, list[float]]:
+    """``metrics.csv`` as columns of floats (NaN where a row has no value)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return {}
+    header = rows[0]
+    cols: dict[str, list[float]] = {k: [] for k in header}
+    for r in rows[1:]:
+        for k, v in zip(header, r):
+            cols[k].append(float(v) if v != "" else float("nan"))
+    return cols
+
+
+class Progress:
+    """A progress bar with steps/s, recent return and ETA, on an interactive terminal only."""
+
+    def __init__(self, total: int, initial: int, desc: str, enabled: bool | None = None):
+        from tqdm import tqdm
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
+                        dynamic_ncols=True, disable=not enabled, smoothing=0.05)
+
+    def update(self, n: int, **postfix: Any) -> None:
+        if postfix:
+            self.bar.set_postfix({k: v for k, v in postfix.items() if v is not None}, refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,88 @@
+"""Tiny hand-made environments for tests only.
+
+Importing this module registers them, so ids such as ``tests.envs:DeeprlTest/Identity-v0`` work
+through Gymnasium's ``module:Env-v0`` mechanism, exactly as a user's own env module would.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class IdentityEnv(gym.Env):
+    """Observe a random one-hot target; reward 1 for the action equal to it. Optimal Q = 1/(1-γ)."""
+
+    def __init__(self, n: int = 3, episode_length: int = 20):
+        self.n, self.episode_length = n, episode_length
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (n,), np.float32)
+        self.action_space = gym.spaces.Discrete(n)
+
+    def _obs(self) -> np.ndarray:
+        self.target = int(self.np_random.integers(self.n))
+        return np.eye(self.n, dtype=np.float32)[self.target]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.target)
+        self.t += 1
+        return self._obs(), reward, False, self.t >= self.episode_length, {}
+
+
+class CountdownEnv(gym.Env):
+    """Observation is the step index; the episode terminates after ``length`` steps, reward = index.
+
+    Deterministic, so every transition's successor is known: tests use it to check n-step returns
+    and terminated/truncated bookkeeping end to end.
+    """
+
+    def __init__(self, length: int = 5, truncate_at: int | None = None):
+        self.length, self.truncate_at = length, truncate_at
+        self.observation_space = gym.spaces.Box(0.0, 100.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        terminated = self.t >= self.length
+        truncated = self.truncate_at is not None and self.t >= self.truncate_at and not terminated
+        return np.array([float(self.t)], np.float32), float(self.t), terminated, truncated, {}
+
+
+class TwoArmedChain(gym.Env):
+    """Discrete observations: from state 0, action 1 leads to a rewarding terminal state.
+
+    Observations are a ``Discrete`` space, so the Q-network one-hot encodes them.
+    """
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Discrete(3)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s = 0
+        return 0, {}
+
+    def step(self, action):
+        if int(action) == 1:
+            return 2, 1.0, True, False, {}
+        return 1, 0.0, True, False, {}
+
+
+gym.register("DeeprlTest/Identity-v0", entry_point=IdentityEnv)
+gym.register("DeeprlTest/Countdown-v0", entry_point=CountdownEnv)
+gym.register("DeeprlTest/Chain-v0", entry_point=TwoArmedChain)
+gym.register("DeeprlTest/Continuous-v0", entry_point="gymnasium.envs.classic_control:Continuous_MountainCarEnv")
+
+IDENTITY = "tests.envs:DeeprlTest/Identity-v0"
+COUNTDOWN = "tests.envs:DeeprlTest/Countdown-v0"
+CHAIN = "tests.envs:DeeprlTest/Chain-v0"

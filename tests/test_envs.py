@@ -1,0 +1,97 @@
+"""Making envs from ids, and the checkpointable vector env."""
+
+import numpy as np
+import pytest
+
+from deeprl.envs import AsyncVecEnv, VecEnv, make_env, make_vec_env
+from deeprl.envs.vector import _EnvFactory
+from deeprl.errors import EnvError
+from tests.envs import COUNTDOWN, IDENTITY
+
+
+def test_unknown_id_suggests_close_ids():
+    with pytest.raises(EnvError, match="unknown environment 'CartPol-v1'.*'CartPole-v1'"):
+        make_env("CartPol-v1")
+    with pytest.raises(EnvError, match="unknown environment 'CartPole-v9'"):
+        make_env("CartPole-v9")
+
+
+def test_module_ids():
+    env = make_env(IDENTITY)
+    assert env.action_space.n == 3
+    with pytest.raises(EnvError, match="cannot import module 'no_such_module'"):
+        make_env("no_such_module:Thing-v0")
+
+
+def test_atari_id_gets_the_standard_preprocessing():
+    env = make_env("ALE/Pong-v5")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    raw = make_env("ALE/Pong-v5", atari_wrappers="off")
+    assert raw.observation_space.shape == (3, 210, 160)  # channels first
+
+
+def test_step_separates_final_obs_from_reset_obs():
+    envs = make_vec_env(COUNTDOWN, 2, seed=0)
+    obs = envs.reset()
+    assert obs[:, 0].tolist() == [0, 0]
+    for t in range(1, 5):
+        step = envs.step(np.zeros(2, np.int64))
+        assert step.next_obs[:, 0].tolist() == [t, t] and not step.terminated.any()
+    step = envs.step(np.zeros(2, np.int64))   # 5th step terminates (length 5)
+    assert step.terminated.all() and not step.truncated.any()
+    assert step.next_obs[:, 0].tolist() == [5, 5]   # the true successor, for the buffer
+    assert step.obs[:, 0].tolist() == [0, 0]        # already reset, for acting
+    assert sorted(step.episodes) == [(0, 15.0, 5), (1, 15.0, 5)]
+
+
+def test_truncation_is_reported_as_truncation():
+    envs = VecEnv([lambda: __import__("gymnasium").wrappers.RecordEpisodeStatistics(
+        __import__("tests.envs", fromlist=["CountdownEnv"]).CountdownEnv(length=10, truncate_at=3))], seed=0)
+    envs.reset()
+    steps = [envs.step(np.zeros(1, np.int64)) for _ in range(3)]
+    assert steps[-1].truncated[0] and not steps[-1].terminated[0]
+
+
+def _rollout(envs, actions):
+    out = []
+    for a in actions:
+        s = envs.step(a)
+        out.append((s.obs.copy(), s.reward.copy(), s.terminated.copy(), s.truncated.copy()))
+    return out
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "ALE/Breakout-v5"])
+def test_restore_rebuilds_the_exact_state(env_id):
+    rng = np.random.default_rng(0)
+    n = 2
+    envs = make_vec_env(env_id, n, seed=7)
+    envs.reset()
+    k = envs.single_action_space.n
+    _rollout(envs, rng.integers(0, k, size=(150, n)))
+    state = envs.state()
+    future = rng.integers(0, k, size=(60, n))
+    expected = _rollout(envs, future)
+    fresh = make_vec_env(env_id, n, seed=7)
+    fresh.restore(state)
+    got = _rollout(fresh, future)
+    for (o1, r1, te1, tr1), (o2, r2, te2, tr2) in zip(expected, got):
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(te1, te2)
+    envs.close()
+    fresh.close()
+
+
+def test_async_equals_sync():
+    fns = [_EnvFactory("CartPole-v1", {}) for _ in range(3)]
+    sync, asyn = VecEnv(fns, seed=1), AsyncVecEnv(fns, seed=1, num_workers=2)
+    try:
+        np.testing.assert_array_equal(sync.reset(), asyn.reset())
+        actions = np.random.default_rng(0).integers(0, 2, size=(40, 3))
+        for (o1, r1, _, _), (o2, r2, _, _) in zip(_rollout(sync, actions), _rollout(asyn, actions)):
+            np.testing.assert_array_equal(o1, o2)
+            np.testing.assert_array_equal(r1, r2)
+        assert sync.state() == asyn.state()
+    finally:
+        asyn.close()
