@@ -122,8 +122,8 @@ class DQN(Algorithm):
         select = self.q(batch.next_obs) if c.double_q else None
         return q_learning_target(batch.returns, batch.discounts, next_q, select)
 
-    def update(self, batch: ReplaySamples) -> None:
-        """One gradient step on the (importance-weighted) bootstrapped error."""
+    def compute_loss(self, batch: ReplaySamples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loss, td_error, q)``: the (importance-weighted) regression of Q_θ(s, a) on its target."""
         c = self.config
         q = self.q(batch.obs).gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)  # Q_θ(s, a)
         if c.stop_gradient:
@@ -132,14 +132,15 @@ class DQN(Algorithm):
         else:  # lecture v1: the gradient also moves the target ("moving target")
             target = self.td_target(batch)
         td = q - target
-        if c.loss == "huber":
-            per_sample = F.smooth_l1_loss(q, target, reduction="none")
-        else:
-            per_sample = td.pow(2)
-        loss = (batch.weights * per_sample).mean()
+        per_sample = F.smooth_l1_loss(q, target, reduction="none") if c.loss == "huber" else td.pow(2)
+        return (batch.weights * per_sample).mean(), td, q
+
+    def update(self, batch: ReplaySamples) -> None:
+        """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped."""
+        loss, td, q = self.compute_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
+        max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.q.parameters(), max_norm)
         self.optimizer.step()
         self.updates += 1
