@@ -239,10 +239,12 @@ class Algorithm:
         self.planned_steps = config.total_steps
         return self
 
-    def evaluate(self, episodes: int | None = None, *, seed: int | None = None) -> dict[str, Any]:
+    def evaluate(self, episodes: int | None = None, *, seed: int | None = None,
+                 num_envs: int | None = None) -> dict[str, Any]:
+        """Greedy (``eval_eps``) returns over ``episodes`` fresh episodes, seeded from ``seed``."""
         c = self.config
         return evaluate(lambda o: self._act(o, True), c.env, episodes or c.eval_episodes,
-                        c.seed if seed is None else seed, env_kwargs=self._env_kwargs())
+                        c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
 
     def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
         kwargs = self._env_kwargs()
@@ -281,7 +283,7 @@ class Algorithm:
         return every > 0 and self.num_timesteps // every != since // every
 
     def _maybe_eval(self, since: int) -> dict[str, Any] | None:
-        if not self._crossed(self.config.eval_freq, since) or self.run is None:
+        if not self._crossed(self.config.eval_freq, since):
             return None
         self.last_eval = self.evaluate()
         return self.last_eval

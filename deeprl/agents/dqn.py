@@ -94,7 +94,9 @@ class DQN(Algorithm):
         return torch.as_tensor(obs, device=self.device)
 
     def _greedy(self, obs: np.ndarray) -> np.ndarray:
-        if self._numpy_q is not None:
+        # NumPy's BLAS may go multi-threaded on transposed views of larger batches, which is
+        # far slower than torch there; the NumPy path is for the one-env-at-a-time case
+        if self._numpy_q is not None and len(obs) <= 2:
             return self._numpy_q(obs).argmax(axis=1)
         with torch.inference_mode():
             return self.q(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
@@ -107,8 +109,9 @@ class DQN(Algorithm):
         n = len(obs)
         if eps <= 0.0:
             return self._greedy(obs)
-        explore = self.rng.random(n) < eps
-        random_actions = self.rng.integers(0, self.n_actions, size=n)
+        u = self.rng.random((2, n))  # one draw for "explore?", one for the random action
+        explore = u[0] < eps
+        random_actions = (u[1] * self.n_actions).astype(np.int64)
         if explore.all():  # skip the forward pass while acting at random
             return random_actions
         return np.where(explore, random_actions, self._greedy(obs))

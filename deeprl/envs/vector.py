@@ -101,13 +101,16 @@ class VecEnv:
         self._obs_dtype = self.single_observation_space.dtype or np.int64
 
     def _stack(self, items: list[np.ndarray]) -> np.ndarray:
-        return np.stack([np.asarray(x, dtype=self._obs_dtype) for x in items])
+        out = np.empty((len(items), *np.shape(items[0])), dtype=self._obs_dtype)
+        for i, x in enumerate(items):
+            out[i] = x
+        return out
 
     def reset(self) -> np.ndarray:
         return self._stack([slot.reset() for slot in self.slots])
 
     def step(self, actions: np.ndarray) -> VecStep:
-        results = [slot.step(a) for slot, a in zip(self.slots, actions)]
+        results = [slot.step(a) for slot, a in zip(self.slots, _per_env(actions))]
         return _collate(results, self._stack)
 
     def state(self) -> list[dict[str, Any]]:
@@ -121,6 +124,14 @@ class VecEnv:
     def close(self) -> None:
         for slot in self.slots:
             slot.env.close()
+
+
+def _per_env(actions: np.ndarray) -> Any:
+    """Discrete actions as Python ints: Gymnasium's ``Discrete.contains`` checks those fastest."""
+    actions = np.asarray(actions)
+    if actions.ndim == 1 and actions.dtype.kind in "iu":
+        return actions.tolist()
+    return actions
 
 
 def _collate(results: list[tuple], stack: Callable) -> VecStep:
@@ -138,7 +149,7 @@ def _worker(conn: Any, env_fns: list[Callable[[], gym.Env]], seed: int, first_in
         while True:
             cmd, arg = conn.recv()
             if cmd == "step":
-                conn.send(("ok", [slot.step(a) for slot, a in zip(slots, arg)]))
+                conn.send(("ok", [slot.step(a) for slot, a in zip(slots, _per_env(arg))]))
             elif cmd == "reset":
                 conn.send(("ok", [slot.reset() for slot in slots]))
             elif cmd == "state":
