@@ -63,11 +63,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from deeprl.errors import DeepRLError
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
-        if args.command in (None, "train"):
-            if args.command is None:
-                args = _parser().parse_args(["train"])
+        if args.command == "train":
             return _train(args)
         if args.command == "eval":
             return _eval(args)

@@ -143,11 +143,15 @@ class Progress:
     """A progress bar with steps/s, recent return and ETA, on an interactive terminal only."""
 
     def __init__(self, total: int, initial: int, desc: str, enabled: bool | None = None):
+        import shutil
+
         from tqdm import tqdm
         if enabled is None:
             enabled = sys.stderr.isatty()
+        # a terminal that reports zero columns (some ptys) would get an empty bar
+        width = shutil.get_terminal_size(fallback=(100, 24)).columns or 100
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
-                        dynamic_ncols=True, disable=not enabled, smoothing=0.05)
+                        ncols=min(width, 140), disable=not enabled, smoothing=0.05, file=sys.stderr)
 
     def update(self, n: int, **postfix: Any) -> None:
         if postfix:
