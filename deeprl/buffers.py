@@ -76,27 +76,34 @@ class ReplayBuffer:
         return self._gather(*self._sample_indices(batch_size, rng, beta))
 
     def _gather(self, idx: np.ndarray, weights: np.ndarray) -> ReplaySamples:
-        row, env = idx // self.num_envs, idx % self.num_envs
-        n = self.n_step
+        E, n = self.num_envs, self.n_step
+        flat = self._flat
         if n == 1:
-            G = self.rewards[row, env]
-            k = np.ones_like(row)
-            terminal = self.terminated[row, env]
-            last = row
+            G, terminal, last = flat["rewards"][idx], flat["terminated"][idx], idx
+            k = np.ones_like(idx)
         else:
+            row, env = idx // E, idx % E
             # rows available after `row` before reaching the write head (newest data)
             ahead = (self.pos - row) % self.rows
             ahead = np.where(ahead == 0, self.rows, ahead)
-            rows = (row[:, None] + np.arange(n)) % self.rows
-            valid = np.arange(n)[None, :] < ahead[:, None]
-            G, k, terminal = nstep_return(self.rewards[rows, env[:, None]], self.terminated[rows, env[:, None]],
-                                          self.truncated[rows, env[:, None]], valid, self.gamma)
-            last = rows[np.arange(len(idx)), k - 1]
+            steps = np.arange(n)
+            future = ((row[:, None] + steps) % self.rows) * E + env[:, None]   # flat indices, (B, n)
+            G, k, terminal = nstep_return(flat["rewards"][future], flat["terminated"][future],
+                                          flat["truncated"][future], steps[None, :] < ahead[:, None], self.gamma)
+            last = future[np.arange(len(idx)), k - 1]
         discount = bootstrap_discount(k, terminal, self.gamma)
         to = self._to_tensor
-        return ReplaySamples(obs=to(self.obs[row, env]), actions=to(self.actions[row, env]),
+        return ReplaySamples(obs=to(flat["obs"][idx]), actions=to(flat["actions"][idx]),
                              returns=to(np.asarray(G, dtype=np.float32)), discounts=to(discount),
-                             next_obs=to(self.next_obs[last, env]), weights=to(weights), indices=idx)
+                             next_obs=to(flat["next_obs"][last]), weights=to(weights), indices=idx)
+
+    @property
+    def _flat(self) -> dict[str, np.ndarray]:
+        """Views with (row, env) merged into one flat index ``row * num_envs + env``."""
+        if not hasattr(self, "_flat_views"):
+            self._flat_views = {name: a.reshape(self.rows * self.num_envs, *a.shape[2:])
+                                for name, a in ReplayBuffer.state_arrays(self).items()}
+        return self._flat_views
 
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)

@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", default="plot.png")
     pl.add_argument("--metric", default="charts/episode_return")
 
+    v = sub.add_parser("variance", help="gradient variance of REINFORCE, baseline, actor-critic, advantage (PNG)")
+    v.add_argument("--env", default=DEFAULT_ENV)
+    v.add_argument("--out", default="variance.png", help="figure path (default ./variance.png)")
+    v.add_argument("--steps", type=_positive_int, default=20_000, help="training steps before measuring")
+    v.add_argument("--batches", type=_positive_int, default=64, help="independent episodes per estimator")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--run", help="measure at a trained policy-gradient run's parameters instead of training")
+
     pr = sub.add_parser("presets", help="list the tuned presets")
     pr.add_argument("algo", nargs="?")
     return p
@@ -77,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plot(args)
         if args.command == "presets":
             return _presets(args)
+        if args.command == "variance":
+            return _variance(args)
     except DeepRLError as e:
         print(f"deeprl: error: {e}", file=sys.stderr)
         return 2
@@ -195,6 +205,22 @@ def _plot(args: argparse.Namespace) -> int:
 
     out = plot_runs(args.runs, args.out, metric=args.metric)
     print(f"wrote {out}")
+    return 0
+
+
+def _variance(args: argparse.Namespace) -> int:
+    from deeprl.variance import LABELS, run_variance
+
+    print(f"training an actor-critic on {args.env} for {args.steps:,} steps, then measuring {args.batches} "
+          "episodes per estimator", file=sys.stderr)
+    report = run_variance(args.env, out=args.out, train_steps=args.steps, batches=args.batches, seed=args.seed,
+                          run=args.run)
+    print(f"critic fitted to the frozen policy: it leaves {report['critic_unexplained_variance']:.0%} of the "
+          "reward-to-go variance unexplained")
+    for name, r in report["results"].items():
+        print(f"{LABELS[name]:<34} variance {r['variance']:.4g}   |mean| {r['mean_norm']:.4g}   "
+              f"variance/|mean|^2 {r['relative_variance']:.4g}")
+    print(f"wrote {report['figure']}")
     return 0
 
 

@@ -85,7 +85,97 @@ class DQNConfig(RunConfig):
     per_eps: float = _f(1e-6, "added to |TD error| so no priority is zero", min=0.0, exclusive_min=True)
 
 
-ALGORITHMS: dict[str, type[RunConfig]] = {"dqn": DQNConfig}
+@dataclass(frozen=True, kw_only=True)
+class PGConfig(RunConfig):
+    """The policy-gradient family: one loss, with the lecture's estimators of "how good was a_t".
+
+    ``estimator`` chooses the weight Ψ_t in  ∇_θ J ≈ Σ_t Ψ_t ∇_θ log π_θ(a_t|s_t):
+
+    * ``reinforce``: G_t, the discounted reward to-go (Monte Carlo; needs complete episodes)
+    * ``baseline``:  G_t - V_φ(s_t) (unbiased, lower variance)
+    * ``q``:         r_{t+1} + γ V_φ(s_{t+1}), a learned critic's Q estimate in place of G_t
+    * ``advantage``: r_{t+1} + γ V_φ(s_{t+1}) - V_φ(s_t), the advantage actor-critic
+    * ``gae``:       GAE(λ), which interpolates between ``advantage`` (λ=0) and n-step returns (λ=1)
+    """
+
+    lr: float = _f(7e-4, "learning rate (one optimizer over actor and critic)", min=0.0, exclusive_min=True)
+    optimizer: Literal["adam", "rmsprop"] = _f("adam", "optimizer")
+    optim_eps: float = _f(1e-5, "optimizer epsilon", min=0.0, exclusive_min=True)
+    gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
+    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("gae", "the weight Ψ_t of ∇ log π")
+    critic_target: Literal["bootstrap", "rollout"] = _f(
+        "bootstrap", "V_φ regresses on ⊥(r' + γ V_φ(s')) or on the rollout's G_t (baseline estimator)")
+    gae_lambda: float = _f(1.0, "λ of GAE (1 = n-step returns, 0 = one-step TD advantage)", min=0.0, max=1.0)
+    collect: Literal["steps", "episodes"] = _f(
+        "steps", "update after n_steps steps of every env, or after batch_episodes complete episodes")
+    n_steps: int = _f(5, "rollout length per env between updates (collect=steps; 1 = online)", min=1)
+    batch_episodes: int = _f(1, "complete episodes per update (collect=episodes)", min=1)
+    discount_weighting: bool = _f(False, "multiply Ψ_t by γ^t as in the lecture's estimator (usually dropped)")
+    normalize_advantage: bool = _f(False, "standardize Ψ within each batch")
+    ent_coef: float = _f(0.0, "entropy bonus coefficient", min=0.0)
+    vf_coef: float = _f(0.5, "critic loss coefficient", min=0.0)
+    max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
+    net_arch: list[int] = _f([64, 64], "hidden layers of each MLP torso")
+    shared_torso: bool = _f(False, "actor and critic share one torso")
+    log_std_init: float = _f(0.0, "initial log σ of Gaussian policies")
+    # PPO
+    n_epochs: int = _f(1, "passes over each rollout (PPO)", min=1)
+    minibatch_size: int = _f(0, "minibatch size (0 = the whole rollout in one batch)", min=0)
+    clip_range: float = _f(0.0, "PPO ratio clip ε (0 = plain policy gradient)", min=0.0)
+    clip_range_vf: float = _f(0.0, "clip the value update around the old values (0 = off)", min=0.0)
+    target_kl: float = _f(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReinforceConfig(PGConfig):
+    """REINFORCE: Monte Carlo policy gradient over complete episodes (``estimator=baseline`` adds V_φ)."""
+
+    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("reinforce", "the weight Ψ_t of ∇ log π")
+    collect: Literal["steps", "episodes"] = _f("episodes", "update after complete episodes")
+    batch_episodes: int = _f(4, "complete episodes per update", min=1)
+    lr: float = _f(1e-3, "learning rate", min=0.0, exclusive_min=True)
+    max_grad_norm: float = _f(0.0, "clip the gradient's global norm (0 = off)", min=0.0)
+    total_steps: int = _f(100_000, "environment steps to train for", min=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActorCriticConfig(PGConfig):
+    """Advantage actor-critic as the lecture states it: batch mode over whole trajectories
+    (``collect=episodes``) or online, one update per step (``collect=steps n_steps=1``)."""
+
+    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("advantage", "the weight Ψ_t of ∇ log π")
+    collect: Literal["steps", "episodes"] = _f("episodes", "batch mode (episodes) or online (steps, n_steps=1)")
+    batch_episodes: int = _f(1, "complete episodes per update (batch mode)", min=1)
+    lr: float = _f(1e-3, "learning rate", min=0.0, exclusive_min=True)
+    total_steps: int = _f(100_000, "environment steps to train for", min=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class A2CConfig(PGConfig):
+    """A2C: many synchronous envs, n-step advantages, entropy bonus (Stable-Baselines3's defaults)."""
+
+    num_envs: int = _f(8, "parallel environments", min=1)
+    optimizer: Literal["adam", "rmsprop"] = _f("rmsprop", "optimizer")
+    total_steps: int = _f(500_000, "environment steps to train for", min=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig(PGConfig):
+    """PPO: the clipped surrogate objective, several epochs of minibatches per rollout."""
+
+    lr: float = _f(3e-4, "learning rate", min=0.0, exclusive_min=True)
+    n_steps: int = _f(2048, "rollout length per env between updates", min=1)
+    gae_lambda: float = _f(0.95, "λ of GAE", min=0.0, max=1.0)
+    normalize_advantage: bool = _f(True, "standardize advantages within each minibatch")
+    n_epochs: int = _f(10, "passes over each rollout", min=1)
+    minibatch_size: int = _f(64, "minibatch size", min=0)
+    clip_range: float = _f(0.2, "ratio clip ε", min=0.0)
+    max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
+    total_steps: int = _f(1_000_000, "environment steps to train for", min=1)
+
+
+ALGORITHMS: dict[str, type[RunConfig]] = {"dqn": DQNConfig, "reinforce": ReinforceConfig,
+                                          "actor_critic": ActorCriticConfig, "a2c": A2CConfig, "ppo": PPOConfig}
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,6 +287,11 @@ def build_config(cls: type[RunConfig], *layers: dict[str, Any]) -> RunConfig:
 
 
 def _check_consistency(config: RunConfig) -> None:
+    if isinstance(config, PGConfig):
+        if config.estimator in ("reinforce", "baseline") and config.collect != "episodes":
+            raise ConfigError(f"estimator '{config.estimator}' needs complete episodes for G_t; set collect=episodes")
+        if config.critic_target == "rollout" and config.collect != "episodes":
+            raise ConfigError("critic_target 'rollout' needs complete episodes for G_t; set collect=episodes")
     if isinstance(config, DQNConfig):
         if any(h < 1 for h in config.net_arch):
             raise ConfigError(f"setting 'net_arch' needs positive layer sizes, got {config.net_arch}")

@@ -58,3 +58,52 @@ def q_learning_target(returns: torch.Tensor, discount: torch.Tensor, next_q: tor
         best = next_q_select.argmax(dim=1, keepdim=True)
         next_v = next_q.gather(1, best).squeeze(1)
     return returns + discount * next_v
+
+
+# ---------------------------------------------------------------------------------------------
+# policy gradients: reward-to-go and advantages over rollouts of shape (T, N)
+
+
+def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
+                 bootstrap: torch.Tensor | None = None, truncated: torch.Tensor | None = None) -> torch.Tensor:
+    """G_t = r_{t+1} + γ G_{t+1}, restarting after every episode end; ``(T, N)`` -> ``(T, N)``.
+
+    ``dones[t]`` marks that the episode ended with step t.  An episode cut off by a time limit
+    (``truncated[t]``) did not really end: when a critic is available, pass ``bootstrap[t]`` =
+    V(final observation) and the reward-to-go continues from it instead of from 0.  Without it
+    (plain REINFORCE) a truncated episode's G_t is the rewards collected before the cut.
+    """
+    T = rewards.shape[0]
+    out = torch.empty_like(rewards)
+    G = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        after = G * (~dones[t])
+        if bootstrap is not None and truncated is not None:
+            after = torch.where(truncated[t], bootstrap[t], after)
+        G = rewards[t] + gamma * after
+        out[t] = G
+    return out
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
+        truncated: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016) over a ``(T, N)`` rollout.
+
+    δ_t = r_{t+1} + γ (1 - terminated_t) V(s'_t) - V(s_t)   (the lecture's A = r' + γ V(s') - V(s))
+    A_t = δ_t + γ λ (1 - done_t) A_{t+1}
+
+    ``next_values[t]`` is V of the true successor of step t: V(s_{t+1}) inside an episode, V of
+    the final observation where it was truncated (terminated steps are masked anyway).
+    λ = 0 gives the one-step TD advantage, λ = 1 the n-step (rollout-to-end) advantage of A2C.
+    Returns ``(advantages, value_targets)`` with value_targets = advantages + values.
+    """
+    T = rewards.shape[0]
+    not_terminated = (~terminated).to(rewards.dtype)
+    not_done = (~(terminated | truncated)).to(rewards.dtype)
+    deltas = rewards + gamma * not_terminated * next_values - values
+    adv = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        running = deltas[t] + gamma * lam * not_done[t] * running
+        adv[t] = running
+    return adv, adv + values

@@ -86,3 +86,36 @@ gym.register("DeeprlTest/Continuous-v0", entry_point="gymnasium.envs.classic_con
 IDENTITY = "tests.envs:DeeprlTest/Identity-v0"
 COUNTDOWN = "tests.envs:DeeprlTest/Countdown-v0"
 CHAIN = "tests.envs:DeeprlTest/Chain-v0"
+
+
+class TargetReachEnv(gym.Env):
+    """One-step continuous bandit: observe a target in [-1, 1], reward -(a - target)²."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.target = float(self.np_random.uniform(-1, 1))
+        return np.array([self.target], np.float32), {}
+
+    def step(self, action):
+        reward = -float((np.asarray(action).reshape(-1)[0] - self.target) ** 2)
+        return np.array([self.target], np.float32), reward, True, False, {}
+
+
+gym.register("DeeprlTest/TargetReach-v0", entry_point=TargetReachEnv)
+TARGET_REACH = "tests.envs:DeeprlTest/TargetReach-v0"
+
+
+class MultiDiscreteActionEnv(IdentityEnv):
+    """An action space no deeprl algorithm handles, for the error path."""
+
+    def __init__(self):
+        super().__init__()
+        self.action_space = gym.spaces.MultiDiscrete([2, 2])
+
+
+gym.register("DeeprlTest/MultiDiscrete-v0", entry_point=MultiDiscreteActionEnv)
+MULTI_DISCRETE = "tests.envs:DeeprlTest/MultiDiscrete-v0"

@@ -153,3 +153,38 @@ def test_existing_run_directory_is_not_overwritten(trained):
     proc = cli("train", "--out", str(trained), "--steps", "100", check_rc=2)
     assert "already holds a run" in proc.stderr
     assert (trained / "metrics.csv").read_text() == before
+
+
+@pytest.mark.parametrize("algo, env, extra", [
+    ("reinforce", "CartPole-v1", ["batch_episodes=2"]),
+    ("actor_critic", "CartPole-v1", []),
+    ("a2c", "Pendulum-v1", ["num_envs=2"]),
+    ("ppo", "CartPole-v1", ["n_steps=64", "num_envs=2", "minibatch_size=32", "n_epochs=2"]),
+])
+def test_train_every_policy_gradient_algorithm(algo, env, extra, tmp_path, capsys):
+    out = tmp_path / algo
+    assert main(["train", algo, "--env", env, "--steps", "600", "--out", str(out), "--no-progress", "--set",
+                 "eval_episodes=2", "log_interval=200", *extra]) == 0
+    assert json.loads((out / "config.json").read_text())["algo"] == algo
+    assert main(["eval", str(out), "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
+
+
+def test_online_actor_critic_preset(tmp_path):
+    assert main(["train", "actor_critic", "--preset", "online", "--steps", "300", "--out", str(tmp_path / "o"),
+                 "--no-progress", "--set", "eval_episodes=1"]) == 0
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["config"]["n_steps"] == 1
+
+
+def test_variance_writes_the_figure(tmp_path, capsys):
+    out = tmp_path / "variance.png"
+    assert main(["variance", "--env", "CartPole-v1", "--steps", "2000", "--batches", "4", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    text = capsys.readouterr().out
+    for name in ("REINFORCE", "baseline", "actor-critic", "advantage"):
+        assert name in text
+
+
+def test_dqn_refuses_continuous_actions_but_a2c_takes_them():
+    proc = cli("train", "dqn", "--env", "Pendulum-v1", check_rc=2)
+    assert "a2c, ppo" in proc.stderr

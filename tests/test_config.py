@@ -76,3 +76,23 @@ def test_describe_lists_every_setting():
     text = describe(DQNConfig)
     for name in ("lr", "double_q", "n_step", "prioritized", "env", "total_steps"):
         assert f"  {name} " in text
+
+
+def test_every_algorithm_preset_builds():
+    from deeprl.config import ALGORITHMS
+    presets = list_presets()
+    for algo in ("a2c", "ppo"):
+        for env in ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "Pendulum-v1", "ALE/Pong-v5"):
+            assert env in presets[algo], (algo, env)
+    for algo, named in presets.items():
+        for name in named:
+            build_config(ALGORITHMS[algo], preset_for(algo, name))
+
+
+def test_policy_gradient_consistency_checks():
+    from deeprl.config import A2CConfig, ReinforceConfig
+    with pytest.raises(ConfigError, match="needs complete episodes"):
+        build_config(A2CConfig, {"estimator": "baseline"})
+    with pytest.raises(ConfigError, match="needs complete episodes"):
+        build_config(A2CConfig, {"critic_target": "rollout"})
+    assert build_config(ReinforceConfig).collect == "episodes"

@@ -2,7 +2,9 @@
 
 from deeprl.agents.base import Algorithm
 from deeprl.agents.dqn import DQN
+from deeprl.agents.pg import A2C, PPO, REINFORCE, ActorCriticAgent, PolicyGradient
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"dqn": DQN}
+ALGORITHMS: dict[str, type[Algorithm]] = {"dqn": DQN, "reinforce": REINFORCE, "actor_critic": ActorCriticAgent,
+                                          "a2c": A2C, "ppo": PPO}
 
-__all__ = ["ALGORITHMS", "Algorithm", "DQN"]
+__all__ = ["A2C", "ALGORITHMS", "Algorithm", "ActorCriticAgent", "DQN", "PPO", "PolicyGradient", "REINFORCE"]

@@ -69,7 +69,8 @@ class DQN(Algorithm):
         if c.target_update_interval > 0:
             self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         # fused Adam: one kernel per step instead of several small ops per parameter tensor
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=c.lr, eps=c.adam_eps, fused=True)
+        self._params = list(self.q.parameters())
+        self.optimizer = torch.optim.Adam(self._params, lr=c.lr, eps=c.adam_eps, fused=True)
         self._numpy_q = NumpyQ(self.q) if NumpyQ.supports(self.q) else None
         self.buffer = None
         if c.replay:
@@ -144,7 +145,7 @@ class DQN(Algorithm):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.q.parameters(), max_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, max_norm)
         self.optimizer.step()
         self.updates += 1
         if isinstance(self.buffer, PrioritizedReplayBuffer):

@@ -1,0 +1,354 @@
+"""Policy gradients and actor-critic: REINFORCE, actor-critic, A2C and PPO as one family.
+
+They share one loss.  With Ψ_t the configured estimator (see :class:`~deeprl.config.PGConfig`)::
+
+    actor:   θ ← θ + α ∇_θ Σ_t Ψ_t log π_θ(a_t|s_t)          (+ entropy bonus)
+    critic:  φ ← φ - α ∇_φ Σ_t (V_φ(s_t) - ⊥ target_t)²       (target: G_t, r' + γ V_φ(s'), or λ-return)
+
+and differ only where the lecture says they differ: which Ψ_t (G_t, G_t - V, r' + γ V(s'),
+r' + γ V(s') - V(s), GAE), what data an update sees (complete episodes, or n steps of many envs;
+n = 1 is the online actor-critic), and for PPO a clipped ratio π_θ/π_old over several epochs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl.agents.base import Algorithm
+from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, ReinforceConfig
+from deeprl.envs import check_observation_space
+from deeprl.errors import EnvError
+from deeprl.nets import ActorCritic, NumpyPolicy
+from deeprl.returns import gae, reward_to_go
+
+
+@dataclass
+class Rollout:
+    """What one update learns from; per-step arrays are ``(T, N)``, observations flattened to T·N.
+
+    Complete episodes (``collect=episodes``) are laid end to end as one long env (N = 1).
+    """
+
+    obs: torch.Tensor          # (T·N, *obs_shape) s_t
+    actions: torch.Tensor      # (T·N, ...) a_t as sampled (before clipping to the action bounds)
+    log_probs: torch.Tensor    # (T·N,) log π_old(a_t|s_t) at collection time (PPO's ratio)
+    rewards: torch.Tensor      # (T, N) r_{t+1}
+    terminated: torch.Tensor   # (T, N) bool
+    truncated: torch.Tensor    # (T, N) bool
+    ep_time: torch.Tensor      # (T, N) t within its episode (for γ^t)
+    last_obs: torch.Tensor     # (N, *obs_shape) the state after the final step (bootstraps it)
+    final_obs: torch.Tensor    # (K, *obs_shape) final observations of the K truncated steps
+    final_index: torch.Tensor  # (K,) flat index t·N + i of those steps
+
+
+def estimate(config: PGConfig, r: Rollout, values: torch.Tensor, next_values: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Ψ, critic_target)``, both ``(T, N)`` and free of gradient (⊥), from V(s_t) and V(s'_t)."""
+    c = config
+    v, nv = values.detach(), next_values.detach()
+    dones = r.terminated | r.truncated
+    td_target = r.rewards + c.gamma * (~r.terminated) * nv          # r' + γ V(s'), 0 after termination
+    needs_G = c.estimator in ("reinforce", "baseline") or c.critic_target == "rollout"
+    G = None
+    if needs_G:  # with a critic, a time-limit cut continues from V(final observation), not from 0
+        with_critic = c.estimator != "reinforce" or c.critic_target == "rollout"
+        G = reward_to_go(r.rewards, dones, c.gamma, bootstrap=nv if with_critic else None, truncated=r.truncated)
+    if c.estimator == "gae":
+        psi, lambda_return = gae(r.rewards, v, nv, r.terminated, r.truncated, c.gamma, c.gae_lambda)
+    else:
+        lambda_return = td_target
+        psi = {"reinforce": G, "baseline": G - v if G is not None else None, "q": td_target,
+               "advantage": td_target - v}[c.estimator]
+    target = G if c.critic_target == "rollout" else lambda_return
+    return psi, target
+
+
+class PolicyGradient(Algorithm):
+    """Shared by REINFORCE, ActorCritic, A2C and PPO; the config decides which one it is."""
+
+    config: PGConfig
+    metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/actor", "loss/critic",
+                   "loss/entropy", "policy/approx_kl", "policy/clip_fraction", "grad/norm",
+                   "eval/mean_return", "eval/std_return"]
+
+    def _check_spaces(self) -> None:
+        check_observation_space(self.observation_space, self.algo)
+        space = self.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            if space.start != 0:
+                raise EnvError(f"{self.algo} needs actions numbered from 0; this env's start at {space.start}")
+        elif not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise EnvError(f"{self.algo} handles Discrete and 1-D Box action spaces; this env's actions are {space}")
+
+    def _build(self) -> None:
+        c = self.config
+        self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
+                               log_std_init=c.log_std_init).to(self.device)
+        params = list(self.net.parameters())
+        if c.optimizer == "rmsprop":
+            self.optimizer = torch.optim.RMSprop(params, lr=c.lr, alpha=0.99, eps=c.optim_eps, foreach=True)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=c.lr, eps=c.optim_eps, fused=True)
+        self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        if not self.discrete:
+            self._low, self._high = self.action_space.low, self.action_space.high
+        self._numpy_policy = NumpyPolicy(self.net) if NumpyPolicy.supports(self.net) else None
+        self.updates = 0
+        self._ep_time = np.zeros(c.num_envs, dtype=np.int64)
+        self._stats: dict[str, list[float]] = {}
+
+    # --------------------------------------------------------------------------------- acting
+    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Actions a ~ π_θ(·|s) (or its mode) and their log-probabilities, for a batch."""
+        if self._numpy_policy is not None:
+            return self._numpy_policy.sample(obs, self.rng, deterministic)
+        with torch.inference_mode():
+            dist = self.net.policy(torch.as_tensor(obs, device=self.device))
+            actions = dist.mode() if deterministic else dist.sample()
+            log_probs = dist.log_prob(actions)
+        return actions.cpu().numpy(), log_probs.cpu().numpy()
+
+    def _to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Gaussian samples are unbounded; the env gets them clipped to its bounds."""
+        return actions if self.discrete else np.clip(actions, self._low, self._high)
+
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        return self._to_env(self._sample(obs, deterministic)[0])
+
+    # --------------------------------------------------------------------------------- collecting
+    def _collect_steps(self) -> Rollout:
+        """``n_steps`` steps of every env (A2C, PPO; n_steps = 1 is the online actor-critic)."""
+        c, T, N = self.config, self.config.n_steps, self.config.num_envs
+        obs = self._obs
+        obs_buf = np.empty((T, N, *obs.shape[1:]), dtype=obs.dtype)
+        act_buf: list[np.ndarray] = []
+        logp_buf = np.empty((T, N), np.float32)
+        rew, term, trunc = np.empty((T, N), np.float32), np.empty((T, N), bool), np.empty((T, N), bool)
+        ep_time = np.empty((T, N), np.int64)
+        finals: list[tuple[int, np.ndarray]] = []
+        for t in range(T):
+            actions, log_probs = self._sample(obs, False)                    # a ~ π_θ(a|s)
+            step = self.envs.step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
+            obs_buf[t], logp_buf[t] = obs, log_probs
+            act_buf.append(actions)
+            rew[t], term[t], trunc[t], ep_time[t] = step.reward, step.terminated, step.truncated, self._ep_time
+            done = step.terminated | step.truncated
+            for i in np.flatnonzero(step.truncated):
+                finals.append((t * N + int(i), step.next_obs[i]))
+            self._ep_time = np.where(done, 0, self._ep_time + 1)
+            self._record_episodes(step.episodes)
+            obs = step.obs                                                   # s ← s'
+        self._obs = obs
+        self.num_timesteps += T * N
+        return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:]),
+                             logp_buf.reshape(-1), rew, term, trunc, ep_time, obs, finals)
+
+    def _collect_episodes(self) -> Rollout:
+        """At least ``batch_episodes`` complete episodes τ ~ p(τ|θ), laid end to end.
+
+        Steps of episodes still running at update time are not used (their G_t is unknown);
+        those envs carry on, and their next episode segment starts from the current state.
+        """
+        c, N = self.config, self.config.num_envs
+        running: list[list[tuple]] = [[] for _ in range(N)]
+        done_eps: list[list[tuple]] = []
+        finals: list[np.ndarray | None] = []
+        obs = self._obs
+        while len(done_eps) < c.batch_episodes:
+            actions, log_probs = self._sample(obs, False)
+            step = self.envs.step(self._to_env(actions))
+            self.num_timesteps += N
+            for i in range(N):
+                running[i].append((obs[i], actions[i], log_probs[i], step.reward[i], step.terminated[i],
+                                   step.truncated[i], self._ep_time[i]))
+                if step.terminated[i] or step.truncated[i]:
+                    done_eps.append(running[i])
+                    finals.append(step.next_obs[i] if step.truncated[i] else None)
+                    running[i] = []
+            self._ep_time = np.where(step.terminated | step.truncated, 0, self._ep_time + 1)
+            self._record_episodes(step.episodes)
+            obs = step.obs
+        self._obs = obs
+        steps = [s for ep in done_eps for s in ep]
+        T = len(steps)
+        ends = np.cumsum([len(ep) for ep in done_eps]) - 1
+        final_list = [(int(e), f) for e, f in zip(ends, finals) if f is not None]
+        col = list(zip(*steps))
+        return self._rollout(np.stack(col[0]), np.stack(col[1]), np.asarray(col[2], np.float32),
+                             np.asarray(col[3], np.float32).reshape(T, 1), np.asarray(col[4], bool).reshape(T, 1),
+                             np.asarray(col[5], bool).reshape(T, 1), np.asarray(col[6], np.int64).reshape(T, 1),
+                             np.zeros((1, *obs.shape[1:]), obs.dtype), final_list)
+
+    def _rollout(self, obs, actions, log_probs, rew, term, trunc, ep_time, last_obs, finals) -> Rollout:
+        to = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
+        shape = tuple(self.observation_space.shape or ())
+        final_obs = np.stack([f for _, f in finals]) if finals else np.zeros((0, *shape), obs.dtype)
+        return Rollout(obs=to(obs), actions=to(actions), log_probs=to(log_probs), rewards=to(rew),
+                       terminated=to(term), truncated=to(trunc), ep_time=to(ep_time), last_obs=to(last_obs),
+                       final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)))
+
+    # --------------------------------------------------------------------------------- learning
+    def _values(self, r: Rollout, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """V_φ(s_t) and V_φ(s'_t) as ``(T, N)``: one forward over s_t, the last state and final states."""
+        T, N = r.rewards.shape
+        with torch.set_grad_enabled(grad):
+            v_all = self.net.value(torch.cat([r.obs, r.last_obs, r.final_obs]))
+        values = v_all[:T * N].view(T, N)
+        flat_next = torch.cat([v_all[N:T * N], v_all[T * N:T * N + N]]).detach().clone()  # V(s_{t+1})
+        if len(r.final_index):  # truncated steps bootstrap from their own final observation
+            flat_next[r.final_index] = v_all[T * N + N:].detach()
+        return values, flat_next.view(T, N)
+
+    def update(self, r: Rollout) -> None:
+        c = self.config
+        T, N = r.rewards.shape
+        use_critic = c.estimator != "reinforce"
+        single_pass = c.n_epochs == 1 and c.minibatch_size == 0 and c.clip_range == 0
+        if use_critic:
+            values, next_values = self._values(r, grad=single_pass)
+        else:
+            values = next_values = torch.zeros_like(r.rewards)
+        psi, target = estimate(c, r, values, next_values)
+        if c.discount_weighting:
+            psi = psi * c.gamma ** r.ep_time.to(psi.dtype)
+        psi, target = psi.reshape(-1), target.reshape(-1)
+        old_values = values.detach().reshape(-1)
+        M = T * N
+        for _ in range(c.n_epochs):
+            order = torch.randperm(M, device=self.device) if c.minibatch_size else None
+            size = c.minibatch_size or M
+            for start in range(0, M, size):
+                idx = order[start:start + size] if order is not None else slice(None)
+                if single_pass:
+                    v = values.reshape(-1) if use_critic else None
+                    dist = self.net.policy(r.obs)
+                else:
+                    dist, v = self.net(r.obs[idx])
+                    v = v if use_critic else None
+                stop = self._step(dist, v, r.actions[idx], r.log_probs[idx], psi[idx], target[idx], old_values[idx])
+                if stop:
+                    break
+            else:
+                continue
+            break
+        self.updates += 1
+
+    def _step(self, dist, v, actions, old_log_probs, psi, target, old_values) -> bool:
+        """One gradient step; returns True when PPO's KL guard says to stop the epochs."""
+        c = self.config
+        if c.normalize_advantage and psi.numel() > 1:
+            psi = (psi - psi.mean()) / (psi.std() + 1e-8)
+        log_probs = dist.log_prob(actions)
+        entropy = dist.entropy().mean()
+        log_ratio = log_probs - old_log_probs
+        if c.clip_range > 0:  # PPO: pessimistic bound on the surrogate π_θ/π_old · Ψ
+            ratio = log_ratio.exp()
+            actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * psi).mean()
+        else:  # the policy gradient: -Ψ_t log π_θ(a_t|s_t)
+            actor_loss = -(psi * log_probs).mean()
+        loss = actor_loss - c.ent_coef * entropy
+        critic_loss = torch.zeros((), device=self.device)
+        if v is not None:
+            if c.clip_range_vf > 0:
+                v = old_values + (v - old_values).clamp(-c.clip_range_vf, c.clip_range_vf)
+            critic_loss = (v - target).pow(2).mean()
+            loss = loss + c.vf_coef * critic_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
+        self.optimizer.step()
+        if self._numpy_policy is not None:
+            self._numpy_policy.refresh()
+        with torch.no_grad():
+            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
+            clip_frac = ((log_ratio.exp() - 1).abs() > c.clip_range).float().mean() if c.clip_range > 0 else None
+        for key, val in (("loss/actor", actor_loss), ("loss/critic", critic_loss if v is not None else None),
+                         ("loss/entropy", entropy), ("policy/approx_kl", approx_kl),
+                         ("policy/clip_fraction", clip_frac), ("grad/norm", grad_norm)):
+            if val is not None:
+                self._stats.setdefault(key, []).append(val.detach())
+        return c.target_kl > 0 and approx_kl.item() > 1.5 * c.target_kl
+
+    def _train(self, target_steps: int) -> None:
+        c = self.config
+        last_log_steps, last_log_time = self.num_timesteps, self._elapsed
+        collect = self._collect_episodes if c.collect == "episodes" else self._collect_steps
+        while self.num_timesteps < target_steps and not self._stop:
+            before = self.num_timesteps
+            rollout = collect()
+            self.update(rollout)
+            self._progress.update(self.num_timesteps - before)
+            if self._crossed(c.log_interval, last_log_steps) or self.num_timesteps >= target_steps:
+                now = time.perf_counter() - self._t0
+                sps = (self.num_timesteps - last_log_steps) / max(now - last_log_time, 1e-9)
+                since, last_log_steps, last_log_time = last_log_steps, self.num_timesteps, now
+                metrics: dict[str, Any] = {"charts/episode_return": self._recent_return(),
+                                           "charts/episodes": self.episodes, "charts/sps": round(sps, 1)}
+                metrics.update({k: torch.stack(v).mean().item() for k, v in self._stats.items()})
+                self._stats = {}
+                evaluation = self._maybe_eval(since)
+                if evaluation is not None:
+                    metrics["eval/mean_return"] = evaluation["mean_return"]
+                    metrics["eval/std_return"] = evaluation["std_return"]
+                self._log(metrics)
+                self._progress.update(0, ret=metrics["charts/episode_return"])
+                self._maybe_checkpoint(since)
+                self._after_log()
+
+    # --------------------------------------------------------------------------------- persistence
+    def _model_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"net.{k}": v for k, v in self.net.state_dict().items()}
+
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        if self._numpy_policy is not None:
+            self._numpy_policy.refresh()
+
+    def _checkpoint(self) -> tuple[dict, dict, dict]:
+        opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
+        return ({"model": self._model_tensors(), "optimizer": opt_tensors}, {},
+                {"optimizer": opt_skeleton, "updates": self.updates, "ep_time": self._ep_time.tolist()})
+
+    def _restore(self, state: dict[str, Any], loader: Any) -> None:
+        self._load_model_tensors(loader("model"))
+        self.optimizer.load_state_dict(unflatten_state(state["optimizer"], loader("optimizer")))
+        if self._numpy_policy is not None:
+            self._numpy_policy.refresh()
+        self.updates = int(state["updates"])
+        self._ep_time = np.asarray(state["ep_time"], dtype=np.int64)
+
+
+class REINFORCE(PolicyGradient):
+    """Monte Carlo policy gradient; ``estimator="baseline"`` subtracts a learned V_φ(s_t)."""
+
+    algo = "reinforce"
+    config_cls = ReinforceConfig
+
+
+class ActorCriticAgent(PolicyGradient):
+    """The lecture's advantage actor-critic, in batch mode or online (``collect=steps n_steps=1``)."""
+
+    algo = "actor_critic"
+    config_cls = ActorCriticConfig
+
+
+class A2C(PolicyGradient):
+    """Advantage actor-critic with many synchronous environments (Mnih et al. 2016, synchronous)."""
+
+    algo = "a2c"
+    config_cls = A2CConfig
+
+
+class PPO(PolicyGradient):
+    """Proximal policy optimization with the clipped surrogate (Schulman et al. 2017)."""
+
+    algo = "ppo"
+    config_cls = PPOConfig

@@ -1,0 +1,149 @@
+"""How noisy is each policy-gradient estimator?  The lecture's central claim, measured.
+
+At one fixed set of parameters (θ, φ), draw many independent batches of episodes, compute the
+actor gradient ∇_θ Σ_t Ψ_t log π_θ(a_t|s_t) of each estimator on the *same* batches, and compare
+their spread: the total variance (trace of the covariance over batches) and its ratio to the
+squared norm of the mean gradient.  REINFORCE should be noisiest; the baseline should cut the
+variance without moving the mean; critics cut it further at the price of bias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deeprl.agents.pg import PolicyGradient, Rollout, estimate
+
+ESTIMATORS = ("reinforce", "baseline", "q", "advantage")
+LABELS = {"reinforce": "REINFORCE  G_t", "baseline": "baseline  G_t - V(s_t)", "q": "actor-critic  r' + γV(s')",
+          "advantage": "advantage  r' + γV(s') - V(s)", "gae": "GAE(λ)"}
+
+
+def actor_gradient(agent: PolicyGradient, rollout: Rollout, estimator: str) -> torch.Tensor:
+    """The flattened actor gradient of one batch under one estimator (no parameter update)."""
+    config = dataclasses.replace(agent.config, estimator=estimator, collect="episodes", critic_target="bootstrap",
+                                 normalize_advantage=False)
+    with torch.no_grad():
+        values, next_values = agent._values(rollout, grad=False)
+    psi, _ = estimate(config, rollout, values, next_values)
+    if config.discount_weighting:
+        psi = psi * config.gamma ** rollout.ep_time.to(psi.dtype)
+    params = agent.net.actor_parameters()
+    log_probs = agent.net.policy(rollout.obs).log_prob(rollout.actions)
+    # sum over the batch's steps, divided by its episodes: the lecture's per-trajectory estimator
+    episodes = int((rollout.terminated | rollout.truncated).sum().clamp(min=1))
+    objective = (psi.reshape(-1) * log_probs).sum() / episodes
+    grads = torch.autograd.grad(objective, params)
+    return torch.cat([g.reshape(-1) for g in grads]).detach()
+
+
+def fit_critic(agent: PolicyGradient, *, iterations: int = 40, episodes: int = 8, epochs: int = 10,
+               lr: float = 1e-3) -> float:
+    """Policy evaluation at frozen θ: regress V_φ on this policy's reward-to-go.
+
+    A critic trained alongside a changing policy lags behind it; the estimators are compared at
+    one θ, so V_φ is first fitted to V^{π_θ} (Monte Carlo targets, bootstrapped only where a
+    time limit cut an episode).  Returns the final fraction of G's variance V_φ leaves unexplained.
+    """
+    from deeprl.returns import reward_to_go
+
+    cfg = agent.config
+    agent.config = dataclasses.replace(cfg, collect="episodes", batch_episodes=episodes)
+    optimizer = torch.optim.Adam(agent.net.critic_parameters(), lr=lr)
+    unexplained = 1.0
+    try:
+        for _ in range(iterations):
+            rollout = agent._collect_episodes()
+            with torch.no_grad():
+                _, next_values = agent._values(rollout, grad=False)
+                G = reward_to_go(rollout.rewards, rollout.terminated | rollout.truncated, cfg.gamma,
+                                 bootstrap=next_values, truncated=rollout.truncated).reshape(-1)
+            for _ in range(epochs):
+                loss = (agent.net.value(rollout.obs) - G).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            unexplained = float(loss.detach() / G.var().clamp(min=1e-8))
+    finally:
+        agent.config = cfg
+    return unexplained
+
+
+def measure(agent: PolicyGradient, *, batches: int = 64, episodes_per_batch: int = 1,
+            estimators: tuple[str, ...] = ESTIMATORS) -> dict[str, dict[str, float]]:
+    """Mean and variance of each estimator's gradient over ``batches`` shared batches."""
+    cfg = agent.config
+    agent.config = dataclasses.replace(cfg, collect="episodes", batch_episodes=episodes_per_batch)
+    try:
+        if agent.envs is None:
+            agent._open_envs()
+        if agent._obs is None:
+            agent._obs = agent.envs.reset()
+        samples: dict[str, list[torch.Tensor]] = {e: [] for e in estimators}
+        for _ in range(batches):
+            rollout = agent._collect_episodes()
+            for e in estimators:
+                samples[e].append(actor_gradient(agent, rollout, e))
+    finally:
+        agent.config = cfg
+    out: dict[str, dict[str, float]] = {}
+    for e, gs in samples.items():
+        g = torch.stack(gs)                                   # (batches, n_params)
+        mean = g.mean(0)
+        variance = g.var(0, unbiased=True).sum()              # trace of the covariance
+        out[e] = {"variance": float(variance), "mean_norm": float(mean.norm()),
+                  "relative_variance": float(variance / mean.pow(2).sum().clamp(min=1e-12))}
+    return out
+
+
+def plot(results: dict[str, dict[str, float]], path: str | Path, title: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
+    for ax, key, label in ((axes[0], "variance", "total gradient variance (trace of covariance)"),
+                           (axes[1], "relative_variance", "variance / ‖mean gradient‖²")):
+        vals = [results[n][key] for n in names]
+        ax.barh([LABELS.get(n, n) for n in names], vals, color=["#c44e52", "#dd8452", "#55a868", "#4c72b0"][:len(names)])
+        ax.set_xscale("log")
+        ax.set_xlabel(label + " (log scale)")
+        ax.invert_yaxis()
+        for y, v in enumerate(vals):
+            ax.text(v, y, f" {v:.3g}", va="center", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def run_variance(env_id: str, *, out: str | Path = "variance.png", train_steps: int = 20_000, batches: int = 64,
+                 seed: int = 0, run: str | Path | None = None) -> dict[str, Any]:
+    """Train (or load) an actor and critic, then measure each estimator's gradient variance there."""
+    import deeprl
+    from deeprl.agents.pg import ActorCriticAgent
+
+    if run is not None:
+        agent = deeprl.load(run)
+        if not isinstance(agent, PolicyGradient):
+            from deeprl.errors import DeepRLError
+            raise DeepRLError(f"{str(run)!r} holds a {agent.algo} model; the variance study needs a policy-gradient run")
+    else:
+        # the critic must be trained for the critic-based estimators to mean anything
+        agent = ActorCriticAgent(env_id, preset=None, seed=seed, estimator="gae", gae_lambda=0.95, collect="steps",
+                                 n_steps=16, num_envs=4, lr=1e-3, eval_freq=0, checkpoint_freq=0)
+        agent.learn(train_steps, progress=False)
+    unexplained = fit_critic(agent)
+    results = measure(agent, batches=batches)
+    path = plot(results, out, f"{agent.config.env}: policy-gradient estimators at the same θ, φ "
+                             f"({batches} batches, {agent.num_timesteps:,} training steps)")
+    agent.close()
+    return {"figure": str(path), "results": results, "critic_unexplained_variance": unexplained}

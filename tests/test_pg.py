@@ -1,0 +1,221 @@
+"""Policy gradients: returns and advantages, distributions, the baseline's unbiasedness, learning."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import deeprl
+from deeprl import A2C, PPO, REINFORCE, ActorCriticAgent
+from deeprl.errors import ConfigError, EnvError
+from deeprl.nets import Categorical, DiagGaussian
+from deeprl.returns import gae, reward_to_go
+from tests.envs import IDENTITY, MULTI_DISCRETE, TARGET_REACH
+
+FAST = dict(preset=None, eval_freq=0, checkpoint_freq=0, log_interval=1000)
+
+
+# ------------------------------------------------------------------------------- returns
+
+
+def test_reward_to_go_hand_computed():
+    r = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    dones = torch.tensor([[False], [True], [False], [True]])
+    # episode 1: G0 = 1 + .5*2 = 2, G1 = 2; episode 2: G2 = 3 + .5*4 = 5, G3 = 4
+    torch.testing.assert_close(reward_to_go(r, dones, 0.5), torch.tensor([[2.0], [2.0], [5.0], [4.0]]))
+
+
+def naive_gae(r, v, nv, term, trunc, gamma, lam):
+    T, N = r.shape
+    adv = np.zeros((T, N))
+    for i in range(N):
+        running = 0.0
+        for t in reversed(range(T)):
+            delta = r[t, i] + gamma * (0.0 if term[t, i] else nv[t, i]) - v[t, i]
+            running = delta + (0.0 if (term[t, i] or trunc[t, i]) else gamma * lam * running)
+            adv[t, i] = running
+    return adv
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.9, 1.0])
+def test_gae_matches_naive_loop(lam):
+    rng = np.random.default_rng(0)
+    T, N, gamma = 12, 3, 0.95
+    r, v, nv = rng.normal(size=(T, N)), rng.normal(size=(T, N)), rng.normal(size=(T, N))
+    term, trunc = rng.random((T, N)) < 0.15, rng.random((T, N)) < 0.1
+    f = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    adv, ret = gae(f(r), f(v), f(nv), torch.tensor(term), torch.tensor(trunc), gamma, lam)
+    np.testing.assert_allclose(adv.numpy(), naive_gae(r, v, nv, term, trunc, gamma, lam), rtol=1e-10)
+    np.testing.assert_allclose(ret.numpy(), adv.numpy() + v)
+
+
+def test_gae_extremes_are_the_lecture_estimators():
+    r = torch.tensor([[1.0], [1.0], [1.0]])
+    v = torch.tensor([[0.5], [0.2], [0.1]])
+    nv = torch.tensor([[0.2], [0.1], [0.7]])  # V(s_{t+1}); the last bootstraps from V(last state) = .7
+    no = torch.zeros(3, 1, dtype=torch.bool)
+    g = 0.9
+    td, _ = gae(r, v, nv, no, no, g, 0.0)      # λ = 0: A = r' + γ V(s') - V(s)
+    torch.testing.assert_close(td, r + g * nv - v)
+    nstep, ret = gae(r, v, nv, no, no, g, 1.0)  # λ = 1: n-step return to the rollout end minus V(s)
+    expected_ret = torch.tensor([[1 + g + g * g + g ** 3 * 0.7], [1 + g + g * g * 0.7], [1 + g * 0.7]])
+    torch.testing.assert_close(ret, expected_ret)
+    # termination stops the bootstrap; truncation keeps it
+    term = torch.tensor([[False], [False], [True]])
+    trunc = torch.tensor([[False], [False], [True]])
+    a_term, _ = gae(r, v, nv, term, no, g, 0.0)
+    a_trunc, _ = gae(r, v, nv, no, trunc, g, 0.0)
+    assert a_term[2, 0].item() == pytest.approx(1.0 - 0.1)
+    assert a_trunc[2, 0].item() == pytest.approx(1.0 + g * 0.7 - 0.1)
+
+
+# ------------------------------------------------------------------------------- distributions
+
+
+def test_categorical_matches_torch():
+    logits = torch.randn(5, 4)
+    ours, ref = Categorical(logits), torch.distributions.Categorical(logits=logits)
+    a = torch.tensor([0, 1, 2, 3, 1])
+    torch.testing.assert_close(ours.log_prob(a), ref.log_prob(a))
+    torch.testing.assert_close(ours.entropy(), ref.entropy())
+    torch.manual_seed(0)
+    samples = Categorical(torch.log(torch.tensor([[0.1, 0.6, 0.3]]).expand(20000, 3))).sample()
+    np.testing.assert_allclose(np.bincount(samples.numpy(), minlength=3) / 20000, [0.1, 0.6, 0.3], atol=0.015)
+
+
+def test_diag_gaussian_matches_torch():
+    mean, log_std = torch.randn(6, 3), torch.randn(3)
+    ours = DiagGaussian(mean, log_std)
+    ref = torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1)
+    a = torch.randn(6, 3)
+    torch.testing.assert_close(ours.log_prob(a), ref.log_prob(a))
+    torch.testing.assert_close(ours.entropy(), ref.entropy())
+    torch.manual_seed(0)
+    s = DiagGaussian(torch.zeros(50000, 1), torch.log(torch.tensor([2.0]))).sample()
+    assert s.std().item() == pytest.approx(2.0, rel=0.02)
+
+
+# ------------------------------------------------------------------------------- the baseline
+
+
+def test_baseline_is_unbiased_and_lowers_variance_on_a_bandit():
+    """The lecture's derivation: E[b ∇ log π] = b Σ_a ∇π(a) = b ∇ 1 = 0."""
+    theta = torch.tensor([0.3, -0.2, 0.5], requires_grad=True)
+    means = torch.tensor([1.0, 2.0, 3.0])   # expected reward of each arm; rewards = mean + N(0, 1)
+    probs = torch.softmax(theta, 0)
+    # exact: the baseline term's expectation vanishes for any b
+    exact_b_term = torch.autograd.grad((probs.detach() * 5.0 * torch.log_softmax(theta, 0)).sum(), theta)[0]
+    torch.testing.assert_close(exact_b_term, torch.zeros(3), atol=1e-6, rtol=0)
+    true_grad = torch.autograd.grad((torch.softmax(theta, 0) * means).sum(), theta)[0]
+
+    gen = torch.Generator().manual_seed(0)
+    n = 20000
+    actions = torch.multinomial(probs.detach(), n, replacement=True, generator=gen)
+    rewards = means[actions] + torch.randn(n, generator=gen)
+    score = torch.eye(3)[actions] - probs.detach()          # ∇_θ log softmax(θ)[a]
+    b = (probs.detach() * means).sum()                      # baseline: the expected reward V
+    plain = rewards[:, None] * score
+    based = (rewards - b)[:, None] * score
+    se = 4 * plain.std(0) / n ** 0.5
+    assert torch.all((plain.mean(0) - true_grad).abs() < se)
+    assert torch.all((based.mean(0) - true_grad).abs() < se)
+    assert based.var(0).sum() < 0.5 * plain.var(0).sum()
+
+
+def test_variance_measurement_uses_the_same_batches_for_every_estimator(tmp_path):
+    """With V ≡ 0 the baseline adds nothing and Q's estimate is the advantage: equal gradients."""
+    from deeprl.variance import fit_critic, measure, plot
+    agent = ActorCriticAgent("CartPole-v1", estimator="gae", gae_lambda=0.95, collect="steps", n_steps=16,
+                             num_envs=4, seed=0, **FAST)
+    agent.learn(2000)
+    with torch.no_grad():
+        agent.net.value_head.weight.zero_()
+        agent.net.value_head.bias.zero_()
+    zero_v = measure(agent, batches=6)
+    assert zero_v["baseline"] == pytest.approx(zero_v["reinforce"])
+    assert zero_v["q"] == pytest.approx(zero_v["advantage"])
+    assert zero_v["reinforce"]["variance"] > 0
+    fit_critic(agent, iterations=5)
+    fitted = measure(agent, batches=6)
+    assert fitted["baseline"]["variance"] != pytest.approx(fitted["reinforce"]["variance"])
+    out = plot(fitted, tmp_path / "v.png", "test")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------------------- learning
+
+
+def test_bad_spaces_and_settings():
+    with pytest.raises(EnvError, match="Discrete and 1-D Box"):
+        PPO(MULTI_DISCRETE, **FAST)
+    with pytest.raises(EnvError, match="vector, image and Discrete observations"):
+        PPO("Blackjack-v1", **FAST)
+    with pytest.raises(ConfigError, match="needs complete episodes"):
+        A2C("CartPole-v1", estimator="reinforce", **FAST)
+
+
+@pytest.mark.parametrize("cls, kw", [
+    (REINFORCE, dict(batch_episodes=2, lr=1e-2)),
+    (REINFORCE, dict(estimator="baseline", critic_target="rollout", batch_episodes=2, lr=3e-3)),
+    (REINFORCE, dict(estimator="baseline", batch_episodes=2, lr=3e-3, discount_weighting=True)),
+    (ActorCriticAgent, dict(lr=3e-3)),
+    (ActorCriticAgent, dict(estimator="q", lr=3e-3, normalize_advantage=True)),
+    (ActorCriticAgent, dict(collect="steps", n_steps=1, lr=1e-3)),
+    (A2C, dict(num_envs=4, lr=3e-3)),
+    (PPO, dict(n_steps=128, num_envs=2, minibatch_size=64, n_epochs=4, lr=3e-3)),
+])
+def test_learns_identity_env(cls, kw):
+    agent = cls(IDENTITY, seed=0, total_steps=6000, **{**FAST, **kw})
+    agent.learn()
+    assert agent.evaluate(10)["mean_return"] >= 17.0   # 20 steps, 1 per right action
+
+
+@pytest.mark.parametrize("cls", [A2C, PPO])
+def test_learns_continuous_actions(cls):
+    kw = dict(n_steps=32, num_envs=4, minibatch_size=64, n_epochs=4) if cls is PPO else dict(num_envs=4)
+    agent = cls(TARGET_REACH, seed=0, total_steps=8000, lr=3e-3, gamma=0.0, log_std_init=-0.5, **{**FAST, **kw})
+    agent.learn()
+    assert agent.evaluate(20)["mean_return"] > -0.05   # mean action tracks the observed target
+    obs = np.array([[0.5], [-0.5]], np.float32)
+    np.testing.assert_allclose(agent.predict(obs)[:, 0], [0.5, -0.5], atol=0.2)
+
+
+def test_cnn_policy_smoke():
+    agent = A2C("ALE/Pong-v5", num_envs=2, n_steps=4, total_steps=32, **FAST)
+    agent.learn()
+    assert type(agent.net.actor_torso).__name__ == "NatureCNN" and agent.updates == 4
+
+
+def test_save_load_round_trip(tmp_path):
+    agent = PPO("Pendulum-v1", n_steps=64, minibatch_size=32, n_epochs=1, total_steps=128, **FAST)
+    agent.learn()
+    loaded = deeprl.load(agent.save(tmp_path / "ppo"))
+    assert isinstance(loaded, PPO)
+    obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "charts/sps")} for r in csv.DictReader(f)]
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
+    def make():
+        return A2C("CartPole-v1", seed=2, num_envs=4, total_steps=4000, checkpoint_freq=1000, log_interval=500,
+                   eval_freq=2000, eval_episodes=2, preset=None)
+    whole = make().learn(run_dir=tmp_path / "whole")
+
+    def crash(agent):
+        if agent.num_timesteps >= 3000:
+            raise KeyboardInterrupt
+    crashed = make()
+    with pytest.raises(KeyboardInterrupt):
+        crashed.learn(run_dir=tmp_path / "crashed", callback=crash)
+    crashed.close()
+    resumed = A2C.resume(tmp_path / "crashed")
+    resumed.learn()
+    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "crashed" / "metrics.csv")
+    for p, q in zip(whole.net.parameters(), resumed.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
