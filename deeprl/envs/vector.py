@@ -167,6 +167,19 @@ def _worker(conn: Any, env_fns: list[Callable[[], gym.Env]], seed: int, first_in
         conn.send(("error", traceback.format_exc()))
 
 
+def _start_method() -> str:
+    """Workers are started fresh (forkserver/spawn) when they can re-import the main script; from
+    an interactive session or stdin they cannot, and fork is the only method that works there
+    (safe here: workers run env code only, never torch)."""
+    import os
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file and os.path.exists(main_file):
+        return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
 class AsyncVecEnv(VecEnv):
     """Steps environments in ``num_workers`` subprocesses, several envs per worker.
 
@@ -179,7 +192,7 @@ class AsyncVecEnv(VecEnv):
         num_workers = min(num_workers or mp.cpu_count(), self.num_envs)
         bounds = np.linspace(0, self.num_envs, num_workers + 1).astype(int)
         self._splits = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context(_start_method())
         self._conns, self._procs = [], []
         for a, b in self._splits:
             parent, child = ctx.Pipe()
@@ -198,7 +211,12 @@ class AsyncVecEnv(VecEnv):
                 conn.send(msg)
         out = []
         for conn in self._conns:
-            status, payload = conn.recv()
+            try:
+                status, payload = conn.recv()
+            except EOFError:
+                self.close()
+                raise RuntimeError("an environment worker process died; run with vectorization=sync to see "
+                                   "the env's own error") from None
             if status == "error":
                 self.close()
                 raise RuntimeError(f"environment worker failed:\n{payload}")
