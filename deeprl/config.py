@@ -40,7 +40,7 @@ class RunConfig:
         "auto", "standard Atari preprocessing; 'auto' turns it on for ALE ids")
     device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
     torch_threads: int = _f(0, "CPU threads for torch; 0 picks 1 (small nets run fastest single-threaded)", min=0)
-    eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = only at the end)", min=0)
+    eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = never during training; a run directory still gets a final evaluation)", min=0)
     eval_episodes: int = _f(10, "episodes per evaluation", min=1)
     checkpoint_freq: int = _f(25_000, "write a checkpoint every this many env steps (0 = only at the end)", min=0)
     log_interval: int = _f(1_000, "write a metrics row every this many env steps", min=1)

@@ -100,7 +100,8 @@ class PolicyGradient(Algorithm):
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
         self._numpy_policy = NumpyPolicy(self.net) if NumpyPolicy.supports(self.net) else None
-        self.updates = 0
+        self.updates = 0        # gradient steps (as in DQN)
+        self.rollouts = 0       # collect-and-update iterations
         self._ep_time = np.zeros(c.num_envs, dtype=np.int64)
         self._stats: dict[str, list[float]] = {}
 
@@ -125,7 +126,7 @@ class PolicyGradient(Algorithm):
     # --------------------------------------------------------------------------------- collecting
     def _collect_steps(self) -> Rollout:
         """``n_steps`` steps of every env (A2C, PPO; n_steps = 1 is the online actor-critic)."""
-        c, T, N = self.config, self.config.n_steps, self.config.num_envs
+        T, N = self.config.n_steps, self.config.num_envs
         obs = self._obs
         obs_buf = np.empty((T, N, *obs.shape[1:]), dtype=obs.dtype)
         act_buf: list[np.ndarray] = []
@@ -238,7 +239,9 @@ class PolicyGradient(Algorithm):
             else:
                 continue
             break
-        self.updates += 1
+        self.rollouts += 1
+        if self._numpy_policy is not None:  # acting resumes only now: one refresh per rollout
+            self._numpy_policy.refresh()
 
     def _step(self, dist, v, actions, old_log_probs, psi, target, old_values) -> bool:
         """One gradient step; returns True when PPO's KL guard says to stop the epochs."""
@@ -265,17 +268,19 @@ class PolicyGradient(Algorithm):
         max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
         self.optimizer.step()
-        if self._numpy_policy is not None:
-            self._numpy_policy.refresh()
-        with torch.no_grad():
-            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
-            clip_frac = ((log_ratio.exp() - 1).abs() > c.clip_range).float().mean() if c.clip_range > 0 else None
+        self.updates += 1
+        approx_kl = clip_frac = None
+        if c.clip_range > 0 or c.n_epochs > 1 or c.target_kl > 0:  # only off-policy epochs move π away from π_old
+            with torch.no_grad():
+                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
+                if c.clip_range > 0:
+                    clip_frac = ((log_ratio.exp() - 1).abs() > c.clip_range).float().mean()
         for key, val in (("loss/actor", actor_loss), ("loss/critic", critic_loss if v is not None else None),
                          ("loss/entropy", entropy), ("policy/approx_kl", approx_kl),
                          ("policy/clip_fraction", clip_frac), ("grad/norm", grad_norm)):
             if val is not None:
                 self._stats.setdefault(key, []).append(val.detach())
-        return c.target_kl > 0 and approx_kl.item() > 1.5 * c.target_kl
+        return c.target_kl > 0 and approx_kl is not None and approx_kl.item() > 1.5 * c.target_kl
 
     def _train(self, target_steps: int) -> None:
         c = self.config
@@ -315,14 +320,15 @@ class PolicyGradient(Algorithm):
     def _checkpoint(self) -> tuple[dict, dict, dict]:
         opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
         return ({"model": self._model_tensors(), "optimizer": opt_tensors}, {},
-                {"optimizer": opt_skeleton, "updates": self.updates, "ep_time": self._ep_time.tolist()})
+                {"optimizer": opt_skeleton, "updates": self.updates, "rollouts": self.rollouts,
+                 "ep_time": self._ep_time.tolist()})
 
     def _restore(self, state: dict[str, Any], loader: Any) -> None:
         self._load_model_tensors(loader("model"))
         self.optimizer.load_state_dict(unflatten_state(state["optimizer"], loader("optimizer")))
         if self._numpy_policy is not None:
             self._numpy_policy.refresh()
-        self.updates = int(state["updates"])
+        self.updates, self.rollouts = int(state["updates"]), int(state["rollouts"])
         self._ep_time = np.asarray(state["ep_time"], dtype=np.int64)
 
 
