@@ -101,6 +101,7 @@ class PGConfig(RunConfig):
     lr: float = _f(7e-4, "learning rate (one optimizer over actor and critic)", min=0.0, exclusive_min=True)
     optimizer: Literal["adam", "rmsprop"] = _f("adam", "optimizer")
     optim_eps: float = _f(1e-5, "optimizer epsilon", min=0.0, exclusive_min=True)
+    anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
     gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
     estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("gae", "the weight Ψ_t of ∇ log π")
     critic_target: Literal["bootstrap", "rollout"] = _f(

@@ -219,3 +219,10 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
     assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "crashed" / "metrics.csv")
     for p, q in zip(whole.net.parameters(), resumed.net.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_anneal_lr_reaches_zero_at_the_end():
+    agent = A2C("CartPole-v1", num_envs=2, n_steps=5, total_steps=1000, anneal_lr=True, lr=1e-3, **FAST)
+    agent.learn()
+    lr = agent.optimizer.param_groups[0]["lr"]
+    assert 0.0 <= lr < 2e-5   # set before the last update, from the steps done so far

@@ -210,6 +210,9 @@ class PolicyGradient(Algorithm):
     def update(self, r: Rollout) -> None:
         c = self.config
         T, N = r.rewards.shape
+        if c.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = c.lr * max(0.0, 1.0 - self.num_timesteps / max(1, self.planned_steps))
         use_critic = c.estimator != "reinforce"
         single_pass = c.n_epochs == 1 and c.minibatch_size == 0 and c.clip_range == 0
         if use_critic:
