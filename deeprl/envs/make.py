@@ -61,9 +61,14 @@ def use_atari_wrappers(env_id: str, setting: str = "auto") -> bool:
     return is_atari_id(env_id)
 
 
-def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto",
+def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto", check: bool = True,
              **kwargs: Any) -> gym.Env:
-    """One environment, ready for deeprl: episode statistics recorded, images channels-first."""
+    """One environment, ready for deeprl: images channels-first, Atari preprocessed.
+
+    ``check=False`` skips Gymnasium's passive env checker, a wrapper that costs microseconds on
+    every step (vector envs check one copy, then make the rest without it).
+    Episode statistics are kept by the vector env; Atari envs record whole-game scores inside.
+    """
     if not isinstance(env_id, str) or not env_id.strip():
         raise EnvError("no environment id given; pass one such as --env CartPole-v1")
     if ":" in env_id:
@@ -84,8 +89,9 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
         else:
             if render_mode is not None:
                 kwargs["render_mode"] = render_mode
+            if not check:
+                kwargs["disable_env_checker"] = True
             env = gym.make(env_id, **kwargs)
-            env = gym.wrappers.RecordEpisodeStatistics(env)
     except gym.error.DependencyNotInstalled as e:
         raise EnvError(f"env {env_id!r} needs an optional dependency: {e}") from None
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,

@@ -44,13 +44,29 @@ def _jsonable(action: Any) -> Any:
         action.item() if isinstance(action, np.generic) else action)
 
 
+def _records_episodes(env: gym.Env) -> bool:
+    """Whether a RecordEpisodeStatistics wrapper sits somewhere in ``env``'s wrapper chain."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.RecordEpisodeStatistics):
+            return True
+        env = env.env
+    return False
+
+
 class _Slot:
-    """One sub-environment with seeded resets and a replayable action log."""
+    """One sub-environment with seeded resets, a replayable action log and episode statistics.
+
+    Returns and lengths are summed here (cheaper than a wrapper per step) unless the env records
+    them itself (Atari: the whole game's unclipped score, across lives), in which case its
+    ``info["episode"]`` is reported instead.
+    """
 
     def __init__(self, env: gym.Env, seed: int, index: int):
         self.env, self.seed, self.index = env, seed, index
         self.episode = 0        # resets done so far (real or not)
         self.log: list[Any] = []  # events since the last real reset: seed first, then actions / None
+        self.own_stats = not _records_episodes(env)
+        self.ep_return, self.ep_length = 0.0, 0
 
     def reset(self) -> np.ndarray:
         s = episode_seed(self.seed, self.index, self.episode)
@@ -60,18 +76,25 @@ class _Slot:
             self.log = [s]
         else:  # Atari episodic life: a life was lost but the game goes on
             self.log.append(None)
+        self.ep_return, self.ep_length = 0.0, 0
         return obs
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, float, bool, bool, tuple | None]:
         next_obs, reward, terminated, truncated, info = self.env.step(action)
-        self.log.append(_jsonable(action))
+        self.log.append(action if type(action) is int else _jsonable(action))
+        reward = float(reward)
+        self.ep_return += reward
+        self.ep_length += 1
         episode = None
-        if "episode" in info:
-            episode = (self.index, float(info["episode"]["r"]), int(info["episode"]["l"]))
+        if not self.own_stats:
+            if "episode" in info:
+                episode = (self.index, float(info["episode"]["r"]), int(info["episode"]["l"]))
+        elif terminated or truncated:
+            episode = (self.index, self.ep_return, self.ep_length)
         obs = next_obs
         if terminated or truncated:
             obs = self.reset()
-        return obs, next_obs, float(reward), bool(terminated), bool(truncated), episode
+        return obs, next_obs, reward, bool(terminated), bool(truncated), episode
 
     def state(self) -> dict[str, Any]:
         return {"episode": self.episode, "log": list(self.log)}
@@ -79,12 +102,15 @@ class _Slot:
     def restore(self, state: dict[str, Any]) -> np.ndarray:
         log = state["log"]
         obs, _ = self.env.reset(seed=int(log[0]))
+        self.ep_return, self.ep_length = 0.0, 0
         for event in log[1:]:
             if event is None:
                 obs, _ = self.env.reset(seed=0)  # seed ignored by a non-real reset
             else:
                 action = np.asarray(event) if isinstance(event, list) else event
-                obs, _, _, _, _ = self.env.step(action)
+                obs, reward, _, _, _ = self.env.step(action)
+                self.ep_return += float(reward)
+                self.ep_length += 1
         self.log = list(log)
         self.episode = int(state["episode"])
         return obs
@@ -269,8 +295,8 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, *, vectorization: str = 
     """``num_envs`` copies of ``make_env(env_id, **kwargs)``, stepped together."""
     from deeprl.envs.make import make_env
 
-    make_env(env_id, **kwargs).close()  # fail here, with a clear error, not inside a worker
-    fns = [_EnvFactory(env_id, kwargs) for _ in range(num_envs)]
+    make_env(env_id, **kwargs).close()  # fail here, with a clear error (and Gymnasium's env checker) once
+    fns = [_EnvFactory(env_id, {**kwargs, "check": False}) for _ in range(num_envs)]
     if vectorization == "async":
         return AsyncVecEnv(fns, seed)
     return VecEnv(fns, seed)
