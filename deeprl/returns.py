@@ -64,29 +64,35 @@ def q_learning_target(returns: torch.Tensor, discount: torch.Tensor, next_q: tor
 # policy gradients: reward-to-go and advantages over rollouts of shape (T, N)
 
 
-def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
-                 bootstrap: torch.Tensor | None = None, truncated: torch.Tensor | None = None) -> torch.Tensor:
+def _xp(array):
+    """The array module of ``array``: these functions take torch tensors or NumPy arrays alike
+    (NumPy is much cheaper for the short per-step loops of small CPU rollouts)."""
+    return torch if isinstance(array, torch.Tensor) else np
+
+
+def reward_to_go(rewards, dones, gamma: float, bootstrap=None, truncated=None):
     """G_t = r_{t+1} + γ G_{t+1}, restarting after every episode end; ``(T, N)`` -> ``(T, N)``.
 
     ``dones[t]`` marks that the episode ended with step t.  An episode cut off by a time limit
     (``truncated[t]``) did not really end: when a critic is available, pass ``bootstrap[t]`` =
     V(final observation) and the reward-to-go continues from it instead of from 0.  Without it
     (plain REINFORCE) a truncated episode's G_t is the rewards collected before the cut.
+    Works on torch tensors and NumPy arrays.
     """
+    xp = _xp(rewards)
     T = rewards.shape[0]
-    out = torch.empty_like(rewards)
-    G = torch.zeros_like(rewards[0])
+    out = xp.empty_like(rewards)
+    G = xp.zeros_like(rewards[0])
     for t in reversed(range(T)):
-        after = G * (~dones[t])
+        after = G * ~dones[t]
         if bootstrap is not None and truncated is not None:
-            after = torch.where(truncated[t], bootstrap[t], after)
+            after = xp.where(truncated[t], bootstrap[t], after)
         G = rewards[t] + gamma * after
         out[t] = G
     return out
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
-        truncated: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(rewards, values, next_values, terminated, truncated, gamma: float, lam: float):
     """Generalized advantage estimation (Schulman et al. 2016) over a ``(T, N)`` rollout.
 
     δ_t = r_{t+1} + γ (1 - terminated_t) V(s'_t) - V(s_t)   (the lecture's A = r' + γ V(s') - V(s))
@@ -96,14 +102,15 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     the final observation where it was truncated (terminated steps are masked anyway).
     λ = 0 gives the one-step TD advantage, λ = 1 the n-step (rollout-to-end) advantage of A2C.
     Returns ``(advantages, value_targets)`` with value_targets = advantages + values.
+    Works on torch tensors and NumPy arrays.
     """
+    xp = _xp(rewards)
     T = rewards.shape[0]
-    not_terminated = (~terminated).to(rewards.dtype)
-    not_done = (~(terminated | truncated)).to(rewards.dtype)
-    deltas = rewards + gamma * not_terminated * next_values - values
-    adv = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
+    not_done = ~(terminated | truncated)
+    deltas = rewards + gamma * next_values * ~terminated - values
+    adv = xp.empty_like(deltas)
+    running = xp.zeros_like(deltas[0])
     for t in reversed(range(T)):
-        running = deltas[t] + gamma * lam * not_done[t] * running
+        running = deltas[t] + gamma * lam * running * not_done[t]
         adv[t] = running
     return adv, adv + values

@@ -50,24 +50,31 @@ class Rollout:
 
 def estimate(config: PGConfig, r: Rollout, values: torch.Tensor, next_values: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Ψ, critic_target)``, both ``(T, N)`` and free of gradient (⊥), from V(s_t) and V(s'_t)."""
+    """``(Ψ, critic_target)``, both ``(T, N)`` and free of gradient (⊥), from V(s_t) and V(s'_t).
+
+    On the CPU the arithmetic runs in NumPy on zero-copy views: the loops over t are dozens of
+    tiny operations, each far cheaper in NumPy than a torch dispatch.
+    """
     c = config
-    v, nv = values.detach(), next_values.detach()
-    dones = r.terminated | r.truncated
-    td_target = r.rewards + c.gamma * (~r.terminated) * nv          # r' + γ V(s'), 0 after termination
+    cpu = r.rewards.device.type == "cpu"
+    arr = (lambda t: t.detach().numpy()) if cpu else (lambda t: t.detach())  # noqa: E731
+    rew, term, trunc, v, nv = arr(r.rewards), arr(r.terminated), arr(r.truncated), arr(values), arr(next_values)
+    dones = term | trunc
+    td_target = rew + c.gamma * nv * ~term                            # r' + γ V(s'), 0 after termination
     needs_G = c.estimator in ("reinforce", "baseline") or c.critic_target == "rollout"
     G = None
     if needs_G:  # with a critic, a time-limit cut continues from V(final observation), not from 0
         with_critic = c.estimator != "reinforce" or c.critic_target == "rollout"
-        G = reward_to_go(r.rewards, dones, c.gamma, bootstrap=nv if with_critic else None, truncated=r.truncated)
+        G = reward_to_go(rew, dones, c.gamma, bootstrap=nv if with_critic else None, truncated=trunc)
     if c.estimator == "gae":
-        psi, lambda_return = gae(r.rewards, v, nv, r.terminated, r.truncated, c.gamma, c.gae_lambda)
+        psi, lambda_return = gae(rew, v, nv, term, trunc, c.gamma, c.gae_lambda)
     else:
         lambda_return = td_target
         psi = {"reinforce": G, "baseline": G - v if G is not None else None, "q": td_target,
                "advantage": td_target - v}[c.estimator]
     target = G if c.critic_target == "rollout" else lambda_return
-    return psi, target
+    to = (lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))) if cpu else (lambda a: a)  # noqa: E731
+    return to(psi), to(target)
 
 
 class PolicyGradient(Algorithm):
