@@ -13,7 +13,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from deeprl.agents.pg import PolicyGradient, Rollout, estimate

@@ -14,8 +14,6 @@ Subclasses implement:
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from collections import deque
 from pathlib import Path
@@ -25,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.checkpoint import FORMAT, atomic_write_json, load_model_file, save_model_file
+from deeprl.checkpoint import atomic_write_json, load_model_file, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
 from deeprl.envs import is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
@@ -162,6 +160,7 @@ class Algorithm:
                                          resume_step=self.num_timesteps if self.num_timesteps else None)
         self._progress = Progress(self.planned_steps, self.num_timesteps, f"{self.algo} {self.config.env}", progress)
         self._t0 = time.perf_counter() - self._elapsed
+        self._last_log_steps, self._last_log_time = self.num_timesteps, self._elapsed
         try:
             self._train(self.planned_steps)
         finally:
@@ -274,7 +273,29 @@ class Algorithm:
         if self._logger is not None:
             self._logger.log(self.num_timesteps, metrics, time.perf_counter() - self._t0)
 
-    def _after_log(self) -> None:
+    def _interval_due(self, target_steps: int) -> bool:
+        return self._crossed(self.config.log_interval, self._last_log_steps) or self.num_timesteps >= target_steps
+
+    def _close_interval(self, metrics: dict[str, Any], **progress: Any) -> None:
+        """End of a log interval: one metrics row (with an evaluation when one is due), a
+        checkpoint when one is due, then the user's callback.
+
+        Checkpoints are taken only here, right after a row, when the interval's statistics have
+        just been emptied: a resumed run then logs exactly the rows the uninterrupted run would.
+        """
+        now = time.perf_counter() - self._t0
+        sps = (self.num_timesteps - self._last_log_steps) / max(now - self._last_log_time, 1e-9)
+        since = self._last_log_steps
+        self._last_log_steps, self._last_log_time = self.num_timesteps, now
+        row = {"charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
+               "charts/sps": round(sps, 1), **metrics}
+        evaluation = self._maybe_eval(since)
+        if evaluation is not None:
+            row["eval/mean_return"] = evaluation["mean_return"]
+            row["eval/std_return"] = evaluation["std_return"]
+        self._log(row)
+        self._progress.update(0, ret=row["charts/episode_return"], **progress)
+        self._maybe_checkpoint(since)
         if self._callback is not None and self._callback(self) is False:
             self._stop = True
 

@@ -16,7 +16,6 @@ update uses only the transitions just made (the lecture's online v1 and v2).
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import numpy as np
@@ -189,7 +188,6 @@ class DQN(Algorithm):
         train_every = max(1, c.train_freq // n_envs)
         target_every = max(1, c.target_update_interval // n_envs)
         obs = self._obs
-        last_log_steps, last_log_time = self.num_timesteps, self._elapsed
         while self.num_timesteps < target_steps and not self._stop:
             actions = self._epsilon_greedy(obs, self.epsilon())            # 1. ε-greedy
             step = self.envs.step(actions)                                   # 2. s', r' ~ p(s', r'|s, a)
@@ -211,28 +209,14 @@ class DQN(Algorithm):
             self._record_episodes(step.episodes)
             self._progress.update(n_envs)
 
-            if self._crossed(c.log_interval, last_log_steps) or self.num_timesteps >= target_steps:
-                now = time.perf_counter() - self._t0
-                sps = (self.num_timesteps - last_log_steps) / max(now - last_log_time, 1e-9)
-                since, last_log_steps, last_log_time = last_log_steps, self.num_timesteps, now
-                metrics = self._interval_metrics(sps)
-                evaluation = self._maybe_eval(since)
-                if evaluation is not None:
-                    metrics["eval/mean_return"] = evaluation["mean_return"]
-                    metrics["eval/std_return"] = evaluation["std_return"]
-                self._log(metrics)
-                self._progress.update(0, ret=metrics["charts/episode_return"], eps=round(self.epsilon(), 3))
-                # checkpoint only right after a log row, when the interval statistics are empty,
-                # so a resumed run logs exactly the rows the uninterrupted run would have
-                self._maybe_checkpoint(since)
-                self._after_log()
+            if self._interval_due(target_steps):
+                self._close_interval(self._interval_metrics(), eps=round(self.epsilon(), 3))
 
-    def _interval_metrics(self, sps: float) -> dict[str, Any]:
+    def _interval_metrics(self) -> dict[str, Any]:
         s = self._stats
         n = s["n"]
         metrics: dict[str, Any] = {
-            "charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
-            "charts/epsilon": self.epsilon(), "charts/sps": round(sps, 1),
+            "charts/epsilon": self.epsilon(),
             "loss/td": (s["loss"] / n).item() if n else None, "q/mean": (s["q"] / n).item() if n else None,
             "grad/norm": (s["grad"] / n).item() if n else None}
         self._reset_stats()

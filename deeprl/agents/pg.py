@@ -12,7 +12,6 @@ n = 1 is the online actor-critic), and for PPO a clipped ratio π_θ/π_old over
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,29 +293,16 @@ class PolicyGradient(Algorithm):
 
     def _train(self, target_steps: int) -> None:
         c = self.config
-        last_log_steps, last_log_time = self.num_timesteps, self._elapsed
         collect = self._collect_episodes if c.collect == "episodes" else self._collect_steps
         while self.num_timesteps < target_steps and not self._stop:
             before = self.num_timesteps
             rollout = collect()
             self.update(rollout)
             self._progress.update(self.num_timesteps - before)
-            if self._crossed(c.log_interval, last_log_steps) or self.num_timesteps >= target_steps:
-                now = time.perf_counter() - self._t0
-                sps = (self.num_timesteps - last_log_steps) / max(now - last_log_time, 1e-9)
-                since, last_log_steps, last_log_time = last_log_steps, self.num_timesteps, now
-                metrics: dict[str, Any] = {"charts/episode_return": self._recent_return(),
-                                           "charts/episodes": self.episodes, "charts/sps": round(sps, 1)}
-                metrics.update({k: torch.stack(v).mean().item() for k, v in self._stats.items()})
+            if self._interval_due(target_steps):
+                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
                 self._stats = {}
-                evaluation = self._maybe_eval(since)
-                if evaluation is not None:
-                    metrics["eval/mean_return"] = evaluation["mean_return"]
-                    metrics["eval/std_return"] = evaluation["std_return"]
-                self._log(metrics)
-                self._progress.update(0, ret=metrics["charts/episode_return"])
-                self._maybe_checkpoint(since)
-                self._after_log()
+                self._close_interval(stats)
 
     # --------------------------------------------------------------------------------- persistence
     def _model_tensors(self) -> dict[str, torch.Tensor]:
