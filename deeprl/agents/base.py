@@ -15,6 +15,7 @@ Subclasses implement:
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -61,7 +62,7 @@ def space_from_json(d: dict[str, Any]) -> gym.Space:
     return gym.spaces.Box(-np.inf, np.inf, tuple(d["shape"]), dtype)
 
 
-class Algorithm:
+class Algorithm(ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[RunConfig]]
     metric_keys: ClassVar[list[str]]
@@ -121,14 +122,36 @@ class Algorithm:
         torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------------------ subclass hooks
-    def _check_spaces(self) -> None: ...
-    def _build(self) -> None: raise NotImplementedError
-    def _train(self, target_steps: int) -> None: raise NotImplementedError
-    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray: raise NotImplementedError
-    def _model_tensors(self) -> dict[str, torch.Tensor]: raise NotImplementedError
-    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None: raise NotImplementedError
-    def _checkpoint(self) -> tuple[dict, dict, dict]: raise NotImplementedError
-    def _restore(self, state: dict[str, Any], loader: Any) -> None: raise NotImplementedError
+    def _check_spaces(self) -> None:
+        """Raise an EnvError for spaces the algorithm cannot handle (default: accept)."""
+
+    @abstractmethod
+    def _build(self) -> None:
+        """Networks, optimizers and buffers, from ``self.config`` and the env spaces."""
+
+    @abstractmethod
+    def _train(self, target_steps: int) -> None:
+        """The training loop, until ``num_timesteps`` reaches ``target_steps`` or a callback stops it."""
+
+    @abstractmethod
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """A batch of env actions for a batch of observations."""
+
+    @abstractmethod
+    def _model_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights a saved model needs."""
+
+    @abstractmethod
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``_model_tensors``."""
+
+    @abstractmethod
+    def _checkpoint(self) -> tuple[dict, dict, dict]:
+        """``(tensor files, array files, JSON state)`` beyond what every algorithm saves."""
+
+    @abstractmethod
+    def _restore(self, state: dict[str, Any], loader: Any) -> None:
+        """Inverse of ``_checkpoint``."""
 
     # ------------------------------------------------------------------------------ public API
     def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,

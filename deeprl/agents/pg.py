@@ -97,7 +97,7 @@ class PolicyGradient(Algorithm):
         c = self.config
         self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
                                log_std_init=c.log_std_init).to(self.device)
-        params = list(self.net.parameters())
+        params = self._params = list(self.net.parameters())
         if c.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(params, lr=c.lr, alpha=0.99, eps=c.optim_eps, foreach=True)
         else:
@@ -275,7 +275,7 @@ class PolicyGradient(Algorithm):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, max_norm)
         self.optimizer.step()
         self.updates += 1
         approx_kl = clip_frac = None
