@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run directory or saved .safetensors model")
     e.add_argument("--episodes", type=_positive_int, default=10)
     e.add_argument("--seed", type=int)
+    e.add_argument("--best", action="store_true", help="the run's best evaluated model instead of its final one")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--video", nargs="?", const="", metavar="FILE",
                    help="write an MP4 of one episode (default RUN/videos/eval.mp4)")
@@ -162,16 +163,23 @@ def _run(agent, out: Path, args: argparse.Namespace, resume: bool) -> int:
     ev = agent.last_eval
     print(f"done: {agent.num_timesteps:,} steps in {agent._elapsed:.1f}s; evaluation over {ev['episodes']} "
           f"episodes: mean return {ev['mean_return']:.2f} ± {ev['std_return']:.2f}; model {out / 'model.safetensors'}")
+    if (out / "best_model.safetensors").exists():
+        print(f"best periodic evaluation: mean return {agent.best_eval_return:.2f}; model {out / 'best_model.safetensors'}")
     return 0
 
 
-def _load_for_eval(path: str):
+def _load_for_eval(path: str, best: bool = False):
     import deeprl
     from deeprl.errors import CheckpointError
 
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{path!r} does not exist; pass a run directory or a saved .safetensors model")
+    if best:
+        if not (p.is_dir() and (p / "best_model.safetensors").exists()):
+            raise CheckpointError(f"{path!r} has no best_model.safetensors (written when eval_freq > 0 and a "
+                                  "run directory is used); drop --best to evaluate the final model")
+        return deeprl.load(p / "best_model.safetensors", device="auto")
     if p.is_dir() and not (p / "model.safetensors").exists():
         raise CheckpointError(f"run {path!r} has no final model yet (it has not finished); "
                               f"finish it with 'deeprl train --resume {path}'")
@@ -179,7 +187,7 @@ def _load_for_eval(path: str):
 
 
 def _eval(args: argparse.Namespace) -> int:
-    agent = _load_for_eval(args.run)
+    agent = _load_for_eval(args.run, best=args.best)
     try:
         result = agent.evaluate(args.episodes, seed=args.seed)
         summary = {k: result[k] for k in ("mean_return", "std_return", "episodes", "mean_length")}

@@ -8,6 +8,7 @@
       tb/                TensorBoard event files (``tensorboard --logdir runs``)
       checkpoints/       step_<N>/ folders and a ``latest`` pointer (see checkpoint.py)
       model.safetensors  the final model, loadable with ``deeprl.load``
+      best_model.safetensors  the best periodically evaluated model (``deeprl eval RUN --best``)
       eval.json          the final evaluation
       videos/            ``deeprl eval --video`` output
 """
@@ -47,6 +48,10 @@ class RunDir:
     @property
     def model_file(self) -> Path:
         return self.path / "model.safetensors"
+
+    @property
+    def best_model_file(self) -> Path:
+        return self.path / "best_model.safetensors"
 
     def exists(self) -> bool:
         return self.config_file.exists()

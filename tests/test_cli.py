@@ -188,3 +188,10 @@ def test_variance_writes_the_figure(tmp_path, capsys):
 def test_dqn_refuses_continuous_actions_but_a2c_takes_them():
     proc = cli("train", "dqn", "--env", "Pendulum-v1", check_rc=2)
     assert "a2c, ppo" in proc.stderr
+
+
+def test_best_model_is_kept_and_evaluable(trained, capsys):
+    assert (trained / "best_model.safetensors").exists()   # eval_freq=500 in SMALL
+    assert main(["eval", str(trained), "--best", "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["episodes"] == 2
+    assert main(["eval", str(trained / "model.safetensors"), "--best"]) == 2

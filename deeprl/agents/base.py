@@ -98,6 +98,7 @@ class Algorithm(ABC):
         self._obs: np.ndarray | None = None
         self._elapsed = 0.0
         self.last_eval: dict[str, Any] | None = None
+        self.best_eval_return = -float("inf")  # best periodic evaluation so far (best_model.safetensors)
         self._logger: MetricsLogger | None = None
         torch.manual_seed(config.seed)
         if spaces is None:
@@ -330,6 +331,11 @@ class Algorithm(ABC):
         if not self._crossed(self.config.eval_freq, since):
             return None
         self.last_eval = self.evaluate()
+        # value-based agents in particular can peak and then degrade (DQN on CartPole does);
+        # like SB3's EvalCallback, keep the best evaluated weights beside the final ones
+        if self.run is not None and self.last_eval["mean_return"] > self.best_eval_return:
+            self.best_eval_return = self.last_eval["mean_return"]
+            self.save(self.run.best_model_file)
         return self.last_eval
 
     def _maybe_checkpoint(self, since: int) -> None:
@@ -342,7 +348,8 @@ class Algorithm(ABC):
         common = {"algo": self.algo, "num_timesteps": self.num_timesteps, "planned_steps": self.planned_steps,
                   "episodes": self.episodes, "recent_returns": list(self.recent_returns),
                   "rng": self.rng.bit_generator.state, "env_state": self.envs.state() if self.envs else None,
-                  "elapsed": time.perf_counter() - self._t0, "finished": finished}
+                  "elapsed": time.perf_counter() - self._t0, "finished": finished,
+                  "best_eval_return": self.best_eval_return if self.best_eval_return > -float("inf") else None}
         tensors.setdefault("rng", {})["torch"] = torch.get_rng_state()
         self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
 
@@ -352,6 +359,8 @@ class Algorithm(ABC):
         self.recent_returns = deque(state["recent_returns"], maxlen=20)
         self.rng.bit_generator.state = state["rng"]
         self._elapsed = float(state["elapsed"])
+        if state.get("best_eval_return") is not None:
+            self.best_eval_return = float(state["best_eval_return"])
         if state.get("env_state") is not None:
             self._obs = self.envs.restore(state["env_state"])
 
