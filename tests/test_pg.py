@@ -201,10 +201,11 @@ def _rows(path):
         return [{k: v for k, v in r.items() if k not in ("wall_time", "charts/sps")} for r in csv.DictReader(f)]
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("normalize_obs", [False, True])
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, normalize_obs):
     def make():
         return A2C("CartPole-v1", seed=2, num_envs=4, total_steps=4000, checkpoint_freq=1000, log_interval=500,
-                   eval_freq=2000, eval_episodes=2, preset=None)
+                   eval_freq=2000, eval_episodes=2, preset=None, normalize_obs=normalize_obs)
     whole = make().learn(run_dir=tmp_path / "whole")
 
     def crash(agent):
@@ -226,3 +227,29 @@ def test_anneal_lr_reaches_zero_at_the_end():
     agent.learn()
     lr = agent.optimizer.param_groups[0]["lr"]
     assert 0.0 <= lr < 2e-5   # set before the last update, from the steps done so far
+
+
+def test_running_mean_std_matches_numpy():
+    from deeprl.agents.pg import RunningMeanStd
+    rng = np.random.default_rng(0)
+    data = rng.normal(3.0, 2.0, size=(300, 4))
+    rms = RunningMeanStd((4,))
+    for chunk in np.split(data, [7, 50, 51, 200]):
+        rms.update(chunk)
+    np.testing.assert_allclose(rms.mean, data.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-3)
+    z = rms.normalize(data)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+
+
+def test_normalized_observations_learn_save_and_resume(tmp_path):
+    agent = A2C(IDENTITY, seed=0, total_steps=6000, num_envs=4, lr=3e-3, normalize_obs=True, **FAST)
+    agent.learn()
+    assert agent.evaluate(10)["mean_return"] >= 17.0
+    assert agent.obs_rms.count > 6000
+    loaded = deeprl.load(agent.save(tmp_path / "a2c"))
+    np.testing.assert_allclose(loaded.obs_rms.mean, agent.obs_rms.mean)
+    obs = np.eye(3, dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    with pytest.raises(ConfigError, match="normalize_obs works on vector observations"):
+        A2C("tests.envs:DeeprlTest/Chain-v0", normalize_obs=True, **FAST)

@@ -23,9 +23,38 @@ from deeprl.agents.base import Algorithm
 from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, ReinforceConfig
 from deeprl.envs import check_observation_space
-from deeprl.errors import EnvError
+from deeprl.errors import ConfigError, EnvError
 from deeprl.nets import ActorCritic, NumpyPolicy
 from deeprl.returns import gae, reward_to_go
+
+
+class RunningMeanStd:
+    """Running mean and variance of observations (parallel update of Chan et al.), for
+    ``normalize_obs``: inputs scaled to zero mean and unit variance, clipped to ±10."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4
+        self.clip = clip
+
+    def update(self, batch: np.ndarray) -> None:
+        b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        delta, total = b_mean - self.mean, self.count + b_count
+        self.mean = self.mean + delta * b_count / total
+        m2 = self.var * self.count + b_var * b_count + delta ** 2 * self.count * b_count / total
+        self.var, self.count = m2 / total, total
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        out = (obs - self.mean) / np.sqrt(self.var + 1e-8)
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "var": self.var, "count": np.array([self.count])}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.mean, self.var = state["mean"].astype(np.float64), state["var"].astype(np.float64)
+        self.count = float(state["count"][0])
 
 
 @dataclass
@@ -86,6 +115,10 @@ class PolicyGradient(Algorithm):
 
     def _check_spaces(self) -> None:
         check_observation_space(self.observation_space, self.algo)
+        obs = self.observation_space
+        if self.config.normalize_obs and not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+            raise ConfigError(f"normalize_obs works on vector observations; this env observes {obs}. "
+                              "Set normalize_obs=false")
         space = self.action_space
         if isinstance(space, gym.spaces.Discrete):
             if space.start != 0:
@@ -106,6 +139,7 @@ class PolicyGradient(Algorithm):
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
         self._numpy_policy = NumpyPolicy(self.net) if NumpyPolicy.supports(self.net) else None
+        self.obs_rms = RunningMeanStd(self.observation_space.shape) if c.normalize_obs else None
         self.updates = 0        # gradient steps (as in DQN)
         self.rollouts = 0       # collect-and-update iterations
         self._ep_time = np.zeros(c.num_envs, dtype=np.int64)
@@ -127,35 +161,48 @@ class PolicyGradient(Algorithm):
         return actions if self.discrete else np.clip(actions, self._low, self._high)
 
     def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        return self._to_env(self._sample(obs, deterministic)[0])
+        return self._to_env(self._sample(self._normalize(obs), deterministic)[0])
+
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        """Observations as the networks see them; training observations update the statistics."""
+        if self.obs_rms is None:
+            return obs
+        self.obs_rms.update(obs)
+        return self._normalize(obs)
+
+    def _normalize(self, obs: np.ndarray) -> np.ndarray:
+        if self.obs_rms is None:
+            return obs
+        return self.obs_rms.normalize(obs)
 
     # --------------------------------------------------------------------------------- collecting
     def _collect_steps(self) -> Rollout:
         """``n_steps`` steps of every env (A2C, PPO; n_steps = 1 is the online actor-critic)."""
         T, N = self.config.n_steps, self.config.num_envs
         obs = self._obs
-        obs_buf = np.empty((T, N, *obs.shape[1:]), dtype=obs.dtype)
+        obs_buf = np.empty((T, N, *obs.shape[1:]), dtype=np.float32 if self.obs_rms else obs.dtype)
         act_buf: list[np.ndarray] = []
         logp_buf = np.empty((T, N), np.float32)
         rew, term, trunc = np.empty((T, N), np.float32), np.empty((T, N), bool), np.empty((T, N), bool)
         ep_time = np.empty((T, N), np.int64)
         finals: list[tuple[int, np.ndarray]] = []
         for t in range(T):
-            actions, log_probs = self._sample(obs, False)                    # a ~ π_θ(a|s)
+            seen = self._observe(obs)
+            actions, log_probs = self._sample(seen, False)                   # a ~ π_θ(a|s)
             step = self.envs.step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
-            obs_buf[t], logp_buf[t] = obs, log_probs
+            obs_buf[t], logp_buf[t] = seen, log_probs
             act_buf.append(actions)
             rew[t], term[t], trunc[t], ep_time[t] = step.reward, step.terminated, step.truncated, self._ep_time
             done = step.terminated | step.truncated
             for i in np.flatnonzero(step.truncated):
-                finals.append((t * N + int(i), step.next_obs[i]))
+                finals.append((t * N + int(i), self._normalize(step.next_obs[i])))
             self._ep_time = np.where(done, 0, self._ep_time + 1)
             self._record_episodes(step.episodes)
             obs = step.obs                                                   # s ← s'
         self._obs = obs
         self.num_timesteps += T * N
         return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:]),
-                             logp_buf.reshape(-1), rew, term, trunc, ep_time, obs, finals)
+                             logp_buf.reshape(-1), rew, term, trunc, ep_time, self._normalize(obs), finals)
 
     def _collect_episodes(self) -> Rollout:
         """At least ``batch_episodes`` complete episodes τ ~ p(τ|θ), laid end to end.
@@ -169,15 +216,16 @@ class PolicyGradient(Algorithm):
         finals: list[np.ndarray | None] = []
         obs = self._obs
         while len(done_eps) < c.batch_episodes:
-            actions, log_probs = self._sample(obs, False)
+            seen = self._observe(obs)
+            actions, log_probs = self._sample(seen, False)
             step = self.envs.step(self._to_env(actions))
             self.num_timesteps += N
             for i in range(N):
-                running[i].append((obs[i], actions[i], log_probs[i], step.reward[i], step.terminated[i],
+                running[i].append((seen[i], actions[i], log_probs[i], step.reward[i], step.terminated[i],
                                    step.truncated[i], self._ep_time[i]))
                 if step.terminated[i] or step.truncated[i]:
                     done_eps.append(running[i])
-                    finals.append(step.next_obs[i] if step.truncated[i] else None)
+                    finals.append(self._normalize(step.next_obs[i]) if step.truncated[i] else None)
                     running[i] = []
             self._ep_time = np.where(step.terminated | step.truncated, 0, self._ep_time + 1)
             self._record_episodes(step.episodes)
@@ -191,7 +239,7 @@ class PolicyGradient(Algorithm):
         return self._rollout(np.stack(col[0]), np.stack(col[1]), np.asarray(col[2], np.float32),
                              np.asarray(col[3], np.float32).reshape(T, 1), np.asarray(col[4], bool).reshape(T, 1),
                              np.asarray(col[5], bool).reshape(T, 1), np.asarray(col[6], np.int64).reshape(T, 1),
-                             np.zeros((1, *obs.shape[1:]), obs.dtype), final_list)
+                             np.zeros((1, *obs.shape[1:]), np.float32 if self.obs_rms else obs.dtype), final_list)
 
     def _rollout(self, obs, actions, log_probs, rew, term, trunc, ep_time, last_obs, finals) -> Rollout:
         to = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
@@ -306,10 +354,16 @@ class PolicyGradient(Algorithm):
 
     # --------------------------------------------------------------------------------- persistence
     def _model_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        if self.obs_rms is not None:  # the statistics are part of the policy: it sees normalized inputs
+            tensors.update({f"obs_rms.{k}": torch.from_numpy(np.atleast_1d(v).copy())
+                            for k, v in self.obs_rms.state().items()})
+        return tensors
 
     def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        if self.obs_rms is not None:
+            self.obs_rms.load({k[8:]: v.numpy() for k, v in tensors.items() if k.startswith("obs_rms.")})
         if self._numpy_policy is not None:
             self._numpy_policy.refresh()
 
