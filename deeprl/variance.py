@@ -22,22 +22,28 @@ LABELS = {"reinforce": "REINFORCE  G_t", "baseline": "baseline  G_t - V(s_t)", "
           "advantage": "advantage  r' + γV(s') - V(s)", "gae": "GAE(λ)"}
 
 
-def actor_gradient(agent: PolicyGradient, rollout: Rollout, estimator: str) -> torch.Tensor:
-    """The flattened actor gradient of one batch under one estimator (no parameter update)."""
-    config = dataclasses.replace(agent.config, estimator=estimator, collect="episodes", critic_target="bootstrap",
-                                 normalize_advantage=False)
+def actor_gradients(agent: PolicyGradient, rollout: Rollout, estimators: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Each estimator's flattened actor gradient on one batch (no parameter update).
+
+    V_φ and log π_θ are evaluated once; only Ψ differs between estimators.
+    """
     with torch.no_grad():
         values, next_values = agent._values(rollout, grad=False)
-    psi, _ = estimate(config, rollout, values, next_values)
-    if config.discount_weighting:
-        psi = psi * config.gamma ** rollout.ep_time.to(psi.dtype)
     params = agent.net.actor_parameters()
     log_probs = agent.net.policy(rollout.obs).log_prob(rollout.actions)
     # sum over the batch's steps, divided by its episodes: the lecture's per-trajectory estimator
     episodes = int((rollout.terminated | rollout.truncated).sum().clamp(min=1))
-    objective = (psi.reshape(-1) * log_probs).sum() / episodes
-    grads = torch.autograd.grad(objective, params)
-    return torch.cat([g.reshape(-1) for g in grads]).detach()
+    out = {}
+    for i, estimator in enumerate(estimators):
+        config = dataclasses.replace(agent.config, estimator=estimator, collect="episodes",
+                                     critic_target="bootstrap", normalize_advantage=False)
+        psi, _ = estimate(config, rollout, values, next_values)
+        if config.discount_weighting:
+            psi = psi * config.gamma ** rollout.ep_time.to(psi.dtype)
+        objective = (psi.reshape(-1) * log_probs).sum() / episodes
+        grads = torch.autograd.grad(objective, params, retain_graph=i < len(estimators) - 1)
+        out[estimator] = torch.cat([g.reshape(-1) for g in grads]).detach()
+    return out
 
 
 def fit_critic(agent: PolicyGradient, *, iterations: int = 40, episodes: int = 8, epochs: int = 10,
@@ -85,8 +91,8 @@ def measure(agent: PolicyGradient, *, batches: int = 64, episodes_per_batch: int
         samples: dict[str, list[torch.Tensor]] = {e: [] for e in estimators}
         for _ in range(batches):
             rollout = agent._collect_episodes()
-            for e in estimators:
-                samples[e].append(actor_gradient(agent, rollout, e))
+            for e, g in actor_gradients(agent, rollout, estimators).items():
+                samples[e].append(g)
     finally:
         agent.config = cfg
     out: dict[str, dict[str, float]] = {}
