@@ -81,6 +81,17 @@ def optimizer_info(opt: Any) -> dict[str, Any]:
             "steps": max(steps) if steps else 0}
 
 
+def deeprl_optimizer_info(opt: Any) -> dict[str, Any]:
+    """The same description for deeprl's FlatOptimizer, in torch.optim's terms: its arithmetic is
+    that of torch's Adam / RMSprop with no momentum, no centering and no weight decay."""
+    group = opt.param_groups[0]
+    rmsprop = opt.kind == "rmsprop"
+    return {"class": "RMSprop" if rmsprop else "Adam", "lr": group["lr"], "eps": group["eps"],
+            "alpha": group.get("alpha"), "betas": list(group["betas"]) if "betas" in group else None,
+            "momentum": 0 if rmsprop else None, "centered": False if rmsprop else None, "weight_decay": 0,
+            "steps": opt.steps}
+
+
 def n_params(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -126,7 +137,7 @@ def worker_deeprl(algo: str, seed: int, steps: int, device: str) -> dict:
     agent.learn(steps, progress=False)
     wall = time.perf_counter() - t0
     evaluation = C.deeprl_eval_summary(agent.evaluate(C.EVAL_EPISODES))
-    opt = optimizer_info(agent.optimizer)
+    opt = deeprl_optimizer_info(agent.optimizer)
     agent.close()
     return {"library": "deeprl", "algo": algo, "seed": seed, "env_steps": int(agent.num_timesteps),
             "gradient_steps": opt["steps"], "learn_s": wall, "eval": evaluation, "optimizer": opt,

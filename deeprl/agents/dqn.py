@@ -29,6 +29,7 @@ from deeprl.config import DQNConfig
 from deeprl.envs import check_discrete_actions, check_observation_space
 from deeprl.errors import ConfigError
 from deeprl.nets import NumpyQ, QNetwork
+from deeprl.optim import FlatOptimizer
 from deeprl.returns import q_learning_target
 
 
@@ -67,9 +68,8 @@ class DQN(Algorithm):
         self.q_target = None
         if c.target_update_interval > 0:
             self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        # fused Adam: one kernel per step instead of several small ops per parameter tensor
-        self._params = list(self.q.parameters())
-        self.optimizer = torch.optim.Adam(self._params, lr=c.lr, eps=c.adam_eps, fused=True)
+        # Adam over one flat buffer: a few ops per step instead of several per parameter tensor
+        self.optimizer = FlatOptimizer(self.q.parameters(), "adam", lr=c.lr, eps=c.adam_eps)
         self._numpy_q = NumpyQ(self.q) if NumpyQ.supports(self.q) else None
         self.buffer = None
         if c.replay:
@@ -141,10 +141,10 @@ class DQN(Algorithm):
     def update(self, batch: ReplaySamples) -> None:
         """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped."""
         loss, td, q = self.compute_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
-        max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, max_norm)
+        grad_norm = self.optimizer.clip_grad_norm(self.config.max_grad_norm if self.config.max_grad_norm > 0
+                                                  else float("inf"))
         self.optimizer.step()
         self.updates += 1
         if isinstance(self.buffer, PrioritizedReplayBuffer):

@@ -25,6 +25,7 @@ from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, Rei
 from deeprl.envs import check_observation_space
 from deeprl.errors import ConfigError, EnvError
 from deeprl.nets import ActorCritic, NumpyPolicy
+from deeprl.optim import FlatOptimizer
 from deeprl.returns import gae, reward_to_go
 
 
@@ -130,11 +131,7 @@ class PolicyGradient(Algorithm):
         c = self.config
         self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
                                log_std_init=c.log_std_init).to(self.device)
-        params = self._params = list(self.net.parameters())
-        if c.optimizer == "rmsprop":
-            self.optimizer = torch.optim.RMSprop(params, lr=c.lr, alpha=0.99, eps=c.optim_eps, foreach=True)
-        else:
-            self.optimizer = torch.optim.Adam(params, lr=c.lr, eps=c.optim_eps, fused=True)
+        self.optimizer = FlatOptimizer(self.net.parameters(), c.optimizer, lr=c.lr, eps=c.optim_eps)
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
@@ -320,10 +317,9 @@ class PolicyGradient(Algorithm):
                 v = old_values + (v - old_values).clamp(-c.clip_range_vf, c.clip_range_vf)
             critic_loss = (v - target).pow(2).mean()
             loss = loss + c.vf_coef * critic_loss
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
-        max_norm = c.max_grad_norm if c.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, max_norm)
+        grad_norm = self.optimizer.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
         self.optimizer.step()
         self.updates += 1
         approx_kl = clip_frac = None
