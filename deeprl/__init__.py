@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from pathlib import Path
 
-from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm
+from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, WorldModel
 from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
 
 
@@ -28,4 +28,4 @@ def load(path: str | Path, *, device: str = "auto") -> Algorithm:
 
 
 __all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "PPO", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
-           "load", "__version__"]
+           "WorldModel", "load", "__version__"]

@@ -25,7 +25,7 @@ class ReplaySamples:
     """A batch for the Q-learning target  G^(k) + γ^k max_a' Q(s'_k, a')."""
 
     obs: torch.Tensor        # (B, *obs_shape) s
-    actions: torch.Tensor    # (B,) long, a
+    actions: torch.Tensor    # (B,) long, a (or (B, *action_shape) floats for continuous actions)
     returns: torch.Tensor    # (B,) G^(k): discounted sum of the k rewards after (s, a)
     discounts: torch.Tensor  # (B,) γ^k, or 0 where the episode terminated within the k steps
     next_obs: torch.Tensor   # (B, *obs_shape) s'_k, the state k steps later
@@ -37,14 +37,15 @@ class ReplayBuffer:
     """Uniform experience replay."""
 
     def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype,
-                 *, n_step: int = 1, gamma: float = 0.99, device: torch.device | str = "cpu"):
+                 *, n_step: int = 1, gamma: float = 0.99, device: torch.device | str = "cpu",
+                 action_shape: tuple[int, ...] = (), action_dtype: np.dtype = np.int64):
         self.rows = max(1, math.ceil(capacity / num_envs))
         self.num_envs, self.n_step, self.gamma = num_envs, n_step, gamma
         self.device = torch.device(device)
         shape = (self.rows, num_envs)
         self.obs = np.zeros(shape + tuple(obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros_like(self.obs)
-        self.actions = np.zeros(shape, dtype=np.int64)
+        self.actions = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=bool)
         self.truncated = np.zeros(shape, dtype=bool)

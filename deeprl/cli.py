@@ -1,4 +1,4 @@
-"""``deeprl train | eval | plot | presets``: a thin layer over the Python API.
+"""``deeprl train | eval | dream | plot | variance | presets``: a thin layer over the Python API.
 
 Every user error (bad env id, bad setting, bad checkpoint) ends as one line on stderr and exit
 status 2; argparse's own usage errors exit 2 as well.
@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--video", nargs="?", const="", metavar="FILE",
                    help="write an MP4 of one episode (default RUN/videos/eval.mp4)")
 
+    d = sub.add_parser("dream", help="video of a world model's dream beside the real episode (worldmodel runs)")
+    d.add_argument("run", help="run directory or saved .safetensors model of a world-model agent")
+    d.add_argument("--out", help="MP4 path (default RUN/videos/dream.mp4)")
+    d.add_argument("--steps", type=_positive_int, default=200, help="longest dream, in steps")
+    d.add_argument("--seed", type=int, default=0, help="seed of the real episode's start state")
+    d.add_argument("--policy", action="store_true",
+                   help="let the agent act in its dream instead of replaying the real episode's actions")
+
     pl = sub.add_parser("plot", help="learning curves of runs as a PNG")
     pl.add_argument("runs", nargs="+")
     pl.add_argument("--out", default="plot.png")
@@ -82,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "dream":
+            return _dream(args)
         if args.command == "plot":
             return _plot(args)
         if args.command == "presets":
@@ -205,6 +215,25 @@ def _eval(args: argparse.Namespace) -> int:
                 print(f"video: {summary['video']}")
     finally:
         agent.close()
+    return 0
+
+
+def _dream(args: argparse.Namespace) -> int:
+    from deeprl.errors import ConfigError
+    from deeprl.worldmodel.pictures import dream_video
+
+    agent = _load_for_eval(args.run)
+    try:
+        if not hasattr(agent, "imagine"):
+            raise ConfigError(f"{args.run!r} holds a {agent.algo} agent, which has no world model to dream with; "
+                              "train one with 'deeprl train worldmodel'")
+        run = Path(args.run)
+        out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "videos" / "dream.mp4"
+        info = dream_video(agent, out, steps=args.steps, seed=args.seed, use_real_actions=not args.policy)
+    finally:
+        agent.close()
+    print(f"wrote {info['path']}: {info['frames']} frames, real episode (left) and dream (right, "
+          f"{info['actions']} actions); dreamed return {info['dream_return']:.2f}")
     return 0
 
 

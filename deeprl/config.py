@@ -38,6 +38,9 @@ class RunConfig:
     vectorization: Literal["sync", "async"] = _f("sync", "step envs in this process or in subprocesses")
     atari_wrappers: Literal["auto", "on", "off"] = _f(
         "auto", "standard Atari preprocessing; 'auto' turns it on for ALE ids")
+    pixels: int = _f(0, "observe the env's rgb_array render resized to N x N pixels instead (0 = off)", min=0)
+    grayscale: bool = _f(False, "pixel observations in grey instead of RGB (with pixels > 0)")
+    frame_stack: int = _f(1, "stack this many pixel frames along the channels (with pixels > 0)", min=1)
     device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
     torch_threads: int = _f(0, "CPU threads for torch; 0 picks 1 (small nets run fastest single-threaded)", min=0)
     eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = never during training; a run directory still gets a final evaluation)", min=0)
@@ -176,8 +179,48 @@ class PPOConfig(PGConfig):
     total_steps: int = _f(1_000_000, "environment steps to train for", min=1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorldModelConfig(RunConfig):
+    """World models: collect with the current policy, fit the VAE, fit the latent dynamics, train an
+    advantage actor-critic in dreams, repeat.  Every phase's budget is a setting.
+    """
+
+    total_steps: int = _f(20_000, "environment steps to train for", min=1)
+    eval_freq: int = _f(2_000, "evaluate every this many env steps (0 = never during training)", min=0)
+    log_interval: int = _f(500, "write a metrics row every this many env steps", min=1)
+    # 1. collect
+    prefill_steps: int = _f(1_000, "env steps with uniformly random actions before the first fit", min=0)
+    collect_steps: int = _f(500, "env steps with the current policy per iteration of the loop", min=1)
+    buffer_size: int = _f(100_000, "real transitions kept for fitting", min=1)
+    # 2. VAE q_ψ(z|s), p_ψ(ŝ|z)
+    latent_dim: int = _f(16, "size of the latent state z", min=1)
+    vae_hidden: list[int] = _f([256, 256], "hidden layers of the VAE's MLPs (vector observations)")
+    vae_steps: int = _f(200, "VAE gradient steps per iteration", min=0)
+    vae_lr: float = _f(1e-3, "VAE learning rate (Adam)", min=0.0, exclusive_min=True)
+    beta: float = _f(1.0, "weight of KL(q(z|s) || N(0, I)) in the VAE loss (1 = the ELBO)", min=0.0)
+    free_nats: float = _f(0.0, "do not push an observation's KL below this many nats", min=0.0)
+    # 3. transition p_ψ(z'|z,a), reward p_ψ(r'|z'), continue p_ψ(c|z')
+    model_hidden: list[int] = _f([256, 256], "hidden layers of the transition, reward and continue MLPs")
+    model_steps: int = _f(200, "dynamics gradient steps per iteration", min=0)
+    model_lr: float = _f(1e-3, "dynamics learning rate (Adam)", min=0.0, exclusive_min=True)
+    batch_size: int = _f(256, "real transitions per VAE or dynamics gradient step", min=1)
+    # 4. actor-critic in the dream
+    dream_iterations: int = _f(50, "dreams per iteration; each is horizon online actor-critic updates", min=0)
+    dream_batch: int = _f(256, "dreams run in parallel, each from an encoded real state", min=1)
+    horizon: int = _f(15, "dream length T in steps", min=1)
+    gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
+    net_arch: list[int] = _f([64, 64], "hidden layers of the actor π_θ(a|z) and the critic V_Φ(z)")
+    actor_lr: float = _f(3e-4, "actor learning rate α_a (Adam)", min=0.0, exclusive_min=True)
+    critic_lr: float = _f(1e-3, "critic learning rate α_c (Adam)", min=0.0, exclusive_min=True)
+    ent_coef: float = _f(1e-3, "entropy bonus coefficient", min=0.0)
+    max_grad_norm: float = _f(10.0, "clip each optimizer's gradient norm (0 = off)", min=0.0)
+    normalize_advantage: bool = _f(False, "standardize the advantages of each dream step")
+    picture_freq: int = _f(5_000, "write a reconstruction grid to the run directory every this many env steps (0 = off)", min=0)
+
+
 ALGORITHMS: dict[str, type[RunConfig]] = {"dqn": DQNConfig, "reinforce": ReinforceConfig,
-                                          "actor_critic": ActorCriticConfig, "a2c": A2CConfig, "ppo": PPOConfig}
+                                          "actor_critic": ActorCriticConfig, "a2c": A2CConfig, "ppo": PPOConfig,
+                                          "worldmodel": WorldModelConfig}
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +337,10 @@ def _check_consistency(config: RunConfig) -> None:
             raise ConfigError(f"estimator '{config.estimator}' needs complete episodes for G_t; set collect=episodes")
         if config.critic_target == "rollout" and config.collect != "episodes":
             raise ConfigError("critic_target 'rollout' needs complete episodes for G_t; set collect=episodes")
+    if isinstance(config, WorldModelConfig):
+        for name in ("vae_hidden", "model_hidden", "net_arch"):
+            if any(h < 1 for h in getattr(config, name)):
+                raise ConfigError(f"setting {name!r} needs positive layer sizes, got {getattr(config, name)}")
     if isinstance(config, DQNConfig):
         if any(h < 1 for h in config.net_arch):
             raise ConfigError(f"setting 'net_arch' needs positive layer sizes, got {config.net_arch}")

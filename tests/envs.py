@@ -119,3 +119,34 @@ class MultiDiscreteActionEnv(IdentityEnv):
 
 gym.register("DeeprlTest/MultiDiscrete-v0", entry_point=MultiDiscreteActionEnv)
 MULTI_DISCRETE = "tests.envs:DeeprlTest/MultiDiscrete-v0"
+
+
+class LineWalkEnv(gym.Env):
+    """Positions 0..4 observed one-hot; left/right moves; reaching 4 pays 1 and ends the episode.
+
+    The reward is a function of the next state, as the lecture's reward model p(r'|z') assumes, so a
+    world model can learn it.  Going right every step is optimal (4 steps); 20 steps truncate.
+    """
+
+    def __init__(self, size: int = 5, max_steps: int = 20):
+        self.size, self.max_steps = size, max_steps
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (size,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def _obs(self) -> np.ndarray:
+        return np.eye(self.size, dtype=np.float32)[self.pos]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.t = 0, 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.pos = min(self.size - 1, max(0, self.pos + (1 if int(action) == 1 else -1)))
+        self.t += 1
+        goal = self.pos == self.size - 1
+        return self._obs(), float(goal), goal, self.t >= self.max_steps and not goal, {}
+
+
+gym.register("DeeprlTest/LineWalk-v0", entry_point=LineWalkEnv)
+LINE_WALK = "tests.envs:DeeprlTest/LineWalk-v0"

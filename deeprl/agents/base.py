@@ -110,7 +110,9 @@ class Algorithm(ABC):
         self._build()
 
     def _env_kwargs(self) -> dict[str, Any]:
-        return {"atari_wrappers": self.config.atari_wrappers}
+        c = self.config
+        return {"atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
+                "frame_stack": c.frame_stack}
 
     def _open_envs(self) -> None:
         c = self.config

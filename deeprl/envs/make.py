@@ -62,8 +62,12 @@ def use_atari_wrappers(env_id: str, setting: str = "auto") -> bool:
 
 
 def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto", check: bool = True,
-             **kwargs: Any) -> gym.Env:
+             pixels: int = 0, grayscale: bool = False, frame_stack: int = 1, **kwargs: Any) -> gym.Env:
     """One environment, ready for deeprl: images channels-first, Atari preprocessed.
+
+    ``pixels=N`` replaces the observations by the env's ``rgb_array`` render resized to N x N
+    (:class:`~deeprl.envs.pixels.PixelObservation`; ``grayscale``, ``frame_stack`` frames stacked
+    along the channels, since one frame holds no velocity).
 
     ``check=False`` skips Gymnasium's passive env checker, a wrapper that costs microseconds on
     every step (vector envs check one copy, then make the rest without it).
@@ -83,6 +87,10 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
             register_ale()
         except ImportError:
             raise EnvError(f"env {env_id!r} needs ale-py; install it with 'pip install ale-py'") from None
+    if pixels:
+        if render_mode not in (None, "rgb_array"):
+            raise EnvError(f"pixel observations render with rgb_array; render_mode={render_mode!r} cannot be used")
+        render_mode = "rgb_array"
     try:
         if is_atari_id(env_id) and use_atari_wrappers(env_id, atari_wrappers):
             env = make_atari(env_id, render_mode=render_mode, **kwargs)
@@ -99,6 +107,13 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
         raise EnvError(f"unknown environment {env_id!r} ({e}).{_suggest(env_id)}") from None
     except gym.error.Error as e:
         raise EnvError(f"cannot make environment {env_id!r}: {e}") from None
+    if pixels:
+        from deeprl.envs.pixels import PixelObservation
+        if env.metadata.get("render_modes") and "rgb_array" not in env.metadata["render_modes"]:
+            env.close()
+            raise EnvError(f"env {env_id!r} cannot render rgb_array frames, so it has no pixel observations; "
+                           "set pixels=0")
+        return ChannelsFirst(PixelObservation(env, size=pixels, grayscale=grayscale, stack=frame_stack))
     if is_image_space(env.observation_space) and _is_channels_last(env.observation_space):
         env = ChannelsFirst(env)
     return env

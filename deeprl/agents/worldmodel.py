@@ -1,0 +1,314 @@
+"""World models: learn the environment, then train the agent in its dreams (the lecture's third part).
+
+The complete loop (lecture: "Complete algorithm"), one iteration of :meth:`WorldModel._train`::
+
+    1. collect    act in the env with π_θ(a|z), z = mean of q_ψ(z|s)       -> replay of (s, a, r', s')
+    2. fit VAE    maximize the ELBO  E_q[log p_ψ(s|z)] - β KL(q_ψ(z|s) || N(0, I))
+    3. fit model  z ~ q_ψ(z|s), z' ~ q_ψ(z'|s') (⊥: the encoder is not trained here);
+                  maximize log p_ψ(z'|z,a) + log p_ψ(r'|z') + log p_ψ(c|z')
+    4. dream      from z ~ q_ψ(z|s) of real states, T steps of  a ~ π_θ(a|z), z' ~ p_ψ(z'|z,a),
+                  r' = E p_ψ(r'|z'), and after every step the online advantage actor-critic update:
+                  Φ ← Φ - α_c ∇_Φ (V_Φ(z) - ⊥(r' + γ c' V_Φ(z')))²
+                  θ ← θ + α_a ⊥A_Φ(z, r', z') ∇_θ log π_θ(a|z),   A = r' + γ c' V_Φ(z') - V_Φ(z)
+
+Beyond the lecture: episodes end, so a continue model c' = P(continue|z') discounts the
+bootstrap, and a dream's later steps count with the probability that it is still running.  The
+world model is frozen while dreaming: no gradient of the actor-critic losses reaches ψ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl.agents.base import Algorithm
+from deeprl.buffers import ReplayBuffer
+from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.config import WorldModelConfig
+from deeprl.errors import ConfigError, EnvError
+from deeprl.nets import ActorCritic
+from deeprl.optim import FlatOptimizer
+from deeprl.worldmodel import ContinueModel, GaussianReward, GaussianTransition, elbo, make_vae
+
+
+class WorldModel(Algorithm):
+    """Collect, fit the VAE, fit the latent dynamics, train an actor-critic in dreams; repeat."""
+
+    algo = "worldmodel"
+    config_cls = WorldModelConfig
+    config: WorldModelConfig
+    metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/vae", "loss/recon", "loss/kl",
+                   "loss/transition", "loss/reward", "loss/continue", "loss/actor", "loss/critic", "loss/entropy",
+                   "dream/return", "dream/value", "eval/mean_return", "eval/std_return"]
+
+    def _check_spaces(self) -> None:
+        obs, act = self.observation_space, self.action_space
+        if not isinstance(obs, gym.spaces.Box) or len(obs.shape) not in (1, 3):
+            raise EnvError(f"worldmodel's VAE handles vector and image observations; this env observes {obs}")
+        if isinstance(act, gym.spaces.Discrete):
+            if act.start != 0:
+                raise EnvError(f"worldmodel needs actions numbered from 0; this env's start at {act.start}")
+        elif not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1):
+            raise EnvError(f"worldmodel handles Discrete and 1-D Box action spaces; this env's actions are {act}")
+        if self.config.batch_size > self.config.buffer_size:
+            raise ConfigError(f"batch_size {self.config.batch_size} exceeds buffer_size {self.config.buffer_size}")
+
+    def _build(self) -> None:
+        c = self.config
+        obs, act = self.observation_space, self.action_space
+        self.discrete = isinstance(act, gym.spaces.Discrete)
+        self.vae = make_vae(obs, c.latent_dim, c.vae_hidden).to(self.device)
+        self.transition = GaussianTransition(c.latent_dim, act, c.model_hidden).to(self.device)
+        self.reward_model = GaussianReward(c.latent_dim, c.model_hidden).to(self.device)
+        self.continue_model = ContinueModel(c.latent_dim, c.model_hidden).to(self.device)
+        latent_space = gym.spaces.Box(-np.inf, np.inf, (c.latent_dim,), np.float32)
+        self.ac = ActorCritic(latent_space, act, c.net_arch, shared=False).to(self.device)
+        dynamics = [*self.transition.parameters(), *self.reward_model.parameters(),
+                    *self.continue_model.parameters()]
+        self.optimizers = {
+            "vae": FlatOptimizer(self.vae.parameters(), "adam", lr=c.vae_lr),
+            "model": FlatOptimizer(dynamics, "adam", lr=c.model_lr),
+            "actor": FlatOptimizer(self.ac.actor_parameters(), "adam", lr=c.actor_lr),
+            "critic": FlatOptimizer(self.ac.critic_parameters(), "adam", lr=c.critic_lr),
+        }
+        action_shape = () if self.discrete else tuple(act.shape)
+        self.buffer = ReplayBuffer(c.buffer_size, c.num_envs, tuple(obs.shape), obs.dtype, n_step=1, gamma=1.0,
+                                   device=self.device, action_shape=action_shape,
+                                   action_dtype=np.int64 if self.discrete else np.float32)
+        if not self.discrete:
+            self._low = torch.as_tensor(act.low, device=self.device)
+            self._high = torch.as_tensor(act.high, device=self.device)
+        self.iterations = 0
+        self.updates = {"vae": 0, "model": 0, "dream": 0}
+        self._next_picture = c.picture_freq
+        self._stats: dict[str, list[torch.Tensor]] = {}
+
+    # --------------------------------------------------------------------------------- acting
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, device=self.device)
+
+    def encode(self, obs: np.ndarray | torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """z for a batch of observations: the mean of q_ψ(z|s), or a sample z ~ q_ψ(z|s)."""
+        obs = obs if isinstance(obs, torch.Tensor) else self._obs_tensor(obs)
+        return self.vae.sample(obs) if sample else self.vae.encode(obs)[0]
+
+    def _to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """Gaussian samples are unbounded; the env and the transition model get them clipped."""
+        return actions if self.discrete else torch.maximum(torch.minimum(actions, self._high), self._low)
+
+    @torch.inference_mode()
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        dist = self.ac.policy(self.encode(obs))
+        actions = self._to_env(dist.mode() if deterministic else dist.sample())
+        return actions.cpu().numpy()
+
+    def _random_actions(self, n: int) -> np.ndarray:
+        if self.discrete:
+            return self.rng.integers(0, int(self.action_space.n), size=n)
+        space = self.action_space
+        return self.rng.uniform(space.low, space.high, size=(n, *space.shape)).astype(np.float32)
+
+    # --------------------------------------------------------------------------------- 1. collect
+    def collect(self, steps: int, random: bool = False) -> None:
+        """About ``steps`` env steps (whole vector steps) with π_θ acting on encoded states."""
+        n = self.config.num_envs
+        obs = self._obs
+        for _ in range(max(1, -(-steps // n))):
+            actions = self._random_actions(n) if random else self._act(obs, deterministic=False)
+            step = self.envs.step(actions)
+            self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
+            self.num_timesteps += n
+            self._record_episodes(step.episodes)
+            self._progress.update(n, phase="collect")
+            obs = step.obs
+        self._obs = obs
+
+    # --------------------------------------------------------------------------------- 2. VAE
+    def fit_vae(self, steps: int) -> None:
+        """Maximize the ELBO on observed states (lecture: "Train VAE to reconstruct states")."""
+        c, opt = self.config, self.optimizers["vae"]
+        for _ in range(steps):
+            obs = self.buffer.sample(c.batch_size, self.rng).obs
+            terms = elbo(self.vae, obs, beta=c.beta, free_nats=c.free_nats)
+            self._step(opt, terms.loss)
+            self.updates["vae"] += 1
+            self._record(**{"loss/vae": terms.loss, "loss/recon": -terms.log_likelihood, "loss/kl": terms.kl})
+        self._progress.update(0, phase="vae")
+
+    # --------------------------------------------------------------------------------- 3. dynamics
+    def dynamics_loss(self, batch: Any) -> dict[str, torch.Tensor]:
+        """-log p_ψ(z'|z,a), -log p_ψ(r'|z') and -log p_ψ(c|z') on encoded real transitions."""
+        with torch.no_grad():  # ⊥: fitting the dynamics does not move the encoder
+            z, next_z = self.vae.sample(batch.obs), self.vae.sample(batch.next_obs)
+        cont = batch.discounts  # n_step=1, γ=1 replay: 0 where the episode terminated, else 1
+        return {"transition": -self.transition.log_prob(z, batch.actions, next_z).mean(),
+                "reward": -self.reward_model.log_prob(next_z, batch.returns).mean(),
+                "continue": -self.continue_model.log_prob(next_z, cont).mean()}
+
+    def fit_dynamics(self, steps: int) -> None:
+        """Lecture: "Train dynamics model", on replayed transitions (s, a, r', s')."""
+        c, opt = self.config, self.optimizers["model"]
+        for _ in range(steps):
+            losses = self.dynamics_loss(self.buffer.sample(c.batch_size, self.rng))
+            self._step(opt, sum(losses.values()))
+            self.updates["model"] += 1
+            self._record(**{f"loss/{k}": v for k, v in losses.items()})
+        self._progress.update(0, phase="dynamics")
+
+    # --------------------------------------------------------------------------------- 4. dream
+    @torch.no_grad()
+    def imagine_step(self, z: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One dreamed step: z' ~ p_ψ(z'|z,a), r' = E p_ψ(r'|z'), c' = P(continue|z'); no env involved."""
+        next_z = self.transition.sample(z, self._to_env(actions))
+        reward = self.reward_model(next_z)[0]
+        cont = torch.sigmoid(self.continue_model(next_z))
+        return next_z, reward, cont
+
+    @torch.no_grad()
+    def imagine(self, start_obs: torch.Tensor, horizon: int, actions: torch.Tensor | None = None,
+                deterministic: bool = False) -> dict[str, torch.Tensor]:
+        """A dream without learning: from z₀ = mean of q_ψ(z|s₀), ``horizon`` steps of the world model.
+
+        The agent picks the actions (a ~ π_θ(a|z), its mode if ``deterministic``) unless
+        ``actions`` ``(T, B, ...)`` are given, e.g. a real episode's, to compare dream and reality.
+        Returns ``latents (T+1, B, L)``, ``actions (T, B, ...)``, ``rewards (T, B)``, ``continues (T, B)``.
+        """
+        z = self.encode(start_obs)
+        latents, taken, rewards, continues = [z], [], [], []
+        for t in range(horizon):
+            if actions is not None:
+                a = actions[t]
+            else:
+                dist = self.ac.policy(z)
+                a = dist.mode() if deterministic else dist.sample()
+            z, reward, cont = self.imagine_step(z, a)
+            latents.append(z)
+            taken.append(a)
+            rewards.append(reward)
+            continues.append(cont)
+        return {"latents": torch.stack(latents), "actions": torch.stack(taken), "rewards": torch.stack(rewards),
+                "continues": torch.stack(continues)}
+
+    def dream(self, start_obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """T steps of online advantage actor-critic in latent imagination, from encoded real states."""
+        c = self.config
+        with torch.no_grad():
+            z = self.vae.sample(start_obs)                                     # z ~ q_ψ(z|s)
+        alive = torch.ones(z.shape[0], device=self.device)  # P(the dream has not terminated yet)
+        dream_return = torch.zeros_like(alive)
+        discount = 1.0
+        for _ in range(c.horizon):
+            dist = self.ac.policy(z)
+            actions = dist.sample()                                            # a ~ π_θ(a|z)
+            next_z, reward, cont = self.imagine_step(z, actions)               # z', r', c'
+            values = self.ac.value(torch.cat([z, next_z]))
+            v, next_v = values[:len(z)], values[len(z):].detach()
+            target = reward + c.gamma * cont * next_v                          # ⊥(r' + γ V_Φ(z'))
+            advantage = target - v.detach()                                    # A_Φ(z, r', z'), ⊥
+            if c.normalize_advantage:
+                advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            critic_loss = (alive * (v - target).pow(2)).mean()
+            entropy = (alive * dist.entropy()).mean()
+            actor_loss = -(alive * advantage * dist.log_prob(actions)).mean() - c.ent_coef * entropy
+            actor, critic = self.optimizers["actor"], self.optimizers["critic"]
+            actor.zero_grad()
+            critic.zero_grad()
+            (actor_loss + critic_loss).backward()  # disjoint parameters: each loss reaches only its own
+            for opt in (actor, critic):
+                opt.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
+                opt.step()
+            self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": entropy,
+                            "dream/value": v.mean()})
+            dream_return = dream_return + discount * alive * reward
+            discount *= c.gamma
+            alive = alive * cont
+            z = next_z                                                         # z ← z'
+        self.updates["dream"] += 1
+        return {"return": dream_return.mean()}
+
+    def train_in_dreams(self, dreams: int) -> None:
+        for _ in range(dreams):
+            start = self.buffer.sample(self.config.dream_batch, self.rng).obs  # initial states s
+            self._record(**{"dream/return": self.dream(start)["return"]})
+        self._progress.update(0, phase="dream")
+
+    # --------------------------------------------------------------------------------- the loop
+    def _step(self, opt: FlatOptimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad()
+        loss.backward()
+        opt.clip_grad_norm(self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf"))
+        opt.step()
+
+    def _record(self, **values: torch.Tensor) -> None:
+        for key, value in values.items():
+            self._stats.setdefault(key, []).append(value.detach())
+
+    def _train(self, target_steps: int) -> None:
+        c = self.config
+        while self.num_timesteps < target_steps and not self._stop:
+            prefill = self.num_timesteps < c.prefill_steps
+            budget = c.prefill_steps - self.num_timesteps if prefill else c.collect_steps
+            self.collect(min(budget, target_steps - self.num_timesteps), random=prefill)  # 1.
+            if len(self.buffer) >= c.batch_size:
+                self.fit_vae(c.vae_steps)                                                   # 2.
+                self.fit_dynamics(c.model_steps)                                            # 3.
+                self.train_in_dreams(c.dream_iterations)                                    # 4.
+            self.iterations += 1
+            self._maybe_pictures()
+            if self._interval_due(target_steps):
+                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
+                self._stats = {}
+                self._close_interval(stats, phase="collect")
+
+    def _maybe_pictures(self) -> None:
+        c = self.config
+        if self.run is None or c.picture_freq == 0 or self.num_timesteps < self._next_picture or not len(self.buffer):
+            return
+        from deeprl.worldmodel.pictures import reconstruction_grid
+
+        self._next_picture = (self.num_timesteps // c.picture_freq + 1) * c.picture_freq
+        obs = self.buffer.sample(8, np.random.default_rng(self.num_timesteps)).obs
+        reconstruction_grid(self, obs, self.run.path / "pictures" / f"reconstruction_{self.num_timesteps:08d}.png")
+
+    def _finish_run(self) -> None:
+        super()._finish_run()
+        from deeprl.checkpoint import atomic_write_json
+        from deeprl.worldmodel.pictures import plot_rollout_error, rollout_error
+
+        result = rollout_error(self, horizon=min(30, self.config.horizon * 2))
+        if result is not None:  # how far the dream stays faithful, with the model as trained
+            (self.run.path / "pictures").mkdir(exist_ok=True)
+            atomic_write_json(self.run.path / "pictures" / "rollout_error.json", result)
+            plot_rollout_error(result, self.run.path / "pictures" / "rollout_error.png",
+                               title=f"{self.config.env}: dream error vs horizon at step {self.num_timesteps:,}")
+
+    # --------------------------------------------------------------------------------- persistence
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"vae": self.vae, "transition": self.transition, "reward": self.reward_model,
+                "continue": self.continue_model, "ac": self.ac}
+
+    def _model_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{k}": v for name, m in self._modules().items() for k, v in m.state_dict().items()}
+
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, module in self._modules().items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+    def _checkpoint(self) -> tuple[dict, dict, dict]:
+        opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in self.optimizers.items()}, "opt")
+        return ({"model": self._model_tensors(), "optimizer": opt_tensors}, {"replay": self.buffer.state_arrays()},
+                {"optimizer": opt_skeleton, "replay": self.buffer.state_meta(), "iterations": self.iterations,
+                 "updates": self.updates, "next_picture": self._next_picture})
+
+    def _restore(self, state: dict[str, Any], loader: Any) -> None:
+        self._load_model_tensors(loader("model"))
+        opt_states = unflatten_state(state["optimizer"], loader("optimizer"))
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(opt_states[name])
+        self.buffer.load_state(loader("replay", numpy=True), state["replay"])
+        self.iterations, self.updates = int(state["iterations"]), dict(state["updates"])
+        self._next_picture = int(state["next_picture"])
