@@ -197,7 +197,8 @@ class WorldModelConfig(RunConfig):
     vae_hidden: list[int] = _f([256, 256], "hidden layers of the VAE's MLPs (vector observations)")
     vae_steps: int = _f(200, "VAE gradient steps per iteration", min=0)
     vae_lr: float = _f(1e-3, "VAE learning rate (Adam)", min=0.0, exclusive_min=True)
-    beta: float = _f(1.0, "weight of KL(q(z|s) || N(0, I)) in the VAE loss (1 = the ELBO)", min=0.0)
+    beta: float = _f(0.1, "weight of KL(q(z|s) || N(0, I)) in the VAE loss (1 = the ELBO; below 1 keeps more "
+                     "of s in z: at 1 a VAE with a learned σ leaves Pendulum's sin θ out of z)", min=0.0)
     free_nats: float = _f(0.0, "do not push an observation's KL below this many nats", min=0.0)
     # 3. transition p_ψ(z'|z,a), reward p_ψ(r'|z'), continue p_ψ(c|z')
     model_hidden: list[int] = _f([256, 256], "hidden layers of the transition, reward and continue MLPs")

@@ -40,6 +40,25 @@ class NatureCNN(nn.Module):
         return self.fc(self.convs(x.float() / 255.0))
 
 
+class GridCNN(nn.Module):
+    """The MinAtar torso (Young & Tian 2019): one 3x3 convolution with 16 channels, then 128 units.
+
+    For images too small for the Nature CNN (under 36 pixels a side), e.g. MinAtar's 10x10 grids;
+    inputs are divided by ``scale`` (the observation space's largest value).
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], scale: float = 255.0, features: int = 128):
+        super().__init__()
+        c, h, w = in_shape
+        self.scale = scale
+        self.conv = nn.Sequential(nn.Conv2d(c, 16, kernel_size=3, stride=1), nn.ReLU(), nn.Flatten())
+        self.fc = nn.Sequential(nn.Linear(16 * (h - 2) * (w - 2), features), nn.ReLU())
+        self.out_features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x.float() / self.scale))
+
+
 class VectorTorso(nn.Module):
     """MLP over float vectors, or over one-hot codes of a Discrete observation (FrozenLake, Taxi)."""
 
@@ -59,8 +78,10 @@ class VectorTorso(nn.Module):
 
 
 def make_torso(space: gym.Space, hidden: list[int]) -> nn.Module:
-    """CNN for images (uint8, channels first), MLP otherwise. ``.out_features`` tells the width."""
+    """CNN for images (uint8, channels first; small grids get :class:`GridCNN`), MLP otherwise. ``.out_features`` tells the width."""
     if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3:
+        if min(space.shape[1:]) < 36:  # the Nature CNN's three convolutions need 36 pixels a side
+            return GridCNN(tuple(space.shape), scale=float(space.high.max()))
         return NatureCNN(tuple(space.shape))
     return VectorTorso(space, hidden)
 

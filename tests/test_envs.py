@@ -95,3 +95,22 @@ def test_async_equals_sync():
         assert sync.state() == asyn.state()
     finally:
         asyn.close()
+
+
+def test_minatar_ids_work_for_every_algorithm():
+    from deeprl import DQN, PPO, WorldModel
+    from deeprl.envs import make_env
+
+    env = make_env("MinAtar/Breakout-v1", render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 10, 10) and obs.dtype == np.uint8 and set(np.unique(obs)) <= {0, 1}
+    frame = env.render()
+    assert frame.shape == (160, 160, 3) and frame.dtype == np.uint8
+    env.close()
+    fast = dict(preset=None, eval_freq=0, checkpoint_freq=0, total_steps=64)
+    dqn = DQN("MinAtar/Breakout-v1", learning_starts=32, batch_size=16, **fast).learn()
+    assert type(dqn.q.torso).__name__ == "GridCNN"
+    PPO("MinAtar/Breakout-v1", n_steps=32, minibatch_size=32, n_epochs=1, **fast).learn()
+    wm = WorldModel("MinAtar/Breakout-v1", prefill_steps=32, collect_steps=32, vae_steps=2, model_steps=2,
+                    dream_iterations=1, dream_batch=8, batch_size=16, **fast).learn()
+    assert wm.vae.likelihood == "bernoulli"

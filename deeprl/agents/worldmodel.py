@@ -60,7 +60,9 @@ class WorldModel(Algorithm):
         c = self.config
         obs, act = self.observation_space, self.action_space
         self.discrete = isinstance(act, gym.spaces.Discrete)
-        self.vae = make_vae(obs, c.latent_dim, c.vae_hidden).to(self.device)
+        # make_env hands images over channels-first (pixels, MinAtar and Atari alike)
+        self.vae = make_vae(obs, c.latent_dim, c.vae_hidden,
+                            channels_last=False if len(obs.shape) == 3 else None).to(self.device)
         self.transition = GaussianTransition(c.latent_dim, act, c.model_hidden).to(self.device)
         self.reward_model = GaussianReward(c.latent_dim, c.model_hidden).to(self.device)
         self.continue_model = ContinueModel(c.latent_dim, c.model_hidden).to(self.device)

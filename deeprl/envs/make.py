@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.envs.atari import is_atari_id, make_atari, register_ale
+from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
 from deeprl.errors import EnvError, closest
 
 
@@ -87,6 +88,8 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
             register_ale()
         except ImportError:
             raise EnvError(f"env {env_id!r} needs ale-py; install it with 'pip install ale-py'") from None
+    if is_minatar_id(env_id):
+        register_minatar()
     if pixels:
         if render_mode not in (None, "rgb_array"):
             raise EnvError(f"pixel observations render with rgb_array; render_mode={render_mode!r} cannot be used")
@@ -114,6 +117,8 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
             raise EnvError(f"env {env_id!r} cannot render rgb_array frames, so it has no pixel observations; "
                            "set pixels=0")
         return ChannelsFirst(PixelObservation(env, size=pixels, grayscale=grayscale, stack=frame_stack))
+    if is_minatar_id(env_id):
+        return BinaryGrid(env)
     if is_image_space(env.observation_space) and _is_channels_last(env.observation_space):
         env = ChannelsFirst(env)
     return env

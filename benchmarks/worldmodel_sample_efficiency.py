@@ -1,0 +1,159 @@
+"""Sample efficiency: the world-model agent against model-free agents at equal environment steps.
+
+The lecture's promise for world models is fewer interactions with the environment.  This script
+trains each agent with its own deeprl preset on the same task for the same number of env steps,
+evaluates every ``--eval-every`` steps (10 deterministic episodes; evaluation time is not counted
+as training time), and reports return against env steps, multi-seed, with the training seconds
+of each run.  It writes a PNG of the curves and, with ``--json``, every number.
+
+    .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks cartpole pendulum --seeds 0 1
+    .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks pixel-cartpole --seeds 0
+    .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks cartpole --steps 2000 --eval-every 1000  # check
+
+Every training runs in its own fresh Python process, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+import _common as C
+
+# task -> env id, extra settings every agent gets, default budget, and which agents run
+TASKS: dict[str, dict[str, Any]] = {
+    "cartpole": dict(env="CartPole-v1", settings={}, steps=20_000, agents=["worldmodel", "ppo", "dqn", "a2c"]),
+    "pendulum": dict(env="Pendulum-v1", settings={}, steps=20_000, agents=["worldmodel", "ppo", "a2c"]),
+    # one 64x64 grey frame holds no velocity: two stacked frames do
+    "pixel-cartpole": dict(env="CartPole-v1", settings=dict(pixels=64, grayscale=True, frame_stack=2),
+                           steps=20_000, agents=["worldmodel", "ppo", "dqn"]),
+}
+EVAL_EPISODES = 10
+
+
+def worker(task: str, agent_name: str, seed: int, steps: int, eval_every: int) -> dict[str, Any]:
+    import deeprl
+
+    spec = TASKS[task]
+    cls = deeprl.ALGORITHMS[agent_name]
+    agent = cls(spec["env"], seed=seed, total_steps=steps, eval_freq=0, checkpoint_freq=0, log_interval=eval_every,
+                **spec["settings"])
+    curve: list[dict[str, Any]] = []
+    eval_s = 0.0
+    t0 = time.perf_counter()
+
+    def evaluate(a: Any) -> None:
+        nonlocal eval_s
+        if curve and curve[-1]["step"] == a.num_timesteps:
+            return
+        e0 = time.perf_counter()
+        result = a.evaluate(EVAL_EPISODES)
+        eval_s += time.perf_counter() - e0
+        curve.append({"step": a.num_timesteps, "mean_return": result["mean_return"],
+                      "std_return": result["std_return"], "train_s": round(time.perf_counter() - t0 - eval_s, 2)})
+
+    agent.learn(steps, progress=False, callback=evaluate)
+    evaluate(agent)
+    agent.close()
+    return {"task": task, "agent": agent_name, "seed": seed, "env": spec["env"], "settings": spec["settings"],
+            "env_steps": int(agent.num_timesteps), "train_s": curve[-1]["train_s"], "eval_s": round(eval_s, 2),
+            "curve": curve, "config": deeprl.config.config_to_dict(agent.config),
+            "versions": C.versions("deeprl")}
+
+
+def report(runs: list[dict[str, Any]], eval_every: int) -> str:
+    out = []
+    for task in dict.fromkeys(r["task"] for r in runs):
+        task_runs = [r for r in runs if r["task"] == task]
+        agents = list(dict.fromkeys(r["agent"] for r in task_runs))
+        # agents that collect whole rollouts evaluate a little past each multiple: bucket by the multiple
+        grid = lambda step: step // eval_every * eval_every  # noqa: E731
+        steps = sorted({grid(p["step"]) for r in task_runs for p in r["curve"]})
+        header = ["env steps", *agents]
+        rows = []
+        for s in steps:
+            row = [f"{s:,}"]
+            for a in agents:
+                vals = [p["mean_return"] for r in task_runs if r["agent"] == a for p in r["curve"]
+                        if grid(p["step"]) == s]
+                row.append(f"{statistics.mean(vals):.1f}" + (f" [{min(vals):.0f}, {max(vals):.0f}]" if len(vals) > 1 else "")
+                           if vals else "")
+            rows.append(row)
+        seeds = sorted({r["seed"] for r in task_runs})
+        out.append(f"\n== {task} ({task_runs[0]['env']}{', ' + str(task_runs[0]['settings']) if task_runs[0]['settings'] else ''}), "
+                   f"seeds {seeds}: mean evaluation return (10 episodes) [min, max over seeds]")
+        out.append(C.table(header, rows))
+        out.append("training seconds (evaluation excluded), mean over seeds: " + ", ".join(
+            f"{a} {statistics.mean(r['train_s'] for r in task_runs if r['agent'] == a):.0f} s" for a in agents))
+    return "\n".join(out)
+
+
+def plot(runs: list[dict[str, Any]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in runs))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        task_runs = [r for r in runs if r["task"] == task]
+        for agent in dict.fromkeys(r["agent"] for r in task_runs):
+            curves = [r["curve"] for r in task_runs if r["agent"] == agent]
+            steps = sorted({p["step"] for c in curves for p in c})
+            by_step = [[p["mean_return"] for c in curves for p in c if p["step"] == s] for s in steps]
+            mean = [statistics.mean(v) for v in by_step]
+            secs = statistics.mean(r["train_s"] for r in task_runs if r["agent"] == agent)
+            line, = ax.plot(steps, mean, marker="o", ms=3, label=f"{agent} ({secs:.0f} s)")
+            if len(curves) > 1:
+                ax.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], alpha=0.15,
+                                color=line.get_color())
+        ax.set_title(f"{task}: {task_runs[0]['env']}", fontsize=10)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    C.log(f"wrote {path}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=list(TASKS))
+    p.add_argument("--agents", nargs="+", help="only these agents (default: each task's list)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--steps", type=int, help="env steps per run (default: the task's budget)")
+    p.add_argument("--eval-every", type=int, default=2_000)
+    p.add_argument("--plot", default="sample_efficiency.png")
+    p.add_argument("--json")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--task", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        C.emit(worker(args.task, args.worker, args.seed, args.steps, args.eval_every))
+        return
+    runs = []
+    for task in args.tasks:
+        spec = TASKS[task]
+        steps = args.steps or spec["steps"]
+        for seed in args.seeds:
+            for agent in args.agents or spec["agents"]:
+                if agent not in spec["agents"]:
+                    continue
+                runs.append(C.run_worker(__file__, agent, ["--task", task, "--seed", str(seed), "--steps",
+                                                           str(steps), "--eval-every", str(args.eval_every)]))
+                C.log(f"    {task} {agent} seed {seed}: final {runs[-1]['curve'][-1]['mean_return']:.1f} "
+                      f"in {runs[-1]['train_s']:.0f} s")
+    print(f"World model vs model-free agents at equal env steps; machine {C.machine()['processor']}, "
+          f"{C.machine()['cpu_count']} CPUs; each agent with its deeprl preset for the env")
+    print(report(runs, args.eval_every))
+    plot(runs, args.plot)
+    C.write_json(args.json, {"machine": C.machine(), "eval_every": args.eval_every, "runs": runs})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
