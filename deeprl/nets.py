@@ -185,10 +185,14 @@ class DiagGaussian:
         self.mean, self.log_std = mean, log_std.expand_as(mean)
 
     def sample(self) -> torch.Tensor:
-        return self.mean + self.log_std.exp() * torch.randn_like(self.mean)
+        """a ~ π as data, without gradient (as ``torch.distributions``): the score-function
+        estimator A ∇ log π(a|s) needs a fixed a, else ∂(a - μ)/∂μ = 0 cancels the mean's gradient."""
+        with torch.no_grad():
+            return self.rsample()
 
     def rsample(self) -> torch.Tensor:
-        return self.sample()  # already reparameterized: mean + σ ε
+        """a = μ + σ ε, reparameterized: the gradient flows to μ and σ (backprop through a dream)."""
+        return self.mean + self.log_std.exp() * torch.randn_like(self.mean)
 
     def mode(self) -> torch.Tensor:
         return self.mean

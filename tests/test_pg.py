@@ -84,6 +84,14 @@ def test_categorical_matches_torch():
     np.testing.assert_allclose(np.bincount(samples.numpy(), minlength=3) / 20000, [0.1, 0.6, 0.3], atol=0.015)
 
 
+def test_diag_gaussian_sample_is_data_and_rsample_carries_gradient():
+    mean, log_std = torch.zeros(4, 2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    dist = DiagGaussian(mean, log_std)
+    assert not dist.sample().requires_grad
+    dist.rsample().sum().backward()
+    torch.testing.assert_close(mean.grad, torch.ones(4, 2))
+
+
 def test_diag_gaussian_matches_torch():
     mean, log_std = torch.randn(6, 3), torch.randn(3)
     ours = DiagGaussian(mean, log_std)

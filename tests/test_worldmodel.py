@@ -154,3 +154,13 @@ def test_dream_refuses_a_model_free_run(tmp_path, capsys):
                       total_steps=16).learn().save(tmp_path / "ppo")
     assert main(["dream", str(path)]) == 2
     assert "no world model" in capsys.readouterr().err
+
+
+def test_dreams_move_a_gaussian_policys_mean():
+    """The dreamed action is data for A ∇ log π(a|z): a sample that kept its reparameterized graph
+    would cancel the gradient to the mean, leaving only σ to learn (a regression)."""
+    agent = WorldModel("Pendulum-v1", total_steps=200, **TINY)
+    agent.learn()
+    head = agent.ac.policy_head.weight.detach().clone()
+    agent.train_in_dreams(2)
+    assert not torch.equal(head, agent.ac.policy_head.weight)
