@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from pathlib import Path
 
-from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, WorldModel
+from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, Dreamer, WorldModel
 from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
 
 
@@ -27,5 +27,5 @@ def load(path: str | Path, *, device: str = "auto") -> Algorithm:
     return ALGORITHMS[algo].load(path, device=device)
 
 
-__all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "PPO", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
+__all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
            "WorldModel", "load", "__version__"]

@@ -202,6 +202,7 @@ class WorldModelConfig(RunConfig):
     free_nats: float = _f(0.0, "do not push an observation's KL below this many nats", min=0.0)
     # 3. transition p_ψ(z'|z,a), reward p_ψ(r'|z'), continue p_ψ(c|z')
     model_hidden: list[int] = _f([256, 256], "hidden layers of the transition, reward and continue MLPs")
+    transition_residual: bool = _f(True, "the transition MLP predicts the change z' - z (else z' itself)")
     model_steps: int = _f(200, "dynamics gradient steps per iteration", min=0)
     model_lr: float = _f(1e-3, "dynamics learning rate (Adam)", min=0.0, exclusive_min=True)
     batch_size: int = _f(256, "real transitions per VAE or dynamics gradient step", min=1)
@@ -213,15 +214,62 @@ class WorldModelConfig(RunConfig):
     net_arch: list[int] = _f([64, 64], "hidden layers of the actor π_θ(a|z) and the critic V_Φ(z)")
     actor_lr: float = _f(3e-4, "actor learning rate α_a (Adam)", min=0.0, exclusive_min=True)
     critic_lr: float = _f(1e-3, "critic learning rate α_c (Adam)", min=0.0, exclusive_min=True)
+    critic_tau: float = _f(1.0, "bootstrap from a slow copy V_Φ⁻ ← τ V_Φ + (1-τ) V_Φ⁻ updated every dream step "
+                                "(1 = from V_Φ itself, as the lecture)", min=0.0, max=1.0, exclusive_min=True)
     ent_coef: float = _f(1e-3, "entropy bonus coefficient", min=0.0)
     max_grad_norm: float = _f(10.0, "clip each optimizer's gradient norm (0 = off)", min=0.0)
     normalize_advantage: bool = _f(False, "standardize the advantages of each dream step")
     picture_freq: int = _f(5_000, "write a reconstruction grid to the run directory every this many env steps (0 = off)", min=0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class DreamerConfig(RunConfig):
+    """Dreamer: an RSSM world model learned from replayed sequences, and an actor that maximizes
+    λ-returns of imagined trajectories by backpropagating through the learned dynamics.  Model
+    sizes are named presets (``--preset debug``, ``S``, ``M``); the defaults are ``S``."""
+
+    total_steps: int = _f(50_000, "environment steps to train for", min=1)
+    eval_freq: int = _f(5_000, "evaluate every this many env steps (0 = never during training)", min=0)
+    log_interval: int = _f(1_000, "write a metrics row every this many env steps", min=1)
+    # model size
+    latent: Literal["categorical", "gaussian"] = _f("categorical", "stochastic state: one-hot classes (V2/V3) or Gaussian (V1)")
+    deter: int = _f(256, "GRU (deterministic) state size", min=1)
+    stoch: int = _f(16, "stochastic variables (categorical) or dimensions (Gaussian)", min=1)
+    classes: int = _f(16, "classes per categorical variable", min=2)
+    hidden: int = _f(256, "width of every MLP layer", min=1)
+    layers: int = _f(2, "layers of the reward, continue, actor and critic MLPs and the vector encoder", min=1)
+    unimix: float = _f(0.01, "uniform mixture in categorical latents and discrete actions", min=0.0, max=1.0)
+    bins: int = _f(255, "two-hot bins (symlog space, ±20) of the reward and value heads", min=3)
+    # world-model learning
+    batch_size: int = _f(16, "sequences per gradient step", min=1)
+    batch_length: int = _f(64, "steps per sequence", min=2)
+    buffer_size: int = _f(1_000_000, "replay capacity in steps", min=1)
+    prefill_steps: int = _f(2_500, "env steps with uniformly random actions before the first update", min=0)
+    replay_ratio: float = _f(0.25, "gradient steps per env step (e.g. 0.25 = one every 4 steps)", min=0.0,
+                             exclusive_min=True)
+    model_lr: float = _f(3e-4, "world-model learning rate (Adam)", min=0.0, exclusive_min=True)
+    free_bits: float = _f(1.0, "KL below this many nats is not penalized", min=0.0)
+    dyn_scale: float = _f(0.5, "weight of the dynamics KL: prior towards the (⊥) posterior", min=0.0)
+    rep_scale: float = _f(0.1, "weight of the representation KL: posterior towards the (⊥) prior", min=0.0)
+    model_grad_norm: float = _f(1000.0, "clip the world model's gradient norm", min=0.0, exclusive_min=True)
+    # behaviour learning in imagination
+    horizon: int = _f(15, "imagined steps per start state", min=1)
+    gamma: float = _f(0.997, "discount factor γ (1 - 1/333, DreamerV3's horizon)", min=0.0, max=1.0)
+    lam: float = _f(0.95, "λ of the λ-returns", min=0.0, max=1.0)
+    actor_grad: Literal["dynamics", "reinforce"] = _f(
+        "dynamics", "actor gradient: backprop through the dream (reparameterized) or REINFORCE")
+    actor_lr: float = _f(8e-5, "actor learning rate (Adam)", min=0.0, exclusive_min=True)
+    critic_lr: float = _f(8e-5, "critic learning rate (Adam)", min=0.0, exclusive_min=True)
+    ent_coef: float = _f(3e-4, "entropy bonus η", min=0.0)
+    critic_tau: float = _f(0.02, "slow target critic V_ψ⁻ ← τ V_ψ + (1-τ) V_ψ⁻ after each critic step", min=0.0,
+                           max=1.0, exclusive_min=True)
+    return_norm: bool = _f(True, "divide returns by max(1, P95 - P5) (EMA of percentiles), DreamerV3")
+    ac_grad_norm: float = _f(100.0, "clip the actor's and the critic's gradient norms", min=0.0, exclusive_min=True)
+
+
 ALGORITHMS: dict[str, type[RunConfig]] = {"dqn": DQNConfig, "reinforce": ReinforceConfig,
                                           "actor_critic": ActorCriticConfig, "a2c": A2CConfig, "ppo": PPOConfig,
-                                          "worldmodel": WorldModelConfig}
+                                          "worldmodel": WorldModelConfig, "dreamer": DreamerConfig}
 
 
 # --------------------------------------------------------------------------------------------

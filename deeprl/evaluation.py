@@ -13,6 +13,13 @@ from deeprl.errors import DeepRLError
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training episodes
 
 Policy = Callable[[np.ndarray], np.ndarray]  # batch of observations -> batch of actions
+# A policy with memory (Dreamer's recurrent state) also has ``reset(mask)``: the envs flagged in
+# ``mask`` start a new episode at the next call.  Stateless policies need nothing.
+
+
+def _reset(policy: Policy, mask: np.ndarray) -> None:
+    if hasattr(policy, "reset") and mask.any():
+        policy.reset(mask)
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs: int | None = None,
@@ -29,9 +36,11 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs:
     lengths: list[list[int]] = [[] for _ in range(num_envs)]
     try:
         obs = envs.reset()
+        _reset(policy, np.ones(num_envs, bool))
         while any(len(r) < q for r, q in zip(returns, quota)):
             step = envs.step(policy(obs))
             obs = step.obs
+            _reset(policy, step.terminated | step.truncated)
             for i, ret, length in step.episodes:
                 if len(returns[i]) < quota[i]:
                     returns[i].append(ret)
@@ -60,6 +69,7 @@ def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, ep
         with imageio.get_writer(str(tmp), fps=fps, macro_block_size=8, codec="libx264", quality=7) as writer:
             for ep in range(episodes):
                 obs, _ = env.reset(seed=seed + EVAL_SEED_OFFSET + ep)
+                _reset(policy, np.ones(1, bool))
                 done, total = False, 0.0
                 while not done and frames < max_frames:
                     frame = env.render()

@@ -2,11 +2,13 @@
 
 from deeprl.agents.base import Algorithm
 from deeprl.agents.dqn import DQN
+from deeprl.agents.dreamer import Dreamer
 from deeprl.agents.pg import A2C, PPO, REINFORCE, ActorCriticAgent, PolicyGradient
 from deeprl.agents.worldmodel import WorldModel
 
 ALGORITHMS: dict[str, type[Algorithm]] = {"dqn": DQN, "reinforce": REINFORCE, "actor_critic": ActorCriticAgent,
-                                          "a2c": A2C, "ppo": PPO, "worldmodel": WorldModel}
+                                          "a2c": A2C, "ppo": PPO, "worldmodel": WorldModel,
+                                          "dreamer": Dreamer}
 
-__all__ = ["A2C", "ALGORITHMS", "Algorithm", "ActorCriticAgent", "DQN", "PPO", "PolicyGradient", "REINFORCE",
+__all__ = ["A2C", "ALGORITHMS", "Algorithm", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "PolicyGradient", "REINFORCE",
            "WorldModel"]

@@ -125,6 +125,11 @@ class Algorithm(ABC):
         torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------------------ subclass hooks
+    def _eval_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The deterministic policy that evaluations and videos run (agents with memory return an
+        object that also has ``reset(mask)``, see :mod:`deeprl.evaluation`)."""
+        return lambda obs: self._act(obs, True)
+
     def _check_spaces(self) -> None:
         """Raise an EnvError for spaces the algorithm cannot handle (default: accept)."""
 
@@ -268,14 +273,14 @@ class Algorithm(ABC):
                  num_envs: int | None = None) -> dict[str, Any]:
         """Greedy (``eval_eps``) returns over ``episodes`` fresh episodes, seeded from ``seed``."""
         c = self.config
-        return evaluate(lambda o: self._act(o, True), c.env, episodes or c.eval_episodes,
+        return evaluate(self._eval_policy(), c.env, episodes or c.eval_episodes,
                         c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
 
     def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
         kwargs = self._env_kwargs()
         if is_atari_id(self.config.env) and use_atari_wrappers(self.config.env, self.config.atari_wrappers):
             kwargs["episodic_life"] = False  # film whole games, not single lives
-        return record_video(lambda o: self._act(o, True), self.config.env, path,
+        return record_video(self._eval_policy(), self.config.env, path,
                             self.config.seed if seed is None else seed, episodes=episodes, env_kwargs=kwargs)
 
     def close(self) -> None:

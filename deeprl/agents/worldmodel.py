@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -63,11 +65,14 @@ class WorldModel(Algorithm):
         # make_env hands images over channels-first (pixels, MinAtar and Atari alike)
         self.vae = make_vae(obs, c.latent_dim, c.vae_hidden,
                             channels_last=False if len(obs.shape) == 3 else None).to(self.device)
-        self.transition = GaussianTransition(c.latent_dim, act, c.model_hidden).to(self.device)
+        self.transition = GaussianTransition(c.latent_dim, act, c.model_hidden,
+                                             residual=c.transition_residual).to(self.device)
         self.reward_model = GaussianReward(c.latent_dim, c.model_hidden).to(self.device)
         self.continue_model = ContinueModel(c.latent_dim, c.model_hidden).to(self.device)
         latent_space = gym.spaces.Box(-np.inf, np.inf, (c.latent_dim,), np.float32)
         self.ac = ActorCritic(latent_space, act, c.net_arch, shared=False).to(self.device)
+        # beyond the lecture: a slow critic for the bootstrap, against the divergence of online TD
+        self.ac_target = copy.deepcopy(self.ac).requires_grad_(False) if c.critic_tau < 1 else None
         dynamics = [*self.transition.parameters(), *self.reward_model.parameters(),
                     *self.continue_model.parameters()]
         self.optimizers = {
@@ -206,8 +211,13 @@ class WorldModel(Algorithm):
             dist = self.ac.policy(z)
             actions = dist.sample()                                            # a ~ π_θ(a|z)
             next_z, reward, cont = self.imagine_step(z, actions)               # z', r', c'
-            values = self.ac.value(torch.cat([z, next_z]))
-            v, next_v = values[:len(z)], values[len(z):].detach()
+            if self.ac_target is None:
+                values = self.ac.value(torch.cat([z, next_z]))
+                v, next_v = values[:len(z)], values[len(z):].detach()
+            else:
+                v = self.ac.value(z)
+                with torch.no_grad():
+                    next_v = self.ac_target.value(next_z)
             target = reward + c.gamma * cont * next_v                          # ⊥(r' + γ V_Φ(z'))
             advantage = target - v.detach()                                    # A_Φ(z, r', z'), ⊥
             if c.normalize_advantage:
@@ -222,6 +232,9 @@ class WorldModel(Algorithm):
             for opt in (actor, critic):
                 opt.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
                 opt.step()
+            if self.ac_target is not None:  # V_Φ⁻ ← τ V_Φ + (1 - τ) V_Φ⁻
+                with torch.no_grad():
+                    torch._foreach_lerp_(list(self.ac_target.parameters()), list(self.ac.parameters()), c.critic_tau)
             self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": entropy,
                             "dream/value": v.mean()})
             dream_return = dream_return + discount * alive * reward
@@ -289,8 +302,11 @@ class WorldModel(Algorithm):
 
     # --------------------------------------------------------------------------------- persistence
     def _modules(self) -> dict[str, torch.nn.Module]:
-        return {"vae": self.vae, "transition": self.transition, "reward": self.reward_model,
-                "continue": self.continue_model, "ac": self.ac}
+        modules = {"vae": self.vae, "transition": self.transition, "reward": self.reward_model,
+                   "continue": self.continue_model, "ac": self.ac}
+        if self.ac_target is not None:
+            modules["ac_target"] = self.ac_target
+        return modules
 
     def _model_tensors(self) -> dict[str, torch.Tensor]:
         return {f"{name}.{k}": v for name, m in self._modules().items() for k, v in m.state_dict().items()}

@@ -7,6 +7,7 @@ an :class:`EnvError` that names the id and suggests close registered ids.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -90,6 +91,11 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
             raise EnvError(f"env {env_id!r} needs ale-py; install it with 'pip install ale-py'") from None
     if is_minatar_id(env_id):
         register_minatar()
+    if render_mode == "rgb_array" or pixels:
+        # classic-control envs draw off-screen with pygame, which still initialises SDL's display and
+        # audio; on a machine with neither that prints an alarming "XDG_RUNTIME_DIR is invalid" line
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     if pixels:
         if render_mode not in (None, "rgb_array"):
             raise EnvError(f"pixel observations render with rgb_array; render_mode={render_mode!r} cannot be used")

@@ -256,6 +256,23 @@ def _is_binary(space: gym.spaces.Box) -> bool:
     return bool(np.issubdtype(space.dtype, np.integer) and np.all(space.low == 0) and np.all(space.high == 1))
 
 
+def make_coder(observation_space: gym.spaces.Box, code_dim: int, hidden: Sequence[int], *,
+               channels_last: bool = False) -> tuple[nn.Module, int, nn.Module]:
+    """``(encoder, features, decoder)`` for an observation space: the encoder maps observations in
+    the networks' layout (vectors, or CHW images in [0, 1]) to ``features`` numbers; the decoder
+    maps a ``code_dim`` vector back to the observation's shape (CHW for images).  MLPs for
+    vectors, World Models' strided convolutions for images of at least 46 pixels a side, two
+    stride-1 convolutions for small grids.  The VAE and Dreamer share them."""
+    hidden = list(hidden)
+    shape = observation_space.shape
+    if len(shape) == 1:
+        return _mlp_coder(shape[0], code_dim, hidden)
+    h, w, c = shape if channels_last else (shape[1], shape[2], shape[0])
+    if min(h, w) >= _MIN_STRIDED:
+        return _strided_coder(c, h, w, code_dim)
+    return _grid_coder(c, h, w, code_dim, hidden)
+
+
 def make_vae(observation_space: gym.Space, latent_dim: int = 32, hidden: Sequence[int] = (256,), *,
              likelihood: Likelihood | None = None, learn_obs_std: bool | None = None, obs_std: float = 1.0,
              channels_last: bool | None = None) -> VAE:
@@ -277,20 +294,11 @@ def make_vae(observation_space: gym.Space, latent_dim: int = 32, hidden: Sequenc
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) not in (1, 3):
         raise EnvError("the world model's VAE handles vector (1-D Box) and image (3-D Box) observations; "
                        f"this env observes {observation_space}")
-    hidden = list(hidden)
     shape = observation_space.shape
-    if len(shape) == 1:
-        channels_last = False
-        encoder, features, decoder = _mlp_coder(shape[0], latent_dim, hidden)
-    else:
-        if channels_last is None:
-            channels_last = shape[2] <= min(shape[0], shape[1])
-        h, w, c = shape if channels_last else (shape[1], shape[2], shape[0])
-        if min(h, w) >= _MIN_STRIDED:
-            encoder, features, decoder = _strided_coder(c, h, w, latent_dim)
-        else:
-            encoder, features, decoder = _grid_coder(c, h, w, latent_dim, hidden)
+    if len(shape) == 3 and channels_last is None:
+        channels_last = shape[2] <= min(shape[0], shape[1])
+    encoder, features, decoder = make_coder(observation_space, latent_dim, hidden, channels_last=bool(channels_last))
     return VAE(observation_space, latent_dim, encoder, features, decoder,
                likelihood=likelihood or ("bernoulli" if _is_binary(observation_space) else "gaussian"),
-               channels_last=channels_last,
+               channels_last=bool(channels_last),
                learn_obs_std=len(shape) == 1 if learn_obs_std is None else learn_obs_std, obs_std=obs_std)

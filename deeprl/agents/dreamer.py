@@ -1,0 +1,392 @@
+"""Dreamer: learn behaviour by backpropagating through the dream (the lecture's last slides).
+
+The lecture's "Train agents by backpropagating through world models", with DreamerV3's
+robustness so that one configuration serves many tasks::
+
+    world model   RSSM (h_t = GRU(h, z, a); prior p(z|h); posterior q(z|h, e)) from replayed
+                  sequences: reconstruct o_t (symlog), predict r_t (two-hot symlog) and the
+                  continue flag, and KL-balance prior and posterior with free bits.
+    imagination   from every posterior state, H steps of a ~ π_θ(a|s), s' ~ p(s'|s, a), both
+                  reparameterized, so R^λ is differentiable in θ:  θ ← θ + α ∇_θ R^λ / S
+                  (the lecture's θ ← θ + α ∇_θ V_Φ(z'); S = max(1, P95 - P5) of the returns).
+                  World-model parameters are frozen here: the actor's gradient passes through
+                  the dynamics but does not change them.
+    critic        v_ψ(s) regresses ⊥R^λ with two-hot symlog targets; the returns bootstrap
+                  from a slow copy v_ψ⁻.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Iterator
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deeprl.agents.base import Algorithm
+from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.config import DreamerConfig
+from deeprl.dreamer.math import ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, symlog, unimix_logits
+from deeprl.dreamer.rssm import RSSM, State, flatten, mlp
+from deeprl.dreamer.sequence_buffer import SequenceReplay
+from deeprl.errors import EnvError
+from deeprl.optim import FlatOptimizer
+from deeprl.worldmodel.vae import make_coder
+
+LOSS_SCALES = {"recon": 1.0, "reward": 1.0, "continue": 1.0, "dyn": None, "rep": None}  # None: from the config
+
+
+@contextlib.contextmanager
+def frozen(modules: list[nn.Module]) -> Iterator[None]:
+    """Parameters that pass gradient through but receive none (the world model while the actor learns)."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+class Actor(nn.Module):
+    """π_θ(a|s) on features [h, z]: categorical with unimix (straight-through one-hot samples) for
+    discrete actions, tanh-squashed Gaussian (reparameterized) in [-1, 1] for continuous ones."""
+
+    def __init__(self, feature_dim: int, action_space: gym.Space, hidden: int, layers: int, unimix: float):
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.n = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.unimix = unimix
+        self.net = mlp(feature_dim, hidden, layers, self.n if self.discrete else 2 * self.n)
+
+    def forward(self, feature: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(action, log π(action), entropy)``; actions are one-hot (discrete) or in [-1, 1]."""
+        out = self.net(feature)
+        if self.discrete:
+            logits = unimix_logits(out, self.unimix) if self.unimix > 0 else out.log_softmax(-1)
+            probs = logits.exp()
+            if deterministic:
+                index = logits.argmax(-1)
+            else:
+                index = torch.multinomial(probs.reshape(-1, self.n).detach(), 1).reshape(probs.shape[:-1])
+            onehot = F.one_hot(index, self.n).to(probs.dtype)
+            action = onehot + probs - probs.detach()  # straight-through: forward one-hot, backward ∂probs
+            log_prob = (logits * onehot).sum(-1)
+            entropy = -(probs * logits).sum(-1)
+            return action, log_prob, entropy
+        mean, raw_std = out.chunk(2, dim=-1)
+        std = 2 * torch.sigmoid(raw_std / 2) + 0.1  # in (0.1, 2.1), as in DreamerV3's bounded normal
+        u = mean if deterministic else mean + std * torch.randn_like(mean)  # reparameterized
+        action = torch.tanh(u)
+        gauss = -0.5 * ((u - mean) / std).pow(2) - std.log() - 0.5 * np.log(2 * np.pi)
+        log_prob = (gauss - torch.log1p(-action.pow(2) + 1e-6)).sum(-1)
+        entropy = (std.log() + 0.5 * (1 + np.log(2 * np.pi))).sum(-1)  # of u: tanh's has no closed form
+        return action, log_prob, entropy
+
+
+class Dreamer(Algorithm):
+    """DreamerV3-style agent on vector, image and MinAtar observations, discrete or continuous actions."""
+
+    algo = "dreamer"
+    config_cls = DreamerConfig
+    config: DreamerConfig
+    metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/recon", "loss/reward",
+                   "loss/continue", "loss/dyn", "loss/rep", "loss/kl", "loss/model", "loss/actor", "loss/critic",
+                   "loss/entropy", "dream/return", "dream/value", "dream/return_scale", "grad/model", "grad/actor",
+                   "updates/gradient_steps", "eval/mean_return", "eval/std_return"]
+
+    def _check_spaces(self) -> None:
+        obs, act = self.observation_space, self.action_space
+        if not isinstance(obs, gym.spaces.Box) or len(obs.shape) not in (1, 3):
+            raise EnvError(f"dreamer handles vector and image observations; this env observes {obs}")
+        if isinstance(act, gym.spaces.Discrete):
+            if act.start != 0:
+                raise EnvError(f"dreamer needs actions numbered from 0; this env's start at {act.start}")
+        elif not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1 and np.all(np.isfinite(act.low))
+                  and np.all(np.isfinite(act.high))):
+            raise EnvError(f"dreamer handles Discrete and bounded 1-D Box action spaces; this env's actions are {act}")
+
+    def _build(self) -> None:
+        c, obs, act = self.config, self.observation_space, self.action_space
+        self.discrete = isinstance(act, gym.spaces.Discrete)
+        self.action_dim = int(act.n) if self.discrete else int(np.prod(act.shape))
+        self.image = len(obs.shape) == 3
+        self.obs_scale = float(obs.high.max()) if self.image else 1.0
+        self.binary = self.image and self.obs_scale == 1.0  # MinAtar grids: Bernoulli pixels
+        feature_dim = c.deter + (c.stoch * c.classes if c.latent == "categorical" else c.stoch)
+        self.encoder, embed_dim, self.decoder = make_coder(obs, feature_dim, [c.hidden] * c.layers)
+        self.rssm = RSSM(embed_dim, self.action_dim, deter=c.deter, hidden=c.hidden, stoch=c.stoch, classes=c.classes,
+                         latent=c.latent, unimix=c.unimix)
+        self.reward_head = mlp(feature_dim, c.hidden, c.layers, c.bins)
+        self.continue_head = mlp(feature_dim, c.hidden, c.layers, 1)
+        self.actor = Actor(feature_dim, act, c.hidden, c.layers, c.unimix)
+        self.critic = mlp(feature_dim, c.hidden, c.layers, c.bins)
+        for head in (self.reward_head[-1], self.critic[-1]):  # predict 0 at first (DreamerV3)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        for m in self._modules_by_name().values():
+            m.to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot(num_bins=c.bins)
+        self.normalizer = ReturnNormalizer()
+        self.optimizers = {
+            "model": FlatOptimizer([p for m in self._world_model() for p in m.parameters()], "adam", lr=c.model_lr,
+                                   eps=1e-8),
+            "actor": FlatOptimizer(self.actor.parameters(), "adam", lr=c.actor_lr, eps=1e-5),
+            "critic": FlatOptimizer(self.critic.parameters(), "adam", lr=c.critic_lr, eps=1e-5),
+        }
+        self.replay = SequenceReplay(c.buffer_size, c.num_envs, tuple(obs.shape), obs.dtype, (self.action_dim,),
+                                     np.float32)
+        self.updates = 0
+        self._update_credit = 0.0
+        self._stats: dict[str, list[torch.Tensor]] = {}
+        self._acting = self._policy_state(c.num_envs)
+        self._prev_action = np.zeros((c.num_envs, self.action_dim), np.float32)  # a_{t-1} (0 at a first step)
+        self._prev_reward = np.zeros(c.num_envs, np.float32)                     # r_t
+        self._first = np.ones(c.num_envs, bool)                                   # o_t starts an episode
+
+    def _world_model(self) -> list[nn.Module]:
+        return [self.encoder, self.decoder, self.rssm, self.reward_head, self.continue_head]
+
+    def _modules_by_name(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder, "rssm": self.rssm, "reward": self.reward_head,
+                "continue": self.continue_head, "actor": self.actor, "critic": self.critic}
+
+    # --------------------------------------------------------------------------------- observations
+    def _preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        """Vectors in symlog (any scale becomes tame); images in [0, 1]."""
+        return obs.float() / self.obs_scale if self.image else symlog(obs.float())
+
+    def _embed(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[: obs.dim() - len(self.observation_space.shape)]
+        x = self._preprocess(obs).reshape(-1, *self.observation_space.shape)
+        return self.encoder(x).reshape(*lead, -1)
+
+    def _recon_loss(self, feature: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """-log p(o|s): squared error in symlog / [0, 1] space (Bernoulli for binary grids), per step."""
+        lead = feature.shape[:-1]
+        pred = self.decoder(feature.reshape(-1, feature.shape[-1])).reshape(*lead, -1)
+        target = self._preprocess(obs).reshape(*lead, -1)
+        if self.binary:
+            return F.binary_cross_entropy_with_logits(pred, target, reduction="none").sum(-1)
+        return 0.5 * (pred - target).pow(2).sum(-1)
+
+    # --------------------------------------------------------------------------------- acting
+    def _policy_state(self, n: int) -> dict[str, Any]:
+        return {"state": self.rssm.initial(n, self.device), "action": torch.zeros(n, self.action_dim, device=self.device),
+                "first": torch.ones(n, dtype=torch.bool, device=self.device)}
+
+    @torch.no_grad()
+    def _policy_step(self, memory: dict[str, Any], obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Filter the new observation into the recurrent state, then act on its features."""
+        embed = self._embed(torch.as_tensor(obs, device=self.device))
+        post, _ = self.rssm.obs_step(memory["state"], memory["action"], embed, memory["first"])
+        action = self.actor(post.feature(), deterministic)[0]
+        memory.update(state=post, action=action, first=torch.zeros_like(memory["first"]))
+        return self._to_env(action)
+
+    def _to_env(self, action: torch.Tensor) -> np.ndarray:
+        if self.discrete:
+            return action.argmax(-1).cpu().numpy()
+        low, high = self.action_space.low, self.action_space.high
+        return (low + (action.cpu().numpy() + 1) / 2 * (high - low)).astype(np.float32)
+
+    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Stateless: each call starts from a fresh state (use the evaluation policy for episodes)."""
+        return self._policy_step(self._policy_state(len(obs)), obs, deterministic)
+
+    def _eval_policy(self) -> Any:
+        agent = self
+
+        class RecurrentPolicy:
+            memory: dict[str, Any] | None = None
+
+            def __call__(self, obs: np.ndarray) -> np.ndarray:
+                if self.memory is None or len(self.memory["first"]) != len(obs):
+                    self.memory = agent._policy_state(len(obs))
+                return agent._policy_step(self.memory, obs, True)
+
+            def reset(self, mask: np.ndarray) -> None:
+                if self.memory is not None:
+                    self.memory["first"] |= torch.as_tensor(mask, device=agent.device)
+
+        return RecurrentPolicy()
+
+    def _random_actions(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform actions for prefilling: (env actions, their one-hot / [-1, 1] form for the model)."""
+        if self.discrete:
+            idx = self.rng.integers(0, self.action_dim, size=n)
+            return idx, np.eye(self.action_dim, dtype=np.float32)[idx]
+        u = self.rng.uniform(-1, 1, size=(n, self.action_dim)).astype(np.float32)
+        low, high = self.action_space.low, self.action_space.high
+        return (low + (u + 1) / 2 * (high - low)).astype(np.float32), u
+
+    # --------------------------------------------------------------------------------- world model
+    def train_world_model(self, batch: dict[str, torch.Tensor]) -> State:
+        """One gradient step on the world model; returns the posterior states (B, L) for imagination."""
+        c = self.config
+        embed = self._embed(batch["obs"])
+        post, prior, _ = self.rssm.observe(embed, batch["action"], batch["is_first"])
+        feature = post.feature()
+        dyn, rep, kl = kl_balanced_loss(post.stats, prior.stats, c.latent, c.free_bits)
+        losses = {"recon": self._recon_loss(feature, batch["obs"]).mean(),
+                  "reward": self.twohot.loss(self.reward_head(feature), batch["reward"]).mean(),
+                  "continue": F.binary_cross_entropy_with_logits(self.continue_head(feature).squeeze(-1),
+                                                                 1.0 - batch["is_terminal"].float()),
+                  "dyn": dyn, "rep": rep}
+        scales = {**LOSS_SCALES, "dyn": c.dyn_scale, "rep": c.rep_scale}
+        assert losses.keys() == scales.keys()
+        loss = sum(scales[k] * v for k, v in losses.items())
+        opt = self.optimizers["model"]
+        opt.zero_grad()
+        loss.backward()
+        norm = opt.clip_grad_norm(c.model_grad_norm)
+        opt.step()
+        self._record(**{f"loss/{k}": v for k, v in losses.items()}, **{"loss/kl": kl, "loss/model": loss,
+                                                                        "grad/model": norm})
+        return post
+
+    # --------------------------------------------------------------------------------- behaviour
+    def imagine(self, start: State, horizon: int) -> dict[str, torch.Tensor]:
+        """Dream ``horizon`` steps from ``start`` with the actor: features ``(H+1, N, F)``, actions,
+        log-probs and entropies ``(H, N, ...)``.  Differentiable in the actor's parameters."""
+        state = start
+        features, actions, log_probs, entropies = [state.feature()], [], [], []
+        for _ in range(horizon):
+            action, log_prob, entropy = self.actor(features[-1].detach() if self.config.actor_grad == "reinforce"
+                                                   else features[-1])
+            state = self.rssm.img_step(state, action)                  # s' ~ p(s'|s, a), reparameterized
+            features.append(state.feature())
+            actions.append(action)
+            log_probs.append(log_prob)
+            entropies.append(entropy)
+        return {"features": torch.stack(features), "actions": torch.stack(actions),
+                "log_probs": torch.stack(log_probs), "entropies": torch.stack(entropies)}
+
+    def train_behaviour(self, start: State, is_terminal: torch.Tensor) -> None:
+        """Actor: maximize R^λ of dreams by backprop through them; critic: regress ⊥R^λ."""
+        c = self.config
+        with frozen(self._world_model() + [self.critic_target]):  # ψ passes gradient on but takes none
+            dream = self.imagine(start.detach(), c.horizon)
+            features = dream["features"]
+            rewards = self.twohot.decode(self.reward_head(features[1:]))
+            continues = torch.sigmoid(self.continue_head(features[1:]).squeeze(-1))
+            values = self.twohot.decode(self.critic_target(features))
+            returns = lambda_returns(rewards, values[1:], continues, c.gamma, c.lam)        # R^λ_t, (H, N)
+            # the probability that the dream is still running at each step (a start may be terminal)
+            alive = torch.cat([(1.0 - is_terminal.float())[None], continues[:-1]]).detach()
+            weight = torch.cumprod(alive, dim=0)
+            if c.return_norm:
+                self.normalizer.update(returns)
+            scale = self.normalizer.scale if c.return_norm else 1.0
+            if c.actor_grad == "dynamics":  # θ ← θ + α ∇_θ R^λ: the gradient flows through the dream
+                objective = returns / scale
+            else:  # REINFORCE: ⊥((R^λ - v) / S) ∇ log π(a|s)
+                objective = ((returns - values[:-1]) / scale).detach() * dream["log_probs"]
+            actor_loss = -(weight * (objective + c.ent_coef * dream["entropies"])).mean()
+            actor = self.optimizers["actor"]
+            actor.zero_grad()
+            actor_loss.backward()
+            actor_norm = actor.clip_grad_norm(c.ac_grad_norm)
+            actor.step()
+        critic_features = features[:-1].detach()
+        critic_loss = (weight * self.twohot.loss(self.critic(critic_features), returns.detach())).mean()
+        critic = self.optimizers["critic"]
+        critic.zero_grad()
+        critic_loss.backward()
+        critic.clip_grad_norm(c.ac_grad_norm)
+        critic.step()
+        with torch.no_grad():  # v_ψ⁻ ← τ v_ψ + (1 - τ) v_ψ⁻
+            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), c.critic_tau)
+        self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": dream["entropies"].mean(),
+                        "dream/return": returns.mean(), "dream/value": values.mean(),
+                        "dream/return_scale": torch.tensor(scale), "grad/actor": actor_norm})
+
+    def train_step(self) -> None:
+        c = self.config
+        batch = self.replay.sample(c.batch_size, c.batch_length, self.rng, device=self.device)
+        post = self.train_world_model(batch)
+        self.train_behaviour(flatten(post), batch["is_terminal"].reshape(-1))
+        self.updates += 1
+
+    def _record(self, **values: torch.Tensor) -> None:
+        for key, value in values.items():
+            self._stats.setdefault(key, []).append(value.detach().float())
+
+    # --------------------------------------------------------------------------------- the loop
+    def _train(self, target_steps: int) -> None:
+        c, n = self.config, self.config.num_envs
+        obs = self._obs
+        while self.num_timesteps < target_steps and not self._stop:
+            # o_t is stored with the action a_{t-1} and reward r_t that led to it
+            self.replay.add(obs, self._prev_action, self._prev_reward, self._first, np.zeros(n, bool))
+            if self.num_timesteps < c.prefill_steps:
+                env_actions, model_actions = self._random_actions(n)
+                self._policy_step(self._acting, obs, False)  # keeps the recurrent state in step with the env
+                self._acting["action"] = torch.as_tensor(model_actions, device=self.device)
+            else:
+                env_actions = self._policy_step(self._acting, obs, False)
+                model_actions = self._acting["action"].cpu().numpy()
+            step = self.envs.step(env_actions)
+            done = step.terminated | step.truncated
+            for i in np.flatnonzero(done):  # the final observation is a step of its own, terminal or not
+                self.replay.add_one(int(i), step.next_obs[i], model_actions[i], float(step.reward[i]), False,
+                                    bool(step.terminated[i]))
+            self._prev_action = np.where(done[:, None], 0.0, model_actions).astype(np.float32)
+            self._prev_reward = np.where(done, 0.0, step.reward).astype(np.float32)
+            self._first = done
+            self._acting["first"] = torch.as_tensor(done, device=self.device)
+            self.num_timesteps += n
+            self._record_episodes(step.episodes)
+            self._progress.update(n)
+            obs = self._obs = step.obs
+            if self.num_timesteps >= c.prefill_steps and self.replay.can_sample(c.batch_length):
+                self._update_credit += c.replay_ratio * n          # replay ratio: gradient steps per env step
+                while self._update_credit >= 1.0:
+                    self.train_step()
+                    self._update_credit -= 1.0
+            if self._interval_due(target_steps):
+                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
+                self._stats = {}
+                self._close_interval({**stats, "updates/gradient_steps": self.updates})
+
+    # --------------------------------------------------------------------------------- persistence
+    def _model_tensors(self) -> dict[str, torch.Tensor]:
+        modules = {**self._modules_by_name(), "critic_target": self.critic_target}
+        return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, module in {**self._modules_by_name(), "critic_target": self.critic_target}.items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+    def _checkpoint(self) -> tuple[dict, dict, dict]:
+        opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in self.optimizers.items()}, "opt")
+        memory = self._acting
+        acting = {"deter": memory["state"].deter, "stoch": memory["state"].stoch, "action": memory["action"]}
+        arrays = {"replay": self.replay.state_arrays(),
+                  "loop": {"prev_action": self._prev_action, "prev_reward": self._prev_reward, "first": self._first}}
+        return ({"model": self._model_tensors(), "optimizer": opt_tensors, "acting": acting}, arrays,
+                {"optimizer": opt_skeleton, "replay": self.replay.state_meta(), "updates": self.updates,
+                 "update_credit": self._update_credit, "normalizer": self.normalizer.state_dict()})
+
+    def _restore(self, state: dict[str, Any], loader: Any) -> None:
+        self._load_model_tensors(loader("model"))
+        opt_states = unflatten_state(state["optimizer"], loader("optimizer"))
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(opt_states[name])
+        self.replay.load_state(loader("replay", numpy=True), state["replay"])
+        loop = loader("loop", numpy=True)
+        self._prev_action, self._prev_reward, self._first = loop["prev_action"], loop["prev_reward"], loop["first"]
+        acting = loader("acting")
+        self._acting = {"state": State(acting["deter"].to(self.device), acting["stoch"].to(self.device), {}),
+                        "action": acting["action"].to(self.device),
+                        "first": torch.as_tensor(self._first, device=self.device)}
+        self.updates, self._update_credit = int(state["updates"]), float(state["update_credit"])
+        self.normalizer.load_state_dict(state["normalizer"])

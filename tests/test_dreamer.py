@@ -1,0 +1,114 @@
+"""Dreamer: gradient paths through the dream, the debug preset end to end, determinism, resume."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import deeprl
+from deeprl import Dreamer
+from deeprl.agents.dreamer import frozen
+from deeprl.cli import main
+from deeprl.dreamer.rssm import flatten
+
+DEBUG = dict(preset="debug", eval_freq=0, checkpoint_freq=0, log_interval=100)
+
+
+def trained(env="Pendulum-v1", steps=200, **kw):
+    agent = Dreamer(env, total_steps=steps, **{**DEBUG, **kw})
+    return agent.learn()
+
+
+def start_states(agent):
+    c = agent.config
+    batch = agent.replay.sample(c.batch_size, c.batch_length, agent.rng, device=agent.device)
+    with torch.no_grad():
+        post, _, _ = agent.rssm.observe(agent._embed(batch["obs"]), batch["action"], batch["is_first"])
+    return flatten(post)
+
+
+@pytest.mark.parametrize("env", ["Pendulum-v1", "CartPole-v1"])
+def test_actor_gradient_flows_through_imagined_transitions_but_not_into_the_world_model(env):
+    agent = trained(env)
+    start = start_states(agent)
+    world = agent._world_model()
+    for opt in agent.optimizers.values():
+        opt.zero_grad()
+    with frozen(world):
+        dream = agent.imagine(start, horizon=4)
+        # only the LAST state's value: it depends on θ solely through a_0..a_3 fed into the dynamics
+        value = agent.twohot.decode(agent.critic(dream["features"][-1])).mean()
+        (-value).backward()
+    assert float(agent.optimizers["actor"].grad.abs().sum()) > 0        # reached θ through the dream
+    assert float(agent.optimizers["model"].grad.abs().sum()) == 0.0      # ψ: nothing
+    assert all(p.requires_grad for m in world for p in m.parameters())   # unfrozen afterwards
+    # and the same value without the dynamics in between carries no gradient to θ
+    agent.optimizers["actor"].zero_grad()
+    with frozen(world):
+        (-agent.twohot.decode(agent.critic(start.feature())).mean()).backward()
+    assert float(agent.optimizers["actor"].grad.abs().sum()) == 0.0
+
+
+def test_behaviour_step_leaves_the_world_model_unchanged():
+    agent = trained()
+    start = start_states(agent)
+    before = [p.detach().clone() for m in agent._world_model() for p in m.parameters()]
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    agent.train_behaviour(start, torch.zeros(start.deter.shape[0], dtype=torch.bool))
+    after = [p for m in agent._world_model() for p in m.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters()))
+
+
+def test_debug_preset_trains_discrete_and_continuous():
+    for env in ("CartPole-v1", "Pendulum-v1"):
+        agent = trained(env, steps=300)
+        assert agent.updates > 0 and agent.num_timesteps == 300
+        result = agent.evaluate(2)
+        assert np.isfinite(result["mean_return"])
+
+
+def test_image_observations_smoke():
+    agent = trained("MinAtar/Breakout-v1", steps=150)
+    assert agent.binary and agent.updates > 0
+    agent = trained("CartPole-v1", steps=150, pixels=48, grayscale=True, frame_stack=2)
+    assert agent.image and not agent.binary and agent.updates > 0
+
+
+def _rows(path):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "charts/sps")} for r in csv.DictReader(f)]
+
+
+def test_same_seed_same_numbers_and_resume_equals_uninterrupted(tmp_path):
+    def make():
+        return Dreamer("CartPole-v1", seed=4, total_steps=400, **{**DEBUG, "checkpoint_freq": 200, "eval_freq": 200,
+                                                                   "eval_episodes": 2})
+    whole = make().learn(run_dir=tmp_path / "whole")
+    again = make().learn(run_dir=tmp_path / "again")
+    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "again" / "metrics.csv")
+
+    def crash(agent):
+        if agent.num_timesteps >= 300:
+            raise KeyboardInterrupt
+    crashed = make()
+    with pytest.raises(KeyboardInterrupt):
+        crashed.learn(run_dir=tmp_path / "crashed", callback=crash)
+    crashed.close()
+    resumed = Dreamer.resume(tmp_path / "crashed")
+    resumed.learn()
+    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "crashed" / "metrics.csv")
+    for p, q in zip(whole.actor.parameters(), resumed.actor.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    loaded = deeprl.load(tmp_path / "whole" / "model.safetensors")
+    obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs), whole.predict(obs))
+
+
+def test_cli_debug_preset(tmp_path, capsys):
+    run = tmp_path / "d"
+    assert main(["train", "dreamer", "--preset", "debug", "--env", "CartPole-v1", "--steps", "200", "--out", str(run),
+                 "--no-progress", "--set", "eval_freq=0"]) == 0
+    assert (run / "model.safetensors").exists()
+    assert main(["eval", str(run), "--episodes", "2", "--json"]) == 0
