@@ -86,7 +86,7 @@ def test_same_seed_same_numbers_and_resume_equals_uninterrupted(tmp_path):
         return Dreamer("CartPole-v1", seed=4, total_steps=400, **{**DEBUG, "checkpoint_freq": 200, "eval_freq": 200,
                                                                    "eval_episodes": 2})
     whole = make().learn(run_dir=tmp_path / "whole")
-    again = make().learn(run_dir=tmp_path / "again")
+    make().learn(run_dir=tmp_path / "again")
     assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "again" / "metrics.csv")
 
     def crash(agent):
