@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--video", nargs="?", const="", metavar="FILE",
                    help="write an MP4 of one episode (default RUN/videos/eval.mp4)")
 
-    d = sub.add_parser("dream", help="video of a world model's dream beside the real episode (worldmodel runs)")
+    d = sub.add_parser("dream", help="video of a world model's dream beside the real episode (worldmodel, dreamer)")
     d.add_argument("run", help="run directory or saved .safetensors model of a world-model agent")
     d.add_argument("--out", help="MP4 path (default RUN/videos/dream.mp4)")
     d.add_argument("--steps", type=_positive_int, default=200, help="longest dream, in steps")
@@ -224,9 +224,9 @@ def _dream(args: argparse.Namespace) -> int:
 
     agent = _load_for_eval(args.run)
     try:
-        if not hasattr(agent, "imagine"):
+        if not hasattr(agent, "decode_dream"):
             raise ConfigError(f"{args.run!r} holds a {agent.algo} agent, which has no world model to dream with; "
-                              "train one with 'deeprl train worldmodel'")
+                              "train one with 'deeprl train worldmodel' or 'deeprl train dreamer'")
         run = Path(args.run)
         out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "videos" / "dream.mp4"
         info = dream_video(agent, out, steps=args.steps, seed=args.seed, use_real_actions=not args.policy)

@@ -233,10 +233,10 @@ class DreamerConfig(RunConfig):
     log_interval: int = _f(1_000, "write a metrics row every this many env steps", min=1)
     # model size
     latent: Literal["categorical", "gaussian"] = _f("categorical", "stochastic state: one-hot classes (V2/V3) or Gaussian (V1)")
-    deter: int = _f(256, "GRU (deterministic) state size", min=1)
+    deter: int = _f(128, "GRU (deterministic) state size", min=1)
     stoch: int = _f(16, "stochastic variables (categorical) or dimensions (Gaussian)", min=1)
-    classes: int = _f(16, "classes per categorical variable", min=2)
-    hidden: int = _f(256, "width of every MLP layer", min=1)
+    classes: int = _f(8, "classes per categorical variable", min=2)
+    hidden: int = _f(128, "width of every MLP layer", min=1)
     layers: int = _f(2, "layers of the reward, continue, actor and critic MLPs and the vector encoder", min=1)
     unimix: float = _f(0.01, "uniform mixture in categorical latents and discrete actions", min=0.0, max=1.0)
     bins: int = _f(255, "two-hot bins (symlog space, ±20) of the reward and value heads", min=3)
@@ -254,6 +254,8 @@ class DreamerConfig(RunConfig):
     model_grad_norm: float = _f(1000.0, "clip the world model's gradient norm", min=0.0, exclusive_min=True)
     # behaviour learning in imagination
     horizon: int = _f(15, "imagined steps per start state", min=1)
+    imagine_starts: int = _f(256, "posterior states of each batch that start a dream (0 = all batch_size x "
+                                  "batch_length, as DreamerV3; fewer cost less on a CPU)", min=0)
     gamma: float = _f(0.997, "discount factor γ (1 - 1/333, DreamerV3's horizon)", min=0.0, max=1.0)
     lam: float = _f(0.95, "λ of the λ-returns", min=0.0, max=1.0)
     actor_grad: Literal["dynamics", "reinforce"] = _f(

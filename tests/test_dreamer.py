@@ -112,3 +112,12 @@ def test_cli_debug_preset(tmp_path, capsys):
                  "--no-progress", "--set", "eval_freq=0"]) == 0
     assert (run / "model.safetensors").exists()
     assert main(["eval", str(run), "--episodes", "2", "--json"]) == 0
+
+
+def test_dream_video_for_a_dreamer_run(tmp_path, capsys):
+    agent = trained("CartPole-v1", steps=200)
+    path = agent.save(tmp_path / "dreamer")
+    assert main(["dream", str(path), "--steps", "15", "--out", str(tmp_path / "d.mp4")]) == 0
+    assert (tmp_path / "d.mp4").read_bytes()[4:8] == b"ftyp"
+    decoded, _ = agent.decode_dream(np.zeros((1, 4), np.float32), np.array([0, 1, 0]), use_real_actions=True)
+    assert decoded.shape == (4, 4)

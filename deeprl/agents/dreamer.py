@@ -30,7 +30,8 @@ from torch.nn import functional as F
 from deeprl.agents.base import Algorithm
 from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import DreamerConfig
-from deeprl.dreamer.math import ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, symlog, unimix_logits
+from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, symexp, symlog,
+                                 unimix_logits)
 from deeprl.dreamer.rssm import RSSM, State, flatten, mlp
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.errors import EnvError
@@ -269,6 +270,37 @@ class Dreamer(Algorithm):
         return {"features": torch.stack(features), "actions": torch.stack(actions),
                 "log_probs": torch.stack(log_probs), "entropies": torch.stack(entropies)}
 
+    @torch.no_grad()
+    def decode_dream(self, real_obs: np.ndarray, actions: np.ndarray, use_real_actions: bool = True
+                     ) -> tuple[np.ndarray, float]:
+        """For ``deeprl dream``: filter real_obs[0] into the posterior, then dream open loop with the
+        real (env) actions or the actor's; returns the decoded observations ``(T+1, ...)`` in the
+        env's layout and the dream's predicted return."""
+        memory = self._policy_state(1)
+        self._policy_step(memory, real_obs[:1], True)
+        state, features, total = memory["state"], [memory["state"].feature()], 0.0
+        for t in range(len(actions)):
+            action = self._from_env(actions[t:t + 1]) if use_real_actions else self.actor(features[-1], True)[0]
+            state = self.rssm.img_step(state, action)
+            features.append(state.feature())
+            total += float(self.twohot.decode(self.reward_head(features[-1])))
+        out = self.decoder(torch.cat(features))
+        if self.image:
+            out = torch.sigmoid(out) if self.binary else out
+            out = (out.clamp(0, 1) * self.obs_scale)
+            out = (out > 0.5 * self.obs_scale).float() * self.obs_scale if self.binary else out.round()
+        else:
+            out = symexp(out)
+        shape = self.observation_space.shape
+        return out.reshape(-1, *shape).cpu().numpy().astype(self.observation_space.dtype), total
+
+    def _from_env(self, actions: np.ndarray) -> torch.Tensor:
+        """Env actions -> the model's form: one-hot, or rescaled to [-1, 1]."""
+        if self.discrete:
+            return F.one_hot(torch.as_tensor(actions, device=self.device).long(), self.action_dim).float()
+        low, high = self.action_space.low, self.action_space.high
+        return torch.as_tensor(2 * (actions - low) / (high - low) - 1, device=self.device, dtype=torch.float32)
+
     def train_behaviour(self, start: State, is_terminal: torch.Tensor) -> None:
         """Actor: maximize R^λ of dreams by backprop through them; critic: regress ⊥R^λ."""
         c = self.config
@@ -312,7 +344,13 @@ class Dreamer(Algorithm):
         c = self.config
         batch = self.replay.sample(c.batch_size, c.batch_length, self.rng, device=self.device)
         post = self.train_world_model(batch)
-        self.train_behaviour(flatten(post), batch["is_terminal"].reshape(-1))
+        start, is_terminal = flatten(post), batch["is_terminal"].reshape(-1)
+        if 0 < c.imagine_starts < len(is_terminal):
+            pick = torch.as_tensor(self.rng.choice(len(is_terminal), c.imagine_starts, replace=False),
+                                   device=self.device)
+            start = State(start.deter[pick], start.stoch[pick], {})
+            is_terminal = is_terminal[pick]
+        self.train_behaviour(start, is_terminal)
         self.updates += 1
 
     def _record(self, **values: torch.Tensor) -> None:

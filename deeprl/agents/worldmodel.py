@@ -199,6 +199,16 @@ class WorldModel(Algorithm):
         return {"latents": torch.stack(latents), "actions": torch.stack(taken), "rewards": torch.stack(rewards),
                 "continues": torch.stack(continues)}
 
+    @torch.no_grad()
+    def decode_dream(self, real_obs: np.ndarray, actions: np.ndarray, use_real_actions: bool = True
+                     ) -> tuple[np.ndarray, float]:
+        """For ``deeprl dream``: the dream from real_obs[0], decoded to observations ``(T+1, ...)``, and
+        its predicted return.  It replays the real (env) actions, or lets the agent act."""
+        start = torch.as_tensor(real_obs[:1], device=self.device)
+        given = torch.as_tensor(actions[:, None], device=self.device) if use_real_actions else None
+        dream = self.imagine(start, len(actions), actions=given, deterministic=True)
+        return self.vae.observation(dream["latents"][:, 0]).cpu().numpy(), float(dream["rewards"].sum())
+
     def dream(self, start_obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """T steps of online advantage actor-critic in latent imagination, from encoded real states."""
         c = self.config

@@ -178,10 +178,10 @@ def _bars(real: np.ndarray, decoded: np.ndarray, height: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def dream_video(agent: WorldModel, path: str | Path, *, steps: int = 200, seed: int = 0,
+def dream_video(agent: Any, path: str | Path, *, steps: int = 200, seed: int = 0,
                 use_real_actions: bool = True, fps: int = 30) -> dict[str, Any]:
     """An MP4: the real episode (left) beside the dream decoded to images (right), both starting from
-    the same real state.  The dream replays the real actions (``use_real_actions``) or lets the
+    the same real state.  Works for any agent with ``decode_dream`` (world models and Dreamer).  The dream replays the real actions (``use_real_actions``) or lets the
     agent act in it; it stops where the real episode ended or after ``steps`` steps."""
     import imageio.v2 as imageio
 
@@ -202,19 +202,17 @@ def dream_video(agent: WorldModel, path: str | Path, *, steps: int = 200, seed: 
         actions.append(action)
         real_obs.append(np.asarray(obs))
         real_frames.append(env.render())
-    start = torch.as_tensor(real_obs[0][None], device=agent.device)
-    given = torch.as_tensor(np.stack(actions)[:, None], device=agent.device) if use_real_actions else None
-    dream = agent.imagine(start, len(actions), actions=given, deterministic=True)
-    decoded = agent.vae.observation(dream["latents"][:, 0]).cpu().numpy()
+    decoded, dream_return = agent.decode_dream(np.stack(real_obs), np.stack(actions), use_real_actions)
+    image = len(agent.observation_space.shape) == 3
     height = real_frames[0].shape[0]
-    setter = None if agent.vae.image else _state_setter(env)
+    setter = None if image else _state_setter(env)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     try:
         with imageio.get_writer(str(tmp), fps=fps, macro_block_size=8, codec="libx264", quality=7) as writer:
             for t, (frame, d) in enumerate(zip(real_frames, decoded)):
-                if agent.vae.image:
+                if image:
                     dreamed = _resize_nearest(_to_rgb(d[None])[0], height)
                 elif setter is not None:
                     setter(d)
@@ -228,6 +226,6 @@ def dream_video(agent: WorldModel, path: str | Path, *, steps: int = 200, seed: 
     finally:
         env.close()
         tmp.unlink(missing_ok=True)
-    return {"path": str(path), "frames": len(real_frames), "dream_return": float(dream["rewards"].sum()),
+    return {"path": str(path), "frames": len(real_frames), "dream_return": dream_return,
             "actions": "real" if use_real_actions else "policy"}
 
