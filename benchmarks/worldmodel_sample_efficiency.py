@@ -25,22 +25,23 @@ import _common as C
 
 # task -> env id, extra settings every agent gets, default budget, and which agents run
 TASKS: dict[str, dict[str, Any]] = {
-    "cartpole": dict(env="CartPole-v1", settings={}, steps=20_000, agents=["worldmodel", "ppo", "dqn", "a2c"]),
-    "pendulum": dict(env="Pendulum-v1", settings={}, steps=20_000, agents=["worldmodel", "ppo", "a2c"]),
+    "cartpole": dict(env="CartPole-v1", settings={}, steps=20_000,
+                     agents=["worldmodel", "dreamer", "ppo", "dqn", "a2c"]),
+    "pendulum": dict(env="Pendulum-v1", settings={}, steps=20_000, agents=["worldmodel", "dreamer", "ppo", "a2c"]),
     # one 64x64 grey frame holds no velocity: two stacked frames do
     "pixel-cartpole": dict(env="CartPole-v1", settings=dict(pixels=64, grayscale=True, frame_stack=2),
-                           steps=20_000, agents=["worldmodel", "ppo", "dqn"]),
+                           steps=20_000, agents=["worldmodel", "dreamer", "ppo", "dqn"]),
 }
 EVAL_EPISODES = 10
 
 
-def worker(task: str, agent_name: str, seed: int, steps: int, eval_every: int) -> dict[str, Any]:
+def worker(task: str, agent_name: str, seed: int, steps: int, eval_every: int, extra: dict[str, str]) -> dict[str, Any]:
     import deeprl
 
     spec = TASKS[task]
     cls = deeprl.ALGORITHMS[agent_name]
     agent = cls(spec["env"], seed=seed, total_steps=steps, eval_freq=0, checkpoint_freq=0, log_interval=eval_every,
-                **spec["settings"])
+                **spec["settings"], **extra)
     curve: list[dict[str, Any]] = []
     eval_s = 0.0
     t0 = time.perf_counter()
@@ -124,6 +125,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=list(TASKS))
     p.add_argument("--agents", nargs="+", help="only these agents (default: each task's list)")
+    p.add_argument("--set", nargs="+", default=[], metavar="AGENT:KEY=VALUE",
+                   help="extra settings for one agent, e.g. dreamer:replay_ratio=0.1")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--steps", type=int, help="env steps per run (default: the task's budget)")
     p.add_argument("--eval-every", type=int, default=2_000)
@@ -133,8 +136,13 @@ def main() -> None:
     p.add_argument("--task", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
+    extra: dict[str, dict[str, str]] = {}
+    for item in args.set:
+        agent, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        extra.setdefault(agent, {})[key] = value
     if args.worker:
-        C.emit(worker(args.task, args.worker, args.seed, args.steps, args.eval_every))
+        C.emit(worker(args.task, args.worker, args.seed, args.steps, args.eval_every, extra.get(args.worker, {})))
         return
     runs = []
     for task in args.tasks:
@@ -144,8 +152,10 @@ def main() -> None:
             for agent in args.agents or spec["agents"]:
                 if agent not in spec["agents"]:
                     continue
+                sets = [f"{agent}:{k}={v}" for k, v in extra.get(agent, {}).items()]
                 runs.append(C.run_worker(__file__, agent, ["--task", task, "--seed", str(seed), "--steps",
-                                                           str(steps), "--eval-every", str(args.eval_every)]))
+                                                           str(steps), "--eval-every", str(args.eval_every),
+                                                           *(["--set", *sets] if sets else [])]))
                 C.log(f"    {task} {agent} seed {seed}: final {runs[-1]['curve'][-1]['mean_return']:.1f} "
                       f"in {runs[-1]['train_s']:.0f} s")
     print(f"World model vs model-free agents at equal env steps; machine {C.machine()['processor']}, "
