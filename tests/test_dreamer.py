@@ -121,3 +121,11 @@ def test_dream_video_for_a_dreamer_run(tmp_path, capsys):
     assert (tmp_path / "d.mp4").read_bytes()[4:8] == b"ftyp"
     decoded, _ = agent.decode_dream(np.zeros((1, 4), np.float32), np.array([0, 1, 0]), use_real_actions=True)
     assert decoded.shape == (4, 4)
+
+
+def test_evaluating_does_not_change_training():
+    quiet = trained("CartPole-v1", steps=300, seed=5)
+    evaluated = Dreamer("CartPole-v1", total_steps=300, seed=5, **DEBUG)
+    evaluated.learn(callback=lambda a: a.evaluate(2))  # the policy samples latents: its own random stream
+    for p, q in zip(quiet.actor.parameters(), evaluated.actor.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)

@@ -273,8 +273,9 @@ class Algorithm(ABC):
                  num_envs: int | None = None) -> dict[str, Any]:
         """Greedy (``eval_eps``) returns over ``episodes`` fresh episodes, seeded from ``seed``."""
         c = self.config
-        return evaluate(self._eval_policy(), c.env, episodes or c.eval_episodes,
-                        c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
+        with torch.random.fork_rng(devices=[]):  # evaluating never shifts training's random stream
+            return evaluate(self._eval_policy(), c.env, episodes or c.eval_episodes,
+                            c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
 
     def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
         kwargs = self._env_kwargs()
