@@ -1,7 +1,5 @@
 """Dreamer: gradient paths through the dream, the debug preset end to end, determinism, resume."""
 
-import csv
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ from deeprl import Dreamer
 from deeprl.agents.dreamer import frozen
 from deeprl.cli import main
 from deeprl.dreamer.rssm import flatten
+from tests.resume import crash_and_resume, metrics_rows
 
 DEBUG = dict(preset="debug", eval_freq=0, checkpoint_freq=0, log_interval=100)
 
@@ -76,31 +75,13 @@ def test_image_observations_smoke():
     assert agent.image and not agent.binary and agent.updates > 0
 
 
-def _rows(path):
-    with open(path) as f:
-        return [{k: v for k, v in r.items() if k not in ("wall_time", "charts/sps")} for r in csv.DictReader(f)]
-
-
 def test_same_seed_same_numbers_and_resume_equals_uninterrupted(tmp_path):
     def make():
         return Dreamer("CartPole-v1", seed=4, total_steps=400, **{**DEBUG, "checkpoint_freq": 200, "eval_freq": 200,
                                                                    "eval_episodes": 2})
-    whole = make().learn(run_dir=tmp_path / "whole")
     make().learn(run_dir=tmp_path / "again")
-    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "again" / "metrics.csv")
-
-    def crash(agent):
-        if agent.num_timesteps >= 300:
-            raise KeyboardInterrupt
-    crashed = make()
-    with pytest.raises(KeyboardInterrupt):
-        crashed.learn(run_dir=tmp_path / "crashed", callback=crash)
-    crashed.close()
-    resumed = Dreamer.resume(tmp_path / "crashed")
-    resumed.learn()
-    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "crashed" / "metrics.csv")
-    for p, q in zip(whole.actor.parameters(), resumed.actor.parameters()):
-        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    whole, _ = crash_and_resume(make, tmp_path, crash_at=300)
+    assert metrics_rows(tmp_path / "whole" / "metrics.csv") == metrics_rows(tmp_path / "again" / "metrics.csv")
     loaded = deeprl.load(tmp_path / "whole" / "model.safetensors")
     obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(obs), whole.predict(obs))

@@ -12,6 +12,7 @@ from deeprl.errors import ConfigError, EnvError
 from deeprl.nets import Categorical, DiagGaussian
 from deeprl.returns import gae, reward_to_go
 from tests.envs import IDENTITY, MULTI_DISCRETE, TARGET_REACH
+from tests.resume import crash_and_resume
 
 FAST = dict(preset=None, eval_freq=0, checkpoint_freq=0, log_interval=1000)
 
@@ -211,23 +212,9 @@ def _rows(path):
 
 @pytest.mark.parametrize("normalize_obs", [False, True])
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, normalize_obs):
-    def make():
-        return A2C("CartPole-v1", seed=2, num_envs=4, total_steps=4000, checkpoint_freq=1000, log_interval=500,
-                   eval_freq=2000, eval_episodes=2, preset=None, normalize_obs=normalize_obs)
-    whole = make().learn(run_dir=tmp_path / "whole")
-
-    def crash(agent):
-        if agent.num_timesteps >= 3000:
-            raise KeyboardInterrupt
-    crashed = make()
-    with pytest.raises(KeyboardInterrupt):
-        crashed.learn(run_dir=tmp_path / "crashed", callback=crash)
-    crashed.close()
-    resumed = A2C.resume(tmp_path / "crashed")
-    resumed.learn()
-    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "crashed" / "metrics.csv")
-    for p, q in zip(whole.net.parameters(), resumed.net.parameters()):
-        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    crash_and_resume(lambda: A2C("CartPole-v1", seed=2, num_envs=4, total_steps=4000, checkpoint_freq=1000,
+                                 log_interval=500, eval_freq=2000, eval_episodes=2, preset=None,
+                                 normalize_obs=normalize_obs), tmp_path, crash_at=3000)
 
 
 def test_anneal_lr_reaches_zero_at_the_end():

@@ -1,7 +1,5 @@
 """The world-model agent: the collect-fit-dream loop, dreaming, persistence, the CLI."""
 
-import csv
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ from deeprl import WorldModel
 from deeprl.cli import main
 from deeprl.errors import EnvError
 from tests.envs import LINE_WALK, MULTI_DISCRETE
+from tests.resume import crash_and_resume
 
 TINY = dict(preset=None, eval_freq=0, checkpoint_freq=0, log_interval=200, prefill_steps=100, collect_steps=100,
             vae_steps=5, model_steps=5, dream_iterations=2, dream_batch=16, horizon=5, batch_size=32,
@@ -93,30 +92,9 @@ def test_pixel_observations_smoke():
     assert agent.vae.image and agent.updates["dream"] == 4
 
 
-def _rows(path):
-    with open(path) as f:
-        return [{k: v for k, v in r.items() if k not in ("wall_time", "charts/sps")} for r in csv.DictReader(f)]
-
-
 def test_save_load_and_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
-    def make():
-        return WorldModel("CartPole-v1", seed=3, total_steps=600, **{**TINY, "checkpoint_freq": 200,
-                                                                    "eval_freq": 300, "eval_episodes": 2})
-    whole = make().learn(run_dir=tmp_path / "whole")
-
-    def crash(agent):
-        if agent.num_timesteps >= 400:
-            raise KeyboardInterrupt
-    crashed = make()
-    with pytest.raises(KeyboardInterrupt):
-        crashed.learn(run_dir=tmp_path / "crashed", callback=crash)
-    crashed.close()
-    resumed = WorldModel.resume(tmp_path / "crashed")
-    resumed.learn()
-    assert _rows(tmp_path / "whole" / "metrics.csv") == _rows(tmp_path / "crashed" / "metrics.csv")
-    for name, module in whole._modules().items():
-        for p, q in zip(module.parameters(), resumed._modules()[name].parameters()):
-            torch.testing.assert_close(p, q, rtol=0, atol=0)
+    whole, _ = crash_and_resume(lambda: WorldModel("CartPole-v1", seed=3, total_steps=600, **{
+        **TINY, "checkpoint_freq": 200, "eval_freq": 300, "eval_episodes": 2}), tmp_path, crash_at=400)
     loaded = deeprl.load(tmp_path / "whole" / "model.safetensors")
     assert isinstance(loaded, WorldModel)
     obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)

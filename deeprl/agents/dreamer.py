@@ -34,7 +34,7 @@ from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lam
                                  unimix_logits)
 from deeprl.dreamer.rssm import RSSM, State, flatten, mlp
 from deeprl.dreamer.sequence_buffer import SequenceReplay
-from deeprl.errors import EnvError
+from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.optim import FlatOptimizer
 from deeprl.worldmodel.vae import make_coder
 
@@ -103,15 +103,8 @@ class Dreamer(Algorithm):
                    "updates/gradient_steps", "eval/mean_return", "eval/std_return"]
 
     def _check_spaces(self) -> None:
-        obs, act = self.observation_space, self.action_space
-        if not isinstance(obs, gym.spaces.Box) or len(obs.shape) not in (1, 3):
-            raise EnvError(f"dreamer handles vector and image observations; this env observes {obs}")
-        if isinstance(act, gym.spaces.Discrete):
-            if act.start != 0:
-                raise EnvError(f"dreamer needs actions numbered from 0; this env's start at {act.start}")
-        elif not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1 and np.all(np.isfinite(act.low))
-                  and np.all(np.isfinite(act.high))):
-            raise EnvError(f"dreamer handles Discrete and bounded 1-D Box action spaces; this env's actions are {act}")
+        check_vector_or_image_observations(self.observation_space, self.algo)
+        check_discrete_or_box_actions(self.action_space, self.algo, bounded=True)
 
     def _build(self) -> None:
         c, obs, act = self.config, self.observation_space, self.action_space

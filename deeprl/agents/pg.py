@@ -23,7 +23,8 @@ from deeprl.agents.base import Algorithm
 from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, ReinforceConfig
 from deeprl.envs import check_observation_space
-from deeprl.errors import ConfigError, EnvError
+from deeprl.envs.make import check_discrete_or_box_actions
+from deeprl.errors import ConfigError
 from deeprl.nets import ActorCritic, NumpyPolicy
 from deeprl.optim import FlatOptimizer
 from deeprl.returns import gae, reward_to_go
@@ -120,12 +121,7 @@ class PolicyGradient(Algorithm):
         if self.config.normalize_obs and not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
             raise ConfigError(f"normalize_obs works on vector observations; this env observes {obs}. "
                               "Set normalize_obs=false")
-        space = self.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            if space.start != 0:
-                raise EnvError(f"{self.algo} needs actions numbered from 0; this env's start at {space.start}")
-        elif not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
-            raise EnvError(f"{self.algo} handles Discrete and 1-D Box action spaces; this env's actions are {space}")
+        check_discrete_or_box_actions(self.action_space, self.algo)
 
     def _build(self) -> None:
         c = self.config

@@ -30,7 +30,8 @@ from deeprl.agents.base import Algorithm
 from deeprl.buffers import ReplayBuffer
 from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import WorldModelConfig
-from deeprl.errors import ConfigError, EnvError
+from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
+from deeprl.errors import ConfigError
 from deeprl.nets import ActorCritic
 from deeprl.optim import FlatOptimizer
 from deeprl.worldmodel import ContinueModel, GaussianReward, GaussianTransition, elbo, make_vae
@@ -47,14 +48,8 @@ class WorldModel(Algorithm):
                    "dream/return", "dream/value", "eval/mean_return", "eval/std_return"]
 
     def _check_spaces(self) -> None:
-        obs, act = self.observation_space, self.action_space
-        if not isinstance(obs, gym.spaces.Box) or len(obs.shape) not in (1, 3):
-            raise EnvError(f"worldmodel's VAE handles vector and image observations; this env observes {obs}")
-        if isinstance(act, gym.spaces.Discrete):
-            if act.start != 0:
-                raise EnvError(f"worldmodel needs actions numbered from 0; this env's start at {act.start}")
-        elif not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1):
-            raise EnvError(f"worldmodel handles Discrete and 1-D Box action spaces; this env's actions are {act}")
+        check_vector_or_image_observations(self.observation_space, self.algo)
+        check_discrete_or_box_actions(self.action_space, self.algo)
         if self.config.batch_size > self.config.buffer_size:
             raise ConfigError(f"batch_size {self.config.batch_size} exceeds buffer_size {self.config.buffer_size}")
 

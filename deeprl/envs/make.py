@@ -141,6 +141,25 @@ def check_discrete_actions(space: gym.Space, algo: str) -> int:
                    "use an env with Discrete actions (continuous-action algorithms: a2c, ppo)")
 
 
+def check_discrete_or_box_actions(space: gym.Space, algo: str, bounded: bool = False) -> None:
+    """An EnvError unless ``space`` is Discrete (numbered from 0) or a 1-D Box (finite if ``bounded``)."""
+    if isinstance(space, gym.spaces.Discrete):
+        if space.start != 0:
+            raise EnvError(f"{algo} needs actions numbered from 0; this env's start at {space.start}")
+        return
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and (
+            not bounded or (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)))):
+        return
+    kind = "bounded 1-D Box" if bounded else "1-D Box"
+    raise EnvError(f"{algo} handles Discrete and {kind} action spaces; this env's actions are {space}")
+
+
+def check_vector_or_image_observations(space: gym.Space, algo: str) -> None:
+    """An EnvError unless ``space`` is a 1-D Box (vectors) or a 3-D Box (images, grids)."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (1, 3):
+        raise EnvError(f"{algo} handles vector and image observations; this env observes {space}")
+
+
 def check_observation_space(space: gym.Space, algo: str) -> None:
     if isinstance(space, gym.spaces.Discrete):
         return
