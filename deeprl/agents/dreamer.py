@@ -30,8 +30,8 @@ from torch.nn import functional as F
 from deeprl.agents.base import Algorithm
 from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import DreamerConfig
-from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, symexp, symlog,
-                                 unimix_logits)
+from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, straight_through_onehot,
+                                 symexp, symlog, unimix_logits)
 from deeprl.dreamer.rssm import RSSM, State, flatten, mlp
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
@@ -73,12 +73,10 @@ class Actor(nn.Module):
             logits = unimix_logits(out, self.unimix) if self.unimix > 0 else out.log_softmax(-1)
             probs = logits.exp()
             if deterministic:
-                index = logits.argmax(-1)
-            else:
-                index = torch.multinomial(probs.reshape(-1, self.n).detach(), 1).reshape(probs.shape[:-1])
-            onehot = F.one_hot(index, self.n).to(probs.dtype)
-            action = onehot + probs - probs.detach()  # straight-through: forward one-hot, backward ∂probs
-            log_prob = (logits * onehot).sum(-1)
+                action = F.one_hot(logits.argmax(-1), self.n).to(probs.dtype)
+            else:  # straight-through: forward a one-hot sample, backward the gradient of the probabilities
+                action = straight_through_onehot(logits)
+            log_prob = (logits * action.detach()).sum(-1)
             entropy = -(probs * logits).sum(-1)
             return action, log_prob, entropy
         mean, raw_std = out.chunk(2, dim=-1)
@@ -178,9 +176,10 @@ class Dreamer(Algorithm):
 
     @torch.no_grad()
     def _policy_step(self, memory: dict[str, Any], obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Filter the new observation into the recurrent state, then act on its features."""
+        """Filter the new observation into the recurrent state, then act on its features
+        (``deterministic``: the posterior's and the actor's modes, no random draw at all)."""
         embed = self._embed(torch.as_tensor(obs, device=self.device))
-        post, _ = self.rssm.obs_step(memory["state"], memory["action"], embed, memory["first"])
+        post, _ = self.rssm.obs_step(memory["state"], memory["action"], embed, memory["first"], mode=deterministic)
         action = self.actor(post.feature(), deterministic)[0]
         memory.update(state=post, action=action, first=torch.zeros_like(memory["first"]))
         return self._to_env(action)

@@ -186,8 +186,10 @@ def straight_through_onehot(logits: torch.Tensor,
     """
     probs = logits.softmax(-1)
     C = logits.shape[-1]
-    index = torch.multinomial(probs.detach().reshape(-1, C), 1, generator=generator)
-    sample = F.one_hot(index.reshape(logits.shape[:-1]), C).to(probs.dtype)
+    # inverse-CDF sampling: one uniform number per variable (torch.multinomial costs ~3x more here)
+    u = torch.rand((*logits.shape[:-1], 1), generator=generator, dtype=probs.dtype, device=probs.device)
+    index = (u > probs.detach().cumsum(-1)).sum(-1).clamp(max=C - 1)
+    sample = F.one_hot(index, C).to(probs.dtype)
     # probs - ⊥(probs) is exactly 0 in the forward pass, so the sample stays exactly one-hot
     return sample + (probs - probs.detach())
 

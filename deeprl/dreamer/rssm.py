@@ -84,8 +84,13 @@ class RSSM(nn.Module):
         mean, std = raw.chunk(2, dim=-1)
         return {"mean": mean, "std": F.softplus(std) + self.min_std}
 
-    def _sample(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
-        """A reparameterized draw of z, flattened to ``(..., stoch_dim)``."""
+    def _sample(self, stats: dict[str, torch.Tensor], mode: bool = False) -> torch.Tensor:
+        """A reparameterized draw of z (or its mode), flattened to ``(..., stoch_dim)``."""
+        if mode:
+            if self.latent == "categorical":
+                logits = stats["logits"]
+                return F.one_hot(logits.argmax(-1), self.classes).to(logits.dtype).flatten(-2)
+            return stats["mean"]
         if self.latent == "categorical":
             return straight_through_onehot(stats["logits"]).flatten(-2)
         return stats["mean"] + stats["std"] * torch.randn_like(stats["std"])
@@ -98,14 +103,15 @@ class RSSM(nn.Module):
         return State(deter, self._sample(stats), stats)
 
     def obs_step(self, prev: State, action: torch.Tensor, embed: torch.Tensor,
-                 is_first: torch.Tensor) -> tuple[State, State]:
-        """Observing: the prior step, then z_t ~ q(z_t | h_t, e_t). A new episode (``is_first``)
-        starts from the zero state and a zero previous action.  Returns (posterior, prior)."""
+                 is_first: torch.Tensor, mode: bool = False) -> tuple[State, State]:
+        """Observing: the prior step, then z_t ~ q(z_t | h_t, e_t) (its mode if ``mode``: acting
+        deterministically). A new episode (``is_first``) starts from the zero state and a zero
+        previous action.  Returns (posterior, prior)."""
         keep = (~is_first).float().unsqueeze(-1)
         prev = State(prev.deter * keep, prev.stoch * keep, {})
         prior = self.img_step(prev, action * keep)
         stats = self._stats(self.post_net(torch.cat([prior.deter, embed], dim=-1)))
-        return State(prior.deter, self._sample(stats), stats), prior
+        return State(prior.deter, self._sample(stats, mode), stats), prior
 
     def observe(self, embeds: torch.Tensor, actions: torch.Tensor, is_first: torch.Tensor,
                 state: State | None = None) -> tuple[State, State, State]:
