@@ -158,11 +158,12 @@ def main() -> None:
                                                            *(["--set", *sets] if sets else [])]))
                 C.log(f"    {task} {agent} seed {seed}: final {runs[-1]['curve'][-1]['mean_return']:.1f} "
                       f"in {runs[-1]['train_s']:.0f} s")
+                # after every run, so a long benchmark that is stopped keeps what it finished
+                C.write_json(args.json, {"machine": C.machine(), "eval_every": args.eval_every, "runs": runs})
     print(f"World model vs model-free agents at equal env steps; machine {C.machine()['processor']}, "
           f"{C.machine()['cpu_count']} CPUs; each agent with its deeprl preset for the env")
     print(report(runs, args.eval_every))
     plot(runs, args.plot)
-    C.write_json(args.json, {"machine": C.machine(), "eval_every": args.eval_every, "runs": runs})
 
 
 if __name__ == "__main__":
