@@ -96,6 +96,18 @@ def flatten_state(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], 
     return tensors, walk(obj, prefix or "s")
 
 
+def module_tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """Every module's state dict under its name: ``{"name.key": tensor}``."""
+    return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def load_module_tensors(modules: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    """The inverse of :func:`module_tensors`."""
+    for name, module in modules.items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
 def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(skeleton, dict) and "__tensor__" in skeleton:
         return tensors[skeleton["__tensor__"]]

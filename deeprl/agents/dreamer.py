@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deeprl.agents.base import Algorithm
-from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.checkpoint import flatten_state, load_module_tensors, module_tensors, unflatten_state
 from deeprl.config import DreamerConfig
 from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, straight_through_onehot,
                                  symexp, symlog, unimix_logits)
@@ -388,13 +388,10 @@ class Dreamer(Algorithm):
 
     # --------------------------------------------------------------------------------- persistence
     def _model_tensors(self) -> dict[str, torch.Tensor]:
-        modules = {**self._modules_by_name(), "critic_target": self.critic_target}
-        return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+        return module_tensors({**self._modules_by_name(), "critic_target": self.critic_target})
 
     def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, module in {**self._modules_by_name(), "critic_target": self.critic_target}.items():
-            prefix = f"{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        load_module_tensors({**self._modules_by_name(), "critic_target": self.critic_target}, tensors)
 
     def _checkpoint(self) -> tuple[dict, dict, dict]:
         opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in self.optimizers.items()}, "opt")

@@ -28,7 +28,7 @@ import torch
 
 from deeprl.agents.base import Algorithm
 from deeprl.buffers import ReplayBuffer
-from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.checkpoint import flatten_state, load_module_tensors, module_tensors, unflatten_state
 from deeprl.config import WorldModelConfig
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.errors import ConfigError
@@ -314,12 +314,10 @@ class WorldModel(Algorithm):
         return modules
 
     def _model_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"{name}.{k}": v for name, m in self._modules().items() for k, v in m.state_dict().items()}
+        return module_tensors(self._modules())
 
     def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, module in self._modules().items():
-            prefix = f"{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        load_module_tensors(self._modules(), tensors)
 
     def _checkpoint(self) -> tuple[dict, dict, dict]:
         opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in self.optimizers.items()}, "opt")
