@@ -8,6 +8,8 @@ of each run.  It writes a PNG of the curves and, with ``--json``, every number.
 
     .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks cartpole pendulum --seeds 0 1
     .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks pixel-cartpole --seeds 0
+    .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks minatar-breakout --seeds 0 1
+    .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --report a.json b.json --json ab.json  # merge
     .venv/bin/python benchmarks/worldmodel_sample_efficiency.py --tasks cartpole --steps 2000 --eval-every 1000  # check
 
 Every training runs in its own fresh Python process, one after the other.
@@ -16,9 +18,11 @@ Every training runs in its own fresh Python process, one after the other.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import _common as C
@@ -31,6 +35,9 @@ TASKS: dict[str, dict[str, Any]] = {
     # one 64x64 grey frame holds no velocity: two stacked frames do
     "pixel-cartpole": dict(env="CartPole-v1", settings=dict(pixels=64, grayscale=True, frame_stack=2),
                            steps=20_000, agents=["worldmodel", "dreamer", "ppo", "dqn"]),
+    # MinAtar: 10x10 binary grids, the small image task a 2-core CPU can afford for every agent
+    "minatar-breakout": dict(env="MinAtar/Breakout-v1", settings={}, steps=10_000,
+                             agents=["worldmodel", "dreamer", "ppo", "dqn"]),
 }
 EVAL_EPISODES = 10
 
@@ -132,6 +139,9 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--plot", default="sample_efficiency.png")
     p.add_argument("--json")
+    p.add_argument("--report", nargs="+", metavar="JSON",
+                   help="train nothing: report and plot the runs of these --json files together (with --json, "
+                        "write them as one file)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--task", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -143,6 +153,13 @@ def main() -> None:
         extra.setdefault(agent, {})[key] = value
     if args.worker:
         C.emit(worker(args.task, args.worker, args.seed, args.steps, args.eval_every, extra.get(args.worker, {})))
+        return
+    if args.report:
+        runs = [r for path in args.report for r in json.loads(Path(path).read_text())["runs"]]
+        runs.sort(key=lambda r: (list(TASKS).index(r["task"]), r["seed"]))
+        C.write_json(args.json, {"machine": C.machine(), "eval_every": args.eval_every, "runs": runs})
+        print(report(runs, args.eval_every))
+        plot(runs, args.plot)
         return
     runs = []
     for task in args.tasks:

@@ -97,7 +97,7 @@ class Dreamer(Algorithm):
     config: DreamerConfig
     metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/recon", "loss/reward",
                    "loss/continue", "loss/dyn", "loss/rep", "loss/kl", "loss/model", "loss/actor", "loss/critic",
-                   "loss/entropy", "dream/return", "dream/value", "dream/return_scale", "grad/model", "grad/actor",
+                   "loss/entropy", "dream/return", "dream/value", "dream/continue", "dream/return_scale", "grad/model", "grad/actor",
                    "updates/gradient_steps", "eval/mean_return", "eval/std_return"]
 
     def _check_spaces(self) -> None:
@@ -330,6 +330,7 @@ class Dreamer(Algorithm):
             torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), c.critic_tau)
         self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": dream["entropies"].mean(),
                         "dream/return": returns.mean(), "dream/value": values.mean(),
+                        "dream/continue": continues.mean(),
                         "dream/return_scale": torch.tensor(scale), "grad/actor": actor_norm})
 
     def train_step(self) -> None:
