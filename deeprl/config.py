@@ -265,6 +265,10 @@ class DreamerConfig(RunConfig):
     ent_coef: float = _f(3e-4, "entropy bonus η", min=0.0)
     critic_tau: float = _f(0.02, "slow target critic V_ψ⁻ ← τ V_ψ + (1-τ) V_ψ⁻ after each critic step", min=0.0,
                            max=1.0, exclusive_min=True)
+    critic_slowreg: float = _f(0.0, "weight of the critic's pull towards the slow critic's prediction "
+                                    "(DreamerV3: 1)", min=0.0)
+    critic_replay: float = _f(0.0, "weight of a second critic loss on λ-returns of the replayed real sequences, "
+                                   "which grounds V in real states (DreamerV3's repval: 0.3)", min=0.0)
     return_norm: bool = _f(True, "divide returns by max(1, P95 - P5) (EMA of percentiles), DreamerV3")
     ac_grad_norm: float = _f(100.0, "clip the actor's and the critic's gradient norms", min=0.0, exclusive_min=True)
 

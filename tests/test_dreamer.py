@@ -60,6 +60,28 @@ def test_behaviour_step_leaves_the_world_model_unchanged():
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters()))
 
 
+def test_replay_value_loss_trains_only_the_critic():
+    agent = trained("CartPole-v1", steps=300, critic_replay=0.3, critic_slowreg=1.0)
+    c = agent.config
+    batch = agent.replay.sample(c.batch_size, c.batch_length, agent.rng, device=agent.device)
+    post, _, _ = agent.rssm.observe(agent._embed(batch["obs"]), batch["action"], batch["is_first"])
+    params = [p for m in [*agent._world_model(), agent.critic, agent.critic_target] for p in m.parameters()]
+    for p in params:
+        if p.grad is not None:
+            p.grad.zero_()
+    loss = agent.replay_value_loss(post, batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    untouched = lambda ps: all(p.grad is None or not p.grad.any() for p in ps)  # noqa: E731
+    assert untouched(p for m in agent._world_model() for p in m.parameters())
+    assert untouched(agent.critic_target.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.critic.parameters())
+    # and a full behaviour step with the extra critic terms still leaves ψ untouched
+    before = [p.detach().clone() for m in agent._world_model() for p in m.parameters()]
+    agent.train_behaviour(flatten(post).detach(), batch["is_terminal"].reshape(-1), (post, batch))
+    assert all(torch.equal(a, b) for a, b in zip(before, (p for m in agent._world_model() for p in m.parameters())))
+
+
 def test_debug_preset_trains_discrete_and_continuous():
     for env in ("CartPole-v1", "Pendulum-v1"):
         agent = trained(env, steps=300)

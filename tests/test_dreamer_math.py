@@ -8,7 +8,8 @@ import torch
 from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
 from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, kl_categorical, kl_gaussian,
-                                 lambda_returns, straight_through_onehot, symexp, symlog, unimix_logits)
+                                 lambda_returns, replay_lambda_returns, straight_through_onehot, symexp, symlog,
+                                 unimix_logits)
 
 # -- symlog / symexp
 
@@ -117,6 +118,58 @@ def test_lambda_returns_match_naive_loop(lam):
     np.testing.assert_allclose(R.numpy(), expected, rtol=1e-10)
     if lam == 0.0:   # one-step targets
         torch.testing.assert_close(R, rewards + gamma * continues * next_values)
+
+
+def test_replay_lambda_returns_by_hand():
+    # γ = 1, λ = 1, one episode: R_2 = 1 + 10, R_1 = 1 + R_2, R_0 = 1 + R_1
+    one = replay_lambda_returns(torch.tensor([[0.0, 1, 1, 1]]), torch.zeros(1, 4, dtype=torch.bool),
+                                torch.zeros(1, 4, dtype=torch.bool), torch.tensor([[0.0, 0, 0, 10]]), 1.0, 1.0)
+    torch.testing.assert_close(one, torch.tensor([[13.0, 12.0, 11.0]]))
+    # γ = λ = 0.5; s_1 terminal, s_2 starts the next episode; V = (1, 2, 3, 4)
+    # R_0 = r_1 + 0 = 1 (s_1 terminal);  R_1 = V(s_1) = 2 (boundary);  R_2 = 1 + .5 (.5 * 4 + .5 * 4) = 3
+    two = replay_lambda_returns(torch.tensor([[0.0, 1, 0, 1]]), torch.tensor([[False, True, False, False]]),
+                                torch.tensor([[False, False, True, False]]), torch.tensor([[1.0, 2, 3, 4]]), 0.5, 0.5)
+    torch.testing.assert_close(two, torch.tensor([[1.0, 2.0, 3.0]]))
+
+
+def naive_replay_lambda_returns(reward, terminal, first, values, gamma, lam):
+    """Textbook form: R_t = (1-λ) Σ_{n<N} λ^(n-1) G_t^(n) + λ^(N-1) G_t^(N), N = steps to the segment's end."""
+    L, out = len(values), []
+    for t in range(L - 1):
+        end = t
+        while end < L - 1 and not first[end + 1]:
+            end += 1
+        N = end - t
+        if N == 0:
+            out.append(values[t])
+            continue
+
+        def G(n):
+            total, alive = 0.0, 1.0
+            for i in range(1, n + 1):
+                total += gamma ** (i - 1) * alive * reward[t + i]
+                alive *= 1.0 - terminal[t + i]
+            return total + gamma ** n * alive * values[t + n]
+
+        out.append((1 - lam) * sum(lam ** (n - 1) * G(n) for n in range(1, N)) + lam ** (N - 1) * G(N))
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 0.95, 1.0])
+def test_replay_lambda_returns_match_textbook_form(lam):
+    gen = torch.Generator().manual_seed(7)
+    B, L, gamma = 3, 9, 0.9
+    reward = torch.randn(B, L, generator=gen, dtype=torch.float64)
+    values = torch.randn(B, L, generator=gen, dtype=torch.float64)
+    terminal = torch.zeros(B, L, dtype=torch.bool)
+    first = torch.zeros(B, L, dtype=torch.bool)
+    terminal[0, 3], first[0, 4] = True, True      # an episode ends in the window, the next starts
+    first[1, 6] = True                            # a truncated episode: its last step has no successor
+    R = replay_lambda_returns(reward, terminal, first, values, gamma, lam)
+    for b in range(B):
+        expected = naive_replay_lambda_returns(reward[b].tolist(), terminal[b].float().tolist(), first[b].tolist(),
+                                               values[b].tolist(), gamma, lam)
+        np.testing.assert_allclose(R[b].numpy(), expected, rtol=1e-10)
 
 
 def test_lambda_returns_carry_gradient_and_check_shapes():

@@ -30,8 +30,8 @@ from torch.nn import functional as F
 from deeprl.agents.base import Algorithm
 from deeprl.checkpoint import flatten_state, load_module_tensors, module_tensors, unflatten_state
 from deeprl.config import DreamerConfig
-from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, straight_through_onehot,
-                                 symexp, symlog, unimix_logits)
+from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, replay_lambda_returns,
+                                 straight_through_onehot, symexp, symlog, unimix_logits)
 from deeprl.dreamer.rssm import RSSM, State, flatten, mlp
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
@@ -293,8 +293,24 @@ class Dreamer(Algorithm):
         low, high = self.action_space.low, self.action_space.high
         return torch.as_tensor(2 * (actions - low) / (high - low) - 1, device=self.device, dtype=torch.float32)
 
-    def train_behaviour(self, start: State, is_terminal: torch.Tensor) -> None:
-        """Actor: maximize R^λ of dreams by backprop through them; critic: regress ⊥R^λ."""
+    def replay_value_loss(self, post: State, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The critic on real data: two-hot regression of V(s_t) towards λ-returns along the replayed
+        sequences (rewards and terminations from the data, bootstrapped from the slow critic).  A
+        window may cross into a new episode; the step before it (the old episode's final
+        observation) bootstraps from its own value, and terminal steps carry no loss."""
+        c = self.config
+        features = post.feature().detach()                                  # (B, L, F)
+        with torch.no_grad():
+            values = self.twohot.decode(self.critic_target(features))       # (B, L)
+            returns = replay_lambda_returns(batch["reward"], batch["is_terminal"], batch["is_first"], values,
+                                            c.gamma, c.lam)                  # (B, L-1)
+        mask = 1.0 - batch["is_terminal"][:, :-1].float()
+        return (mask * self.twohot.loss(self.critic(features[:, :-1]), returns)).sum() / mask.sum().clamp(min=1.0)
+
+    def train_behaviour(self, start: State, is_terminal: torch.Tensor,
+                        replay: tuple[State, dict[str, torch.Tensor]] | None = None) -> None:
+        """Actor: maximize R^λ of dreams by backprop through them; critic: regress ⊥R^λ (and, with
+        ``critic_replay``, λ-returns of the replayed real sequences ``replay = (posterior, batch)``)."""
         c = self.config
         with frozen(self._world_model() + [self.critic_target]):  # ψ passes gradient on but takes none
             dream = self.imagine(start.detach(), c.horizon)
@@ -319,8 +335,13 @@ class Dreamer(Algorithm):
             actor_loss.backward()
             actor_norm = actor.clip_grad_norm(c.ac_grad_norm)
             actor.step()
-        critic_features = features[:-1].detach()
-        critic_loss = (weight * self.twohot.loss(self.critic(critic_features), returns.detach())).mean()
+        critic_logits = self.critic(features[:-1].detach())
+        critic_loss = (weight * self.twohot.loss(critic_logits, returns.detach())).mean()
+        if c.critic_slowreg > 0:  # stay near the slow critic: damps the critic's chase of its own targets
+            critic_loss = critic_loss + c.critic_slowreg * (
+                weight * self.twohot.loss(critic_logits, values[:-1].detach())).mean()
+        if replay is not None and c.critic_replay > 0:
+            critic_loss = critic_loss + c.critic_replay * self.replay_value_loss(*replay)
         critic = self.optimizers["critic"]
         critic.zero_grad()
         critic_loss.backward()
@@ -343,7 +364,7 @@ class Dreamer(Algorithm):
                                    device=self.device)
             start = State(start.deter[pick], start.stoch[pick], {})
             is_terminal = is_terminal[pick]
-        self.train_behaviour(start, is_terminal)
+        self.train_behaviour(start, is_terminal, (post, batch))
         self.updates += 1
 
     def _record(self, **values: torch.Tensor) -> None:

@@ -224,3 +224,25 @@ class ReturnNormalizer:
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.low, self.high = float(state["low"]), float(state["high"])
+
+
+def replay_lambda_returns(reward: torch.Tensor, is_terminal: torch.Tensor, is_first: torch.Tensor,
+                          values: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """λ-returns along replayed real sequences, ``(B, L)`` inputs -> ``(B, L-1)`` targets for s_0..s_{L-2}.
+
+    In the replay layout ``reward[t]`` is the reward received on arriving at s_t and ``is_terminal[t]``
+    says s_t ended its episode, so
+
+        R_t = r_{t+1} + γ (1 - term_{t+1}) ((1 - λ) V(s_{t+1}) + λ R_{t+1}),    R_{L-1} := V(s_{L-1}).
+
+    A window may run into the next episode: where s_{t+1} starts one (``is_first``), s_t is the old
+    episode's final observation and R_t := V(s_t), so no return crosses the boundary.  (The target
+    at a terminal s_t is meaningless; the caller masks it out.)
+    """
+    terminal = is_terminal.to(values.dtype)
+    R, out = values[:, -1], []
+    for t in reversed(range(values.shape[1] - 1)):
+        step = reward[:, t + 1] + gamma * (1.0 - terminal[:, t + 1]) * ((1.0 - lam) * values[:, t + 1] + lam * R)
+        R = torch.where(is_first[:, t + 1], values[:, t], step)
+        out.append(R)
+    return torch.stack(out[::-1], dim=1)
