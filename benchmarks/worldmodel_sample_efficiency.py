@@ -128,6 +128,11 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
     C.log(f"wrote {path}")
 
 
+def results(runs: list[dict[str, Any]], eval_every: int) -> dict[str, Any]:
+    """What ``--json`` writes: the machine and every run."""
+    return {"machine": C.machine(), "eval_every": eval_every, "runs": runs}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=list(TASKS))
@@ -157,7 +162,7 @@ def main() -> None:
     if args.report:
         runs = [r for path in args.report for r in json.loads(Path(path).read_text())["runs"]]
         runs.sort(key=lambda r: (list(TASKS).index(r["task"]), r["seed"]))
-        C.write_json(args.json, {"machine": C.machine(), "eval_every": args.eval_every, "runs": runs})
+        C.write_json(args.json, results(runs, args.eval_every))
         print(report(runs, args.eval_every))
         plot(runs, args.plot)
         return
@@ -176,7 +181,7 @@ def main() -> None:
                 C.log(f"    {task} {agent} seed {seed}: final {runs[-1]['curve'][-1]['mean_return']:.1f} "
                       f"in {runs[-1]['train_s']:.0f} s")
                 # after every run, so a long benchmark that is stopped keeps what it finished
-                C.write_json(args.json, {"machine": C.machine(), "eval_every": args.eval_every, "runs": runs})
+                C.write_json(args.json, results(runs, args.eval_every))
     print(f"World model vs model-free agents at equal env steps; machine {C.machine()['processor']}, "
           f"{C.machine()['cpu_count']} CPUs; each agent with its deeprl preset for the env")
     print(report(runs, args.eval_every))

@@ -97,8 +97,8 @@ class Dreamer(Algorithm):
     config: DreamerConfig
     metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/recon", "loss/reward",
                    "loss/continue", "loss/dyn", "loss/rep", "loss/kl", "loss/model", "loss/actor", "loss/critic",
-                   "loss/entropy", "dream/return", "dream/value", "dream/continue", "dream/return_scale", "grad/model", "grad/actor",
-                   "updates/gradient_steps", "eval/mean_return", "eval/std_return"]
+                   "loss/entropy", "dream/return", "dream/value", "dream/continue", "dream/return_scale",
+                   "grad/model", "grad/actor", "updates/gradient_steps", "eval/mean_return", "eval/std_return"]
 
     def _check_spaces(self) -> None:
         check_vector_or_image_observations(self.observation_space, self.algo)
