@@ -147,6 +147,10 @@ def run_worker(script: str, library: str, args: list[str]) -> dict[str, Any]:
     env = dict(os.environ)
     # benchmark the deeprl of this checkout, whatever else is installed
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    # one thread in every native pool (OpenMP, MKL, OpenBLAS) unless the caller says otherwise:
+    # idle OpenMP workers spin, and workers that run side by side would starve each other
+    for var in THREAD_ENV_VARS:
+        env.setdefault(var, "1")
     log(f"  running {library} {' '.join(args)} ...")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
@@ -175,8 +179,8 @@ def log(msg: str) -> None:
 def machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "executable": sys.executable,
-            # inherited by both workers alike; the BLAS ones matter to deeprl's NumPy forward pass
-            "thread_env": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ}}
+            # what every worker gets (run_worker sets 1 where the caller did not)
+            "thread_env": {k: os.environ.get(k, "1") for k in THREAD_ENV_VARS}}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -96,3 +96,12 @@ def test_policy_gradient_consistency_checks():
     with pytest.raises(ConfigError, match="needs complete episodes"):
         build_config(A2CConfig, {"critic_target": "rollout"})
     assert build_config(ReinforceConfig).collect == "episodes"
+
+
+def test_torch_threads_default_is_one_for_vectors_and_half_the_cores_for_images(monkeypatch):
+    from deeprl.agents import base
+
+    for cores, images_threads in ((1, 1), (2, 1), (8, 4), (64, 4)):
+        monkeypatch.setattr(base.os, "cpu_count", lambda cores=cores: cores)
+        assert base.default_torch_threads(images=False) == 1
+        assert base.default_torch_threads(images=True) == images_threads

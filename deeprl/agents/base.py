@@ -14,6 +14,7 @@ Subclasses implement:
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -60,6 +61,14 @@ def space_from_json(d: dict[str, Any]) -> gym.Space:
     if dtype == np.uint8:
         return gym.spaces.Box(0, 255, tuple(d["shape"]), dtype)
     return gym.spaces.Box(-np.inf, np.inf, tuple(d["shape"]), dtype)
+
+
+def default_torch_threads(images: bool) -> int:
+    """What ``torch_threads=0`` picks: 1 for vector observations (small MLPs run fastest on one
+    thread), and for images half the cores, at most 4.  torch's idle OpenMP workers spin, so a
+    thread per core starves the env and any other process; on a 2-core machine a second thread
+    made the conv world model several times slower, not faster."""
+    return max(1, min(4, (os.cpu_count() or 1) // 2)) if images else 1
 
 
 class Algorithm(ABC):
@@ -120,8 +129,8 @@ class Algorithm(ABC):
 
     def _set_threads(self) -> None:
         threads = self.config.torch_threads
-        if threads == 0:  # small MLPs run fastest on one thread; convolutions like several
-            threads = torch.get_num_threads() if is_image_space(self.observation_space) else 1
+        if threads == 0:
+            threads = default_torch_threads(is_image_space(self.observation_space))
         torch.set_num_threads(threads)
 
     # ------------------------------------------------------------------------------ subclass hooks
