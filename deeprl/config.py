@@ -117,6 +117,7 @@ class PGConfig(RunConfig):
     discount_weighting: bool = _f(False, "multiply Ψ_t by γ^t as in the lecture's estimator (usually dropped)")
     normalize_advantage: bool = _f(False, "standardize Ψ within each batch")
     normalize_obs: bool = _f(False, "scale vector observations by running mean and std (clipped to ±10)")
+    normalize_reward: bool = _f(False, "divide rewards by the running std of the discounted return (clipped to ±10)")
     ent_coef: float = _f(0.0, "entropy bonus coefficient", min=0.0)
     vf_coef: float = _f(0.5, "critic loss coefficient", min=0.0)
     max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)

@@ -210,11 +210,11 @@ def _rows(path):
         return [{k: v for k, v in r.items() if k not in ("wall_time", "charts/sps")} for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("normalize_obs", [False, True])
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, normalize_obs):
+@pytest.mark.parametrize("normalize", [False, True])
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, normalize):
     crash_and_resume(lambda: A2C("CartPole-v1", seed=2, num_envs=4, total_steps=4000, checkpoint_freq=1000,
                                  log_interval=500, eval_freq=2000, eval_episodes=2, preset=None,
-                                 normalize_obs=normalize_obs), tmp_path, crash_at=3000)
+                                 normalize_obs=normalize, normalize_reward=normalize), tmp_path, crash_at=3000)
 
 
 def test_anneal_lr_reaches_zero_at_the_end():
@@ -235,6 +235,24 @@ def test_running_mean_std_matches_numpy():
     np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-3)
     z = rms.normalize(data)
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+
+
+def test_normalize_reward_divides_by_the_std_of_the_discounted_return():
+    """Hand-computed: γ = 0.5, two envs, env 1's episode ends after the first step."""
+    agent = A2C("CartPole-v1", num_envs=2, gamma=0.5, normalize_reward=True, **FAST)
+    r1 = agent._scale_rewards(np.array([2.0, 4.0], np.float32), np.array([False, True]))
+    # returns R = [2, 4]: the statistics start at mean 0, var 1, count 1e-4
+    count = 1e-4 + 2
+    mean = (3.0 * 2) / count
+    var = (1e-4 + 1.0 * 2 + 9.0 * 1e-4 * 2 / count) / count
+    np.testing.assert_allclose(r1, np.array([2.0, 4.0]) / np.sqrt(var + 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(agent._discounted, [2.0, 0.0])   # env 1 starts a new return
+    agent._scale_rewards(np.array([1.0, 1.0], np.float32), np.array([False, False]))
+    np.testing.assert_allclose(agent._discounted, [2.0, 1.0])   # 0.5 * 2 + 1 and 0.5 * 0 + 1
+    assert agent.ret_rms.mean != mean  # updated again
+    plain = A2C("CartPole-v1", num_envs=2, **FAST)
+    same = np.array([2.0, 4.0], np.float32)
+    assert plain._scale_rewards(same, np.array([False, False])) is same
 
 
 def test_normalized_observations_learn_save_and_resume(tmp_path):

@@ -31,8 +31,9 @@ from deeprl.returns import gae, reward_to_go
 
 
 class RunningMeanStd:
-    """Running mean and variance of observations (parallel update of Chan et al.), for
-    ``normalize_obs``: inputs scaled to zero mean and unit variance, clipped to ±10."""
+    """Running mean and variance (parallel update of Chan et al.): of observations for
+    ``normalize_obs`` (inputs scaled to zero mean and unit variance, clipped to ±10), and of the
+    discounted return for ``normalize_reward``."""
 
     def __init__(self, shape: tuple[int, ...], clip: float = 10.0):
         self.mean = np.zeros(shape, np.float64)
@@ -133,6 +134,8 @@ class PolicyGradient(Algorithm):
             self._low, self._high = self.action_space.low, self.action_space.high
         self._numpy_policy = NumpyPolicy(self.net) if NumpyPolicy.supports(self.net) else None
         self.obs_rms = RunningMeanStd(self.observation_space.shape) if c.normalize_obs else None
+        self.ret_rms = RunningMeanStd(()) if c.normalize_reward else None
+        self._discounted = np.zeros(c.num_envs)  # running Σ γ^k r per env, for normalize_reward
         self.updates = 0        # gradient steps (as in DQN)
         self.rollouts = 0       # collect-and-update iterations
         self._ep_time = np.zeros(c.num_envs, dtype=np.int64)
@@ -163,6 +166,17 @@ class PolicyGradient(Algorithm):
         self.obs_rms.update(obs)
         return self._normalize(obs)
 
+    def _scale_rewards(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """``normalize_reward``: r / std(R) with R the running discounted return of each env
+        (as SB3's VecNormalize), so that value targets keep a similar scale across tasks."""
+        if self.ret_rms is None:
+            return reward
+        self._discounted = self._discounted * self.config.gamma + reward
+        self.ret_rms.update(self._discounted)
+        self._discounted[done] = 0.0
+        scaled = reward / np.sqrt(self.ret_rms.var + 1e-8)
+        return np.clip(scaled, -self.ret_rms.clip, self.ret_rms.clip).astype(np.float32)
+
     def _normalize(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
             return obs
@@ -185,8 +199,9 @@ class PolicyGradient(Algorithm):
             step = self.envs.step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
             obs_buf[t], logp_buf[t] = seen, log_probs
             act_buf.append(actions)
-            rew[t], term[t], trunc[t], ep_time[t] = step.reward, step.terminated, step.truncated, self._ep_time
             done = step.terminated | step.truncated
+            rew[t], term[t], trunc[t], ep_time[t] = (self._scale_rewards(step.reward, done), step.terminated,
+                                                     step.truncated, self._ep_time)
             for i in np.flatnonzero(step.truncated):
                 finals.append((t * N + int(i), self._normalize(step.next_obs[i])))
             self._ep_time = np.where(done, 0, self._ep_time + 1)
@@ -212,9 +227,10 @@ class PolicyGradient(Algorithm):
             seen = self._observe(obs)
             actions, log_probs = self._sample(seen, False)
             step = self.envs.step(self._to_env(actions))
+            reward = self._scale_rewards(step.reward, step.terminated | step.truncated)
             self.num_timesteps += N
             for i in range(N):
-                running[i].append((seen[i], actions[i], log_probs[i], step.reward[i], step.terminated[i],
+                running[i].append((seen[i], actions[i], log_probs[i], reward[i], step.terminated[i],
                                    step.truncated[i], self._ep_time[i]))
                 if step.terminated[i] or step.truncated[i]:
                     done_eps.append(running[i])
@@ -363,7 +379,9 @@ class PolicyGradient(Algorithm):
         opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
         return ({"model": self._model_tensors(), "optimizer": opt_tensors}, {},
                 {"optimizer": opt_skeleton, "updates": self.updates, "rollouts": self.rollouts,
-                 "ep_time": self._ep_time.tolist()})
+                 "ep_time": self._ep_time.tolist(), "discounted": self._discounted.tolist(),
+                 "ret_rms": None if self.ret_rms is None else {k: np.asarray(v).tolist()
+                                                               for k, v in self.ret_rms.state().items()}})
 
     def _restore(self, state: dict[str, Any], loader: Any) -> None:
         self._load_model_tensors(loader("model"))
@@ -372,6 +390,9 @@ class PolicyGradient(Algorithm):
             self._numpy_policy.refresh()
         self.updates, self.rollouts = int(state["updates"]), int(state["rollouts"])
         self._ep_time = np.asarray(state["ep_time"], dtype=np.int64)
+        self._discounted = np.asarray(state.get("discounted", np.zeros(self.config.num_envs)), dtype=np.float64)
+        if self.ret_rms is not None and state.get("ret_rms") is not None:
+            self.ret_rms.load({k: np.asarray(v, dtype=np.float64) for k, v in state["ret_rms"].items()})
 
 
 class REINFORCE(PolicyGradient):
