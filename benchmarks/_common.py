@@ -141,16 +141,19 @@ def emit(result: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def worker_thread_env() -> dict[str, str]:
+    """One thread in every native pool (OpenMP, MKL, OpenBLAS) unless the caller set otherwise:
+    idle OpenMP workers spin, and workers that run side by side would starve each other."""
+    return {k: os.environ.get(k, "1") for k in THREAD_ENV_VARS}
+
+
 def run_worker(script: str, library: str, args: list[str]) -> dict[str, Any]:
     """Run one training in a fresh interpreter and return its result dict."""
     cmd = [sys.executable, str(Path(script).resolve()), "--worker", library, *args]
     env = dict(os.environ)
     # benchmark the deeprl of this checkout, whatever else is installed
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    # one thread in every native pool (OpenMP, MKL, OpenBLAS) unless the caller says otherwise:
-    # idle OpenMP workers spin, and workers that run side by side would starve each other
-    for var in THREAD_ENV_VARS:
-        env.setdefault(var, "1")
+    env.update(worker_thread_env())
     log(f"  running {library} {' '.join(args)} ...")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
@@ -179,8 +182,7 @@ def log(msg: str) -> None:
 def machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "executable": sys.executable,
-            # what every worker gets (run_worker sets 1 where the caller did not)
-            "thread_env": {k: os.environ.get(k, "1") for k in THREAD_ENV_VARS}}
+            "thread_env": worker_thread_env()}
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -49,8 +49,11 @@ class RunningMeanStd:
         self.var, self.count = m2 / total, total
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
-        out = (obs - self.mean) / np.sqrt(self.var + 1e-8)
-        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+        return self.scale(obs - self.mean)
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """``x / std``, clipped, without centring (rewards keep their sign)."""
+        return np.clip(x / np.sqrt(self.var + 1e-8), -self.clip, self.clip).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "var": self.var, "count": np.array([self.count])}
@@ -174,8 +177,7 @@ class PolicyGradient(Algorithm):
         self._discounted = self._discounted * self.config.gamma + reward
         self.ret_rms.update(self._discounted)
         self._discounted[done] = 0.0
-        scaled = reward / np.sqrt(self.ret_rms.var + 1e-8)
-        return np.clip(scaled, -self.ret_rms.clip, self.ret_rms.clip).astype(np.float32)
+        return self.ret_rms.scale(reward)
 
     def _normalize(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
@@ -227,7 +229,8 @@ class PolicyGradient(Algorithm):
             seen = self._observe(obs)
             actions, log_probs = self._sample(seen, False)
             step = self.envs.step(self._to_env(actions))
-            reward = self._scale_rewards(step.reward, step.terminated | step.truncated)
+            done = step.terminated | step.truncated
+            reward = self._scale_rewards(step.reward, done)
             self.num_timesteps += N
             for i in range(N):
                 running[i].append((seen[i], actions[i], log_probs[i], reward[i], step.terminated[i],
@@ -236,7 +239,7 @@ class PolicyGradient(Algorithm):
                     done_eps.append(running[i])
                     finals.append(self._normalize(step.next_obs[i]) if step.truncated[i] else None)
                     running[i] = []
-            self._ep_time = np.where(step.terminated | step.truncated, 0, self._ep_time + 1)
+            self._ep_time = np.where(done, 0, self._ep_time + 1)
             self._record_episodes(step.episodes)
             obs = step.obs
         self._obs = obs
