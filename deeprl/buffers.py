@@ -17,7 +17,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeprl.errors import ConfigError
 from deeprl.returns import bootstrap_discount, nstep_return
+
+
+def allocate_observations(shape: tuple[int, ...], dtype: np.dtype, copies: int = 1) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` for a replay's observations, or a ConfigError that says how
+    much memory ``buffer_size`` asks for when the machine cannot give it (``copies``: how many
+    such arrays the buffer keeps)."""
+    try:
+        return np.zeros(shape, dtype=dtype)
+    except MemoryError:
+        gib = copies * math.prod(shape) * np.dtype(dtype).itemsize / 2**30
+        raise ConfigError(f"a replay of {shape[0] * shape[1]:,} observations of shape {tuple(shape[2:])} needs "
+                          f"{gib:.1f} GiB, more memory than this machine can give; lower buffer_size "
+                          "(e.g. --set buffer_size=100000)") from None
 
 
 @dataclass
@@ -43,8 +57,8 @@ class ReplayBuffer:
         self.num_envs, self.n_step, self.gamma = num_envs, n_step, gamma
         self.device = torch.device(device)
         shape = (self.rows, num_envs)
-        self.obs = np.zeros(shape + tuple(obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros_like(self.obs)
+        self.obs = allocate_observations(shape + tuple(obs_shape), obs_dtype, copies=2)
+        self.next_obs = allocate_observations(shape + tuple(obs_shape), obs_dtype, copies=2)
         self.actions = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=bool)

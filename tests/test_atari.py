@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deeprl.envs.atari import (ClipReward, EpisodicLife, FireReset, MaxAndSkip, NoopReset, WarpFrame,
-                               is_atari_id, make_atari, wrap_atari)
+                               is_atari_id, make_atari, register_ale, wrap_atari)
 
 
 # ----------------------------------------------------------------------------------- fakes
@@ -224,6 +224,7 @@ def test_stack_records_unclipped_whole_game_and_clips_agent_rewards():
 def test_episode_return_is_real_breakout_score():
     """A whole Breakout game played by a paddle-follows-ball policy (read from RAM): it breaks
     higher bricks worth 4 or 7 points, so clipped and real scores differ."""
+    register_ale()  # gym.make alone: another test may not have registered the ALE ids in this process
     spy = RewardSpy(gym.make("ALE/Breakout-v5", frameskip=1))
     env = wrap_atari(spy)
     ale = env.unwrapped.ale

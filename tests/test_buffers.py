@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, SumTree
+from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, SumTree, allocate_observations
+from deeprl.errors import ConfigError
 
 
 def fill(buf, rows, num_envs=1, term_at=(), trunc_at=()):
@@ -120,3 +121,10 @@ def test_state_round_trip():
     np.testing.assert_array_equal(ra.returns.numpy(), rb.returns.numpy())
     with pytest.raises(ValueError):
         ReplayBuffer(7, 2, (1,), np.float32).load_state(a.state_arrays(), a.state_meta())
+
+
+def test_a_replay_too_large_for_memory_is_a_config_error():
+    # 100 TB of observations: no machine gives it, and the error names the setting to lower
+    with pytest.raises(ConfigError, match=r"needs 9[0-9,.]+ GiB.*lower buffer_size"):
+        allocate_observations((10**8, 1, 1000, 1000), np.uint8)
+    assert allocate_observations((4, 2, 3), np.float32).shape == (4, 2, 3)

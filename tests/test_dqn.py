@@ -18,9 +18,9 @@ FAST = dict(preset=None, eval_freq=0, checkpoint_freq=0, log_interval=500)
 def batch_of(agent, n=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     obs = torch.rand(n, 3, generator=g)
-    return ReplaySamples(obs=obs, actions=torch.randint(0, 3, (n,), generator=g), returns=torch.rand(n, generator=g),
-                         discounts=torch.full((n,), 0.9), next_obs=torch.rand(n, 3, generator=g),
-                         weights=torch.ones(n), indices=np.arange(n))
+    batch = dict(obs=obs, actions=torch.randint(0, 3, (n,), generator=g), returns=torch.rand(n, generator=g),
+                 discounts=torch.full((n,), 0.9), next_obs=torch.rand(n, 3, generator=g), weights=torch.ones(n))
+    return ReplaySamples(**{k: v.to(agent.device) for k, v in batch.items()}, indices=np.arange(n))
 
 
 def grads(agent, batch):
@@ -112,7 +112,7 @@ def test_learns_with_discrete_observations():
     agent = DQN(CHAIN, seed=0, total_steps=800, learning_starts=50, train_freq=1, target_update_interval=50,
                 eps_fraction=0.5, lr=1e-2, gamma=0.9, **FAST)
     agent.learn()
-    q = agent.q(torch.tensor([0]))
+    q = agent.q(torch.tensor([0], device=agent.device))
     assert q[0, 1] > q[0, 0] and q[0, 1].item() == pytest.approx(1.0, abs=0.15)
     assert agent.predict(0) == 1
 
@@ -151,7 +151,8 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
     assert loaded.config == agent.config and isinstance(loaded, DQN)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.q(torch.from_numpy(obs)), agent.q(torch.from_numpy(obs)))
+        torch.testing.assert_close(loaded.q(torch.from_numpy(obs).to(loaded.device)),
+                                   agent.q(torch.from_numpy(obs).to(agent.device)))
 
 
 def test_load_rejects_foreign_and_corrupt_files(tmp_path):

@@ -54,7 +54,7 @@ def test_behaviour_step_leaves_the_world_model_unchanged():
     start = start_states(agent)
     before = [p.detach().clone() for m in agent._world_model() for p in m.parameters()]
     actor_before = [p.detach().clone() for p in agent.actor.parameters()]
-    agent.train_behaviour(start, torch.zeros(start.deter.shape[0], dtype=torch.bool))
+    agent.train_behaviour(start, torch.zeros(start.deter.shape[0], dtype=torch.bool, device=agent.device))
     after = [p for m in agent._world_model() for p in m.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters()))

@@ -165,7 +165,7 @@ def test_bad_spaces_and_settings():
 
 
 @pytest.mark.parametrize("cls, kw", [
-    (REINFORCE, dict(batch_episodes=2, lr=1e-2)),
+    (REINFORCE, dict(batch_episodes=2, lr=3e-3, total_steps=12_000)),  # lr 1e-2 stalled at 13.2 on 1 seed of 5
     (REINFORCE, dict(estimator="baseline", critic_target="rollout", batch_episodes=2, lr=3e-3)),
     (REINFORCE, dict(estimator="baseline", batch_episodes=2, lr=3e-3, discount_weighting=True)),
     (ActorCriticAgent, dict(lr=3e-3)),
@@ -175,7 +175,7 @@ def test_bad_spaces_and_settings():
     (PPO, dict(n_steps=128, num_envs=2, minibatch_size=64, n_epochs=4, lr=3e-3)),
 ])
 def test_learns_identity_env(cls, kw):
-    agent = cls(IDENTITY, seed=0, total_steps=6000, **{**FAST, **kw})
+    agent = cls(IDENTITY, seed=0, **{**FAST, "total_steps": 6000, **kw})
     agent.learn()
     assert agent.evaluate(10)["mean_return"] >= 17.0   # 20 steps, 1 per right action
 

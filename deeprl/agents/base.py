@@ -270,7 +270,7 @@ class Algorithm(ABC):
         self.run = run
         try:
             self._restore_common(state)
-            torch.set_rng_state(loader("rng")["torch"])
+            self._set_torch_rng(loader("rng"))
             self._restore(state, loader)
         except (KeyError, ValueError, TypeError, RuntimeError) as e:
             raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({e}); "
@@ -282,7 +282,7 @@ class Algorithm(ABC):
                  num_envs: int | None = None) -> dict[str, Any]:
         """Greedy (``eval_eps``) returns over ``episodes`` fresh episodes, seeded from ``seed``."""
         c = self.config
-        with torch.random.fork_rng(devices=[]):  # evaluating never shifts training's random stream
+        with torch.random.fork_rng(devices=self._cuda_devices()):  # evaluating never shifts training's random stream
             return evaluate(self._eval_policy(), c.env, episodes or c.eval_episodes,
                             c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
 
@@ -367,8 +367,26 @@ class Algorithm(ABC):
                   "rng": self.rng.bit_generator.state, "env_state": self.envs.state() if self.envs else None,
                   "elapsed": time.perf_counter() - self._t0, "finished": finished,
                   "best_eval_return": self.best_eval_return if self.best_eval_return > -float("inf") else None}
-        tensors.setdefault("rng", {})["torch"] = torch.get_rng_state()
+        tensors.setdefault("rng", {}).update(self._torch_rng())
         self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
+
+    def _cuda_devices(self) -> list[torch.device]:
+        """The CUDA device whose random stream this run draws from, if any."""
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _torch_rng(self) -> dict[str, torch.Tensor]:
+        """torch's random streams that training draws from: the CPU's, and the GPU's on CUDA."""
+        states = {"torch": torch.get_rng_state()}
+        for device in self._cuda_devices():
+            states["cuda"] = torch.cuda.get_rng_state(device)
+        return states
+
+    def _set_torch_rng(self, states: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``_torch_rng``; a CUDA stream saved on a GPU is ignored when resuming on a CPU."""
+        torch.set_rng_state(states["torch"])
+        for device in self._cuda_devices():
+            if "cuda" in states:
+                torch.cuda.set_rng_state(states["cuda"], device)
 
     def _restore_common(self, state: dict[str, Any]) -> None:
         self.num_timesteps = int(state["num_timesteps"])

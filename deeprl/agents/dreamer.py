@@ -179,7 +179,7 @@ class Dreamer(Algorithm):
         """Filter the new observation into the recurrent state, then act on its features
         (``deterministic``: the posterior's and the actor's modes, no random draw at all)."""
         embed = self._embed(torch.as_tensor(obs, device=self.device))
-        post, _ = self.rssm.obs_step(memory["state"], memory["action"], embed, memory["first"], mode=deterministic)
+        post = self.rssm.obs_step(memory["state"], memory["action"], embed, memory["first"], mode=deterministic)
         action = self.actor(post.feature(), deterministic)[0]
         memory.update(state=post, action=action, first=torch.zeros_like(memory["first"]))
         return self._to_env(action)
@@ -227,7 +227,7 @@ class Dreamer(Algorithm):
         embed = self._embed(batch["obs"])
         post, prior, _ = self.rssm.observe(embed, batch["action"], batch["is_first"])
         feature = post.feature()
-        dyn, rep, kl = kl_balanced_loss(post.stats, prior.stats, c.latent, c.free_bits)
+        dyn, rep, kl = kl_balanced_loss(post.stats, prior, c.latent, c.free_bits)
         losses = {"recon": self._recon_loss(feature, batch["obs"]).mean(),
                   "reward": self.twohot.loss(self.reward_head(feature), batch["reward"]).mean(),
                   "continue": F.binary_cross_entropy_with_logits(self.continue_head(feature).squeeze(-1),

@@ -178,7 +178,9 @@ class WorldModel(Algorithm):
         ``actions`` ``(T, B, ...)`` are given, e.g. a real episode's, to compare dream and reality.
         Returns ``latents (T+1, B, L)``, ``actions (T, B, ...)``, ``rewards (T, B)``, ``continues (T, B)``.
         """
-        z = self.encode(start_obs)
+        z = self.encode(start_obs.to(self.device) if isinstance(start_obs, torch.Tensor) else start_obs)
+        if actions is not None:
+            actions = torch.as_tensor(actions, device=self.device)
         latents, taken, rewards, continues = [z], [], [], []
         for t in range(horizon):
             if actions is not None:

@@ -96,36 +96,54 @@ class RSSM(nn.Module):
         return stats["mean"] + stats["std"] * torch.randn_like(stats["std"])
 
     # ------------------------------------------------------------------ one step
+    def _deter_step(self, prev: State, action: torch.Tensor) -> torch.Tensor:
+        """h_t = GRU(h_{t-1}, MLP([z_{t-1}, a_{t-1}])): the deterministic path, shared by both steps."""
+        return self.gru(self.img_in(torch.cat([prev.stoch, action], dim=-1)), prev.deter)
+
+    def prior(self, deter: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The statistics of p(z_t | h_t), for any leading shape of ``deter``."""
+        return self._stats(self.prior_net(deter))
+
     def img_step(self, prev: State, action: torch.Tensor) -> State:
         """Dreaming: h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}]), z_t ~ p(z_t | h_t)."""
-        deter = self.gru(self.img_in(torch.cat([prev.stoch, action], dim=-1)), prev.deter)
-        stats = self._stats(self.prior_net(deter))
+        deter = self._deter_step(prev, action)
+        stats = self.prior(deter)
         return State(deter, self._sample(stats), stats)
 
     def obs_step(self, prev: State, action: torch.Tensor, embed: torch.Tensor,
-                 is_first: torch.Tensor, mode: bool = False) -> tuple[State, State]:
-        """Observing: the prior step, then z_t ~ q(z_t | h_t, e_t) (its mode if ``mode``: acting
-        deterministically). A new episode (``is_first``) starts from the zero state and a zero
-        previous action.  Returns (posterior, prior)."""
+                 is_first: torch.Tensor, mode: bool = False) -> State:
+        """Observing: h_t from the deterministic path, then z_t ~ q(z_t | h_t, e_t) (its mode if
+        ``mode``: acting deterministically).  A new episode (``is_first``) starts from the zero
+        state and a zero previous action.  Returns the posterior state."""
         keep = (~is_first).float().unsqueeze(-1)
-        prev = State(prev.deter * keep, prev.stoch * keep, {})
-        prior = self.img_step(prev, action * keep)
-        stats = self._stats(self.post_net(torch.cat([prior.deter, embed], dim=-1)))
-        return State(prior.deter, self._sample(stats, mode), stats), prior
+        return self._post_step(State(prev.deter * keep, prev.stoch * keep, {}), action * keep, embed, mode)
+
+    def _post_step(self, prev: State, action: torch.Tensor, embed: torch.Tensor, mode: bool = False) -> State:
+        deter = self._deter_step(prev, action)
+        stats = self._stats(self.post_net(torch.cat([deter, embed], dim=-1)))
+        return State(deter, self._sample(stats, mode), stats)
 
     def observe(self, embeds: torch.Tensor, actions: torch.Tensor, is_first: torch.Tensor,
-                state: State | None = None) -> tuple[State, State, State]:
+                state: State | None = None) -> tuple[State, dict[str, torch.Tensor], State]:
         """Filter a batch of sequences: ``embeds (B, L, E)``, ``actions (B, L, A)`` (the action that
-        led to each step), ``is_first (B, L)``.  Returns the posterior and prior states stacked to
-        ``(B, L, ...)``, and the last posterior (to carry on from)."""
+        led to each step), ``is_first (B, L)``.  Returns the posterior states stacked to
+        ``(B, L, ...)``, the prior's statistics p(z_t | h_t) at the same steps, and the last
+        posterior (to carry on from).
+
+        Only the posterior feeds the recurrence, so the loop over time computes it alone; the
+        prior, needed for the KL term only, is computed afterwards for all steps at once (on a
+        GPU, where small kernels cost their launch, this halves the work inside the loop)."""
         B, L = embeds.shape[:2]
         state = state or self.initial(B, embeds.device)
-        posts, priors = [], []
+        keep = (~is_first).float().unsqueeze(-1)   # (B, L, 1): 0 where an episode starts
+        actions = actions * keep
+        posts = []
         for t in range(L):
-            state, prior = self.obs_step(state, actions[:, t], embeds[:, t], is_first[:, t])
+            k = keep[:, t]
+            state = self._post_step(State(state.deter * k, state.stoch * k, {}), actions[:, t], embeds[:, t])
             posts.append(state)
-            priors.append(prior)
-        return stack(posts), stack(priors), state
+        post = stack(posts)
+        return post, self.prior(post.deter), state
 
 
 def stack(states: list[State], dim: int = 1) -> State:

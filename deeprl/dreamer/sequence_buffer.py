@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeprl.buffers import allocate_observations
+
 
 class SequenceReplay:
     """Uniform replay of ``(B, L)`` windows of consecutive steps of one env."""
@@ -37,7 +39,7 @@ class SequenceReplay:
         self.rows = max(1, math.ceil(capacity / num_envs))
         self.num_envs = num_envs
         shape = (self.rows, num_envs)
-        self.obs = np.zeros(shape + tuple(obs_shape), dtype=obs_dtype)
+        self.obs = allocate_observations(shape + tuple(obs_shape), obs_dtype)
         self.action = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
         self.reward = np.zeros(shape, dtype=np.float32)
         self.is_first = np.zeros(shape, dtype=bool)
