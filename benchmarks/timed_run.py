@@ -69,7 +69,7 @@ def main() -> None:
     def on_interval(a: Any) -> bool:
         synchronize(a.device)
         rows.append({"seconds": round(time.perf_counter() - t0, 3), "env_steps": a.num_timesteps,
-                     "gradient_steps": int(getattr(a, "updates", a.num_timesteps)),
+                     "gradient_steps": int(getattr(a, "updates", 0)),
                      "episodes": a.episodes, "recent_return": a._recent_return()})
         print(json.dumps(rows[-1]), flush=True)
         return rows[-1]["seconds"] < args.seconds
