@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common as C  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def synchronize(device: Any) -> None:
@@ -78,7 +79,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "algo": args.algo, "env": args.env, "preset": args.preset, "settings": settings,
         "device": str(agent.device), "gpu": torch.cuda.get_device_name(agent.device) if agent.device.type == "cuda" else None,
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "versions": C.versions("deeprl"), "machine": C.machine(),
         "parameters": sum(p.numel() for m in agent._modules_by_name().values() for p in m.parameters())
         if hasattr(agent, "_modules_by_name") else None,
         "rows": rows, "env_steps_per_s": rate(rows, "env_steps"),

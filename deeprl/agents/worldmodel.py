@@ -94,7 +94,7 @@ class WorldModel(Algorithm):
 
     def encode(self, obs: np.ndarray | torch.Tensor, sample: bool = False) -> torch.Tensor:
         """z for a batch of observations: the mean of q_ψ(z|s), or a sample z ~ q_ψ(z|s)."""
-        obs = obs if isinstance(obs, torch.Tensor) else self._obs_tensor(obs)
+        obs = self._obs_tensor(obs)  # arrays, and tensors on another device, come to the model's device
         return self.vae.sample(obs) if sample else self.vae.encode(obs)[0]
 
     def _to_env(self, actions: torch.Tensor) -> torch.Tensor:
@@ -178,7 +178,7 @@ class WorldModel(Algorithm):
         ``actions`` ``(T, B, ...)`` are given, e.g. a real episode's, to compare dream and reality.
         Returns ``latents (T+1, B, L)``, ``actions (T, B, ...)``, ``rewards (T, B)``, ``continues (T, B)``.
         """
-        z = self.encode(start_obs.to(self.device) if isinstance(start_obs, torch.Tensor) else start_obs)
+        z = self.encode(start_obs)
         if actions is not None:
             actions = torch.as_tensor(actions, device=self.device)
         latents, taken, rewards, continues = [z], [], [], []
