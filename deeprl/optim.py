@@ -57,6 +57,10 @@ class FlatOptimizer:
         self.exp_avg_sq = torch.zeros_like(self.flat)                                  # v
         self.exp_avg = torch.zeros_like(self.flat) if kind == "adam" else None        # m
 
+    def grad_of(self) -> dict[torch.nn.Parameter, torch.Tensor]:
+        """Every parameter's gradient view into the flat ``grad`` buffer."""
+        return dict(zip(self.params, self._grad_views))
+
     def zero_grad(self) -> None:
         self.grad.zero_()
         for p, view in zip(self.params, self._grad_views):

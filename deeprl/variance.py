@@ -28,7 +28,7 @@ def actor_gradients(agent: PolicyGradient, rollout: Rollout, estimators: tuple[s
     V_φ and log π_θ are evaluated once; only Ψ differs between estimators.
     """
     with torch.no_grad():
-        values, next_values = agent._values(rollout, grad=False)
+        values, next_values, _ = agent._values(rollout, grad=False)
     params = agent.net.actor_parameters()
     log_probs = agent.net.policy(rollout.obs).log_prob(rollout.actions)
     # sum over the batch's steps, divided by its episodes: the lecture's per-trajectory estimator
@@ -64,7 +64,7 @@ def fit_critic(agent: PolicyGradient, *, iterations: int = 40, episodes: int = 8
         for _ in range(iterations):
             rollout = agent._collect_episodes()
             with torch.no_grad():
-                _, next_values = agent._values(rollout, grad=False)
+                _, next_values, _ = agent._values(rollout, grad=False)
                 G = reward_to_go(rollout.rewards, rollout.terminated | rollout.truncated, cfg.gamma,
                                  bootstrap=next_values, truncated=rollout.truncated).reshape(-1)
             for _ in range(epochs):

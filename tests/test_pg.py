@@ -105,6 +105,69 @@ def test_diag_gaussian_matches_torch():
     assert s.std().item() == pytest.approx(2.0, rel=0.02)
 
 
+# ------------------------------------------------------------------------------- the NumPy path
+# Small MLPs on the CPU act and learn through deeprl/numpy_ac.py; the torch path (autograd) is the
+# reference it must reproduce: same gradient steps, same statistics.
+
+def _two_agents(cls, env, **kw):
+    """The same agent twice; the second has its NumPy path switched off."""
+    a, b = (cls(env, seed=3, **{**FAST, "total_steps": 10_000, **kw}) for _ in range(2))
+    assert a._np_net is not None
+    b._np_net = None
+    return a, b
+
+
+NUMPY_PATH_CASES = [
+    (A2C, "CartPole-v1", dict(num_envs=4, n_steps=8, ent_coef=0.05)),
+    (A2C, "Pendulum-v1", dict(num_envs=2, n_steps=16, ent_coef=0.01, normalize_advantage=True)),
+    (A2C, "CartPole-v1", dict(num_envs=2, n_steps=8, shared_torso=True, estimator="advantage", vf_coef=0.7)),
+    (PPO, "CartPole-v1", dict(num_envs=2, n_steps=32, minibatch_size=16, n_epochs=3, ent_coef=0.01,
+                              clip_range_vf=0.2, clip_range=0.1)),
+    (PPO, "Pendulum-v1", dict(num_envs=2, n_steps=32, minibatch_size=32, n_epochs=2, lr=3e-3)),
+    (PPO, "CartPole-v1", dict(num_envs=2, n_steps=32, minibatch_size=16, n_epochs=4, target_kl=1e-4, lr=1e-2)),
+    (REINFORCE, "CartPole-v1", dict(batch_episodes=2)),
+    (REINFORCE, "CartPole-v1", dict(estimator="baseline", critic_target="rollout", batch_episodes=2,
+                                    discount_weighting=True)),
+    (ActorCriticAgent, "CartPole-v1", dict(collect="steps", n_steps=1, num_envs=1)),
+]
+
+
+@pytest.mark.parametrize("cls,env,kw", NUMPY_PATH_CASES)
+def test_numpy_update_matches_autograd(cls, env, kw):
+    fast, ref = _two_agents(cls, env, **kw)
+    fast._open_envs()
+    fast._obs = fast.envs.reset()
+    collect = fast._collect_episodes if fast.config.collect == "episodes" else fast._collect_steps
+    for _ in range(3):  # several rollouts: later ones start from trained parameters and optimizer state
+        rollout = collect()
+        for agent in (fast, ref):
+            torch.manual_seed(0)  # the same minibatch order
+            agent.update(rollout)
+        assert fast.updates == ref.updates > 0
+        torch.testing.assert_close(fast.optimizer.grad, ref.optimizer.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(fast.optimizer.flat, ref.optimizer.flat, rtol=1e-4, atol=1e-6)
+        ref.optimizer.flat.copy_(fast.optimizer.flat)  # keep float rounding from drifting apart
+        ref._np_net = None
+    assert set(fast._stats) == set(ref._stats)
+    for key, values in fast._stats.items():
+        np.testing.assert_allclose(values, [float(v) for v in ref._stats[key]], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_numpy_policy_samples_the_torch_distribution():
+    for env in ("CartPole-v1", "Pendulum-v1"):
+        agent = A2C(env, seed=0, **FAST)
+        obs = np.random.default_rng(1).normal(size=(5000, *agent.observation_space.shape)).astype(np.float32)
+        actions, log_probs = agent._np_net.sample(obs, np.random.default_rng(2), deterministic=False)
+        dist = agent.net.policy(torch.from_numpy(obs))
+        torch.testing.assert_close(torch.from_numpy(log_probs), dist.log_prob(torch.as_tensor(actions)).detach(),
+                                   rtol=1e-5, atol=1e-5)
+        if agent._np_net.discrete:  # sampled frequencies follow π(a|s), averaged over the states
+            freq = np.bincount(actions, minlength=2) / len(actions)
+            np.testing.assert_allclose(freq, dist.logits.exp().mean(0).detach().numpy(), atol=0.02)
+        mode, _ = agent._np_net.sample(obs[:10], np.random.default_rng(2), deterministic=True)
+        np.testing.assert_allclose(mode, dist.mode()[:10].detach().numpy(), atol=1e-6)
+
+
 # ------------------------------------------------------------------------------- the baseline
 
 

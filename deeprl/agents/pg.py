@@ -25,7 +25,8 @@ from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, Rei
 from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions
 from deeprl.errors import ConfigError
-from deeprl.nets import ActorCritic, NumpyPolicy
+from deeprl.nets import ActorCritic
+from deeprl.numpy_ac import NumpyActorCritic, pg_loss_grad
 from deeprl.optim import FlatOptimizer
 from deeprl.returns import gae, reward_to_go
 
@@ -135,7 +136,9 @@ class PolicyGradient(Algorithm):
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
-        self._numpy_policy = NumpyPolicy(self.net) if NumpyPolicy.supports(self.net) else None
+        # small MLPs on the CPU act and learn through NumPy views of the same parameters (numpy_ac.py)
+        self._np_net = (NumpyActorCritic(self.net, self.optimizer.grad_of()) if NumpyActorCritic.supports(self.net)
+                        else None)
         self.obs_rms = RunningMeanStd(self.observation_space.shape) if c.normalize_obs else None
         self.ret_rms = RunningMeanStd(()) if c.normalize_reward else None
         self._discounted = np.zeros(c.num_envs)  # running Σ γ^k r per env, for normalize_reward
@@ -147,8 +150,8 @@ class PolicyGradient(Algorithm):
     # --------------------------------------------------------------------------------- acting
     def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
         """Actions a ~ π_θ(·|s) (or its mode) and their log-probabilities, for a batch."""
-        if self._numpy_policy is not None:
-            return self._numpy_policy.sample(obs, self.rng, deterministic)
+        if self._np_net is not None:
+            return self._np_net.sample(obs, self.rng, deterministic)
         with torch.inference_mode():
             dist = self.net.policy(torch.as_tensor(obs, device=self.device))
             actions = dist.mode() if deterministic else dist.sample()
@@ -262,16 +265,27 @@ class PolicyGradient(Algorithm):
                        final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)))
 
     # --------------------------------------------------------------------------------- learning
-    def _values(self, r: Rollout, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """V_φ(s_t) and V_φ(s'_t) as ``(T, N)``: one forward over s_t, the last state and final states."""
+    def _values(self, r: Rollout, grad: bool) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """V_φ(s_t) and V_φ(s'_t) as ``(T, N)``: one forward over s_t, the last state and final states.
+
+        The third item is what the backward pass of V_φ(s_t) needs when ``grad``: on the NumPy
+        path the activations of those rows, else ``None`` (autograd keeps its own).
+        """
         T, N = r.rewards.shape
-        with torch.set_grad_enabled(grad):
-            v_all = self.net.value(torch.cat([r.obs, r.last_obs, r.final_obs]))
+        obs = torch.cat([r.obs, r.last_obs, r.final_obs])
+        acts = None
+        if self._np_net is not None:
+            v_np, acts = self._np_net.value(obs.numpy())
+            v_all = torch.from_numpy(v_np)
+            acts = [a[:T * N] for a in acts] if grad else None
+        else:
+            with torch.set_grad_enabled(grad):
+                v_all = self.net.value(obs)
         values = v_all[:T * N].view(T, N)
         flat_next = torch.cat([v_all[N:T * N], v_all[T * N:T * N + N]]).detach().clone()  # V(s_{t+1})
         if len(r.final_index):  # truncated steps bootstrap from their own final observation
             flat_next[r.final_index] = v_all[T * N + N:].detach()
-        return values, flat_next.view(T, N)
+        return values, flat_next.view(T, N), acts
 
     def update(self, r: Rollout) -> None:
         c = self.config
@@ -281,8 +295,9 @@ class PolicyGradient(Algorithm):
                 group["lr"] = c.lr * max(0.0, 1.0 - self.num_timesteps / max(1, self.planned_steps))
         use_critic = c.estimator != "reinforce"
         single_pass = c.n_epochs == 1 and c.minibatch_size == 0 and c.clip_range == 0
+        value_acts = None
         if use_critic:
-            values, next_values = self._values(r, grad=single_pass)
+            values, next_values, value_acts = self._values(r, grad=single_pass)
         else:
             values = next_values = torch.zeros_like(r.rewards)
         psi, target = estimate(c, r, values, next_values)
@@ -296,6 +311,12 @@ class PolicyGradient(Algorithm):
             size = c.minibatch_size or M
             for start in range(0, M, size):
                 idx = order[start:start + size] if order is not None else slice(None)
+                if self._np_net is not None:
+                    stop = self._step_numpy(r, idx, psi, target, old_values, use_critic,
+                                            (values.detach().reshape(-1).numpy(), value_acts) if single_pass else None)
+                    if stop:
+                        break
+                    continue
                 if single_pass:
                     v = values.reshape(-1) if use_critic else None
                     dist = self.net.policy(r.obs)
@@ -309,8 +330,33 @@ class PolicyGradient(Algorithm):
                 continue
             break
         self.rollouts += 1
-        if self._numpy_policy is not None:  # acting resumes only now: one refresh per rollout
-            self._numpy_policy.refresh()
+
+    def _step_numpy(self, r: Rollout, idx: Any, psi: torch.Tensor, target: torch.Tensor, old_values: torch.Tensor,
+                    use_critic: bool, single_pass_values: tuple[np.ndarray, Any] | None) -> bool:
+        """:meth:`_step` on the NumPy path (``numpy_ac.py``): the same loss, gradient and statistics."""
+        c, net = self.config, self._np_net
+        rows = idx.numpy() if isinstance(idx, torch.Tensor) else idx
+        obs = r.obs.numpy()[rows]
+        out, policy_acts = net.policy(obs)
+        v = value_acts = None
+        if single_pass_values is not None:  # V(s_t) and its activations from _values
+            v, value_acts = single_pass_values if use_critic else (None, None)
+        elif use_critic:
+            v, value_acts = net.value(obs)
+        g_out, g_log_std, g_v, stats = pg_loss_grad(
+            c, net.discrete, out, None if net.discrete else net.log_std, v, r.actions.numpy()[rows],
+            r.log_probs.numpy()[rows], psi.numpy()[rows], target.numpy()[rows], old_values.numpy()[rows])
+        self.optimizer.zero_grad()
+        net.backward_policy(policy_acts, g_out, g_log_std)
+        if g_v is not None:
+            net.backward_value(value_acts, g_v)
+        grad_norm = self.optimizer.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
+        self.optimizer.step()
+        self.updates += 1
+        stats["grad/norm"] = float(grad_norm)
+        for key, val in stats.items():
+            self._stats.setdefault(key, []).append(val)
+        return c.target_kl > 0 and stats.get("policy/approx_kl", 0.0) > 1.5 * c.target_kl
 
     def _step(self, dist, v, actions, old_log_probs, psi, target, old_values) -> bool:
         """One gradient step; returns True when PPO's KL guard says to stop the epochs."""
@@ -359,7 +405,8 @@ class PolicyGradient(Algorithm):
             self.update(rollout)
             self._progress.update(self.num_timesteps - before)
             if self._interval_due(target_steps):
-                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
+                stats = {k: torch.stack(v).mean().item() if isinstance(v[0], torch.Tensor) else float(np.mean(v))
+                         for k, v in self._stats.items()}
                 self._stats = {}
                 self._close_interval(stats)
 
@@ -375,8 +422,6 @@ class PolicyGradient(Algorithm):
         self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         if self.obs_rms is not None:
             self.obs_rms.load({k[8:]: v.numpy() for k, v in tensors.items() if k.startswith("obs_rms.")})
-        if self._numpy_policy is not None:
-            self._numpy_policy.refresh()
 
     def _checkpoint(self) -> tuple[dict, dict, dict]:
         opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
@@ -389,8 +434,6 @@ class PolicyGradient(Algorithm):
     def _restore(self, state: dict[str, Any], loader: Any) -> None:
         self._load_model_tensors(loader("model"))
         self.optimizer.load_state_dict(unflatten_state(state["optimizer"], loader("optimizer")))
-        if self._numpy_policy is not None:
-            self._numpy_policy.refresh()
         self.updates, self.rollouts = int(state["updates"]), int(state["rollouts"])
         self._ep_time = np.asarray(state["ep_time"], dtype=np.int64)
         self._discounted = np.asarray(state.get("discounted", np.zeros(self.config.num_envs)), dtype=np.float64)
