@@ -131,6 +131,12 @@ class PGConfig(RunConfig):
     clip_range_vf: float = _f(0.0, "clip the value update around the old values (0 = off)", min=0.0)
     target_kl: float = _f(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
 
+    @property
+    def uses_old_log_probs(self) -> bool:
+        """Whether updates need log π_old(a|s) from collection: PPO's ratio, and the KL and clip
+        statistics of epochs that move π away from π_old."""
+        return self.clip_range > 0 or self.n_epochs > 1 or self.target_kl > 0
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReinforceConfig(PGConfig):

@@ -99,13 +99,13 @@ class NumpyActorCritic:
         """Accumulate ∂L/∂params of ``layers`` and ``head`` given ``g`` = ∂L/∂(head output)."""
         W, _, gW, gb = head
         gW += g.T @ acts[-1]
-        gb += g.sum(axis=0)
+        gb += np.add.reduce(g, axis=0)
         g = g @ W
         for k in range(len(layers) - 1, -1, -1):
             W, _, gW, gb = layers[k]
             g *= acts[k + 1] > 0  # ReLU: the gradient passes where the output is positive
             gW += g.T @ acts[k]
-            gb += g.sum(axis=0)
+            gb += np.add.reduce(g, axis=0)
             if k:
                 g = g @ W
 
@@ -118,24 +118,37 @@ class NumpyActorCritic:
         self._backward(self.critic_torso, acts, self.value_head, np.asarray(g_v, np.float32)[:, None])
 
     # ---------------------------------------------------------------------------- acting
-    def sample(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """``(actions, log_probs)`` for a batch; discrete actions via the Gumbel-max trick."""
-        out = self.policy(obs)[0].astype(np.float64)
+    def sample(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool) -> np.ndarray:
+        """Actions a ~ π(·|s) (or its mode) for a batch; discrete ones by the Gumbel-max trick,
+        argmax(logits + Gumbel noise), which needs no normalisation.  Their log-probabilities
+        come from :meth:`log_prob`, batched over a whole rollout."""
+        out = self.policy(obs)[0]
         if self.discrete:
-            logp = out - out.max(axis=1, keepdims=True)
-            logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
-            if deterministic:
-                actions = logp.argmax(axis=1)
-            else:
-                actions = (logp - np.log(-np.log(rng.random(logp.shape)))).argmax(axis=1)
-            return actions, logp[np.arange(len(actions)), actions].astype(np.float32)
-        log_std = self.log_std.astype(np.float64)
-        std = np.exp(log_std)
-        actions = out if deterministic else out + std * rng.standard_normal(out.shape)
-        z = (actions - out) / std
-        log_probs = (-0.5 * z ** 2 - log_std - 0.5 * _LOG_2PI).sum(axis=1)
-        return actions.astype(np.float32), log_probs.astype(np.float32)
+            return (out if deterministic else out + rng.gumbel(size=out.shape)).argmax(axis=1)
+        if deterministic:
+            return out
+        return (out + np.exp(self.log_std) * rng.standard_normal(out.shape)).astype(np.float32)
+
+    def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """log π(a|s) ``(B,)``, float32."""
+        out = self.policy(obs)[0]
+        if self.discrete:
+            return _log_softmax(out)[np.arange(len(out)), actions]
+        return _gaussian_log_prob(out, self.log_std, actions)[0]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logp = logits - logits.max(axis=1, keepdims=True)
+    logp -= np.log(np.add.reduce(np.exp(logp), axis=1, keepdims=True))
+    return logp
+
+
+def _gaussian_log_prob(mean: np.ndarray, log_std: np.ndarray, actions: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(log N(a; μ, σ²) summed over dimensions, z = (a - μ)/σ, σ)``."""
+    std = np.exp(log_std)
+    z = (actions - mean) / std
+    return np.add.reduce(-0.5 * z ** 2 - log_std - 0.5 * _LOG_2PI, axis=1), z, std
 
 
 def pg_loss_grad(c: Any, discrete: bool, out: np.ndarray, log_std: np.ndarray | None, v: np.ndarray | None,
@@ -154,32 +167,32 @@ def pg_loss_grad(c: Any, discrete: bool, out: np.ndarray, log_std: np.ndarray | 
     ``minimum`` (half to each side) and ``clamp`` (passes at the bounds).
     """
     B = len(psi)
+    total = np.add.reduce  # ndarray.sum/mean/std wrap this in Python; at B = 40 the wrapper is the cost
     if c.normalize_advantage and B > 1:
-        psi = (psi - psi.mean()) / (psi.std(ddof=1) + 1e-8)
+        centred = psi - total(psi) / B
+        psi = centred / (np.sqrt(np.dot(centred, centred) / (B - 1)) + 1e-8)
     if discrete:
-        logp = out - out.max(axis=1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        logp = _log_softmax(out)
         p = np.exp(logp)
         rows = np.arange(B)
         log_probs = logp[rows, actions]
-        ent = -(p * logp).sum(axis=1)
-        entropy = ent.mean()
+        ent = -total(p * logp, axis=1)
+        entropy = total(ent) / B
     else:
-        std = np.exp(log_std)
-        z = (actions - out) / std
-        log_probs = (-0.5 * z ** 2 - log_std - 0.5 * _LOG_2PI).sum(axis=1)
+        log_probs, z, std = _gaussian_log_prob(out, log_std, actions)
         entropy = (log_std + 0.5 * (1.0 + _LOG_2PI)).sum()
-    log_ratio = log_probs - old_log_probs
+    needs_old = c.uses_old_log_probs  # else old_log_probs may be None
+    log_ratio = log_probs - old_log_probs if needs_old else None
     stats: dict[str, float] = {}
     if c.clip_range > 0:
         ratio = np.exp(log_ratio)
         surr1, surr2 = ratio * psi, np.clip(ratio, 1 - c.clip_range, 1 + c.clip_range) * psi
-        actor_loss = -np.minimum(surr1, surr2).mean()
+        actor_loss = -total(np.minimum(surr1, surr2)) / B
         inside = (ratio >= 1 - c.clip_range) & (ratio <= 1 + c.clip_range)
         d_ratio = np.where(surr1 < surr2, psi, np.where(surr1 > surr2, psi * inside, 0.5 * psi * (1 + inside)))
         g_logp = -d_ratio * ratio / B                                         # ∂L/∂ log π(a|s)
     else:
-        actor_loss = -(psi * log_probs).mean()
+        actor_loss = -np.dot(psi, log_probs) / B
         g_logp = -psi / B
     if discrete:  # ∂ log π(a)/∂z = onehot(a) - p;  ∂H/∂z = -p (log p + H)
         g_out = -g_logp[:, None] * p
@@ -188,7 +201,7 @@ def pg_loss_grad(c: Any, discrete: bool, out: np.ndarray, log_std: np.ndarray | 
         g_log_std = None
     else:         # ∂ log π/∂μ = z/σ;  ∂ log π/∂ log σ = z² - 1;  ∂H/∂ log σ = 1
         g_out = g_logp[:, None] * z / std
-        g_log_std = (g_logp[:, None] * (z ** 2 - 1)).sum(axis=0) - c.ent_coef
+        g_log_std = total(g_logp[:, None] * (z ** 2 - 1), axis=0) - c.ent_coef
     g_v = None
     if v is not None:
         if c.clip_range_vf > 0:
@@ -198,12 +211,12 @@ def pg_loss_grad(c: Any, discrete: bool, out: np.ndarray, log_std: np.ndarray | 
         else:
             v_used, passes = v, True
         err = v_used - target
-        stats["loss/critic"] = float((err ** 2).mean())
+        stats["loss/critic"] = float(np.dot(err, err)) / B
         g_v = (2.0 * c.vf_coef / B) * err * passes
     stats.update({"loss/actor": float(actor_loss), "loss/entropy": float(entropy)})
-    if c.clip_range > 0 or c.n_epochs > 1 or c.target_kl > 0:
+    if needs_old:
         ratio_m1 = np.exp(log_ratio) - 1
-        stats["policy/approx_kl"] = float((ratio_m1 - log_ratio).mean())
+        stats["policy/approx_kl"] = float(total(ratio_m1 - log_ratio)) / B
         if c.clip_range > 0:
-            stats["policy/clip_fraction"] = float((np.abs(ratio_m1) > c.clip_range).mean())
+            stats["policy/clip_fraction"] = np.count_nonzero(np.abs(ratio_m1) > c.clip_range) / B
     return g_out, g_log_std, g_v, stats

@@ -22,9 +22,13 @@ def loss_of(model, step):
 
 @pytest.mark.parametrize("kind", ["adam", "rmsprop"])
 @pytest.mark.parametrize("max_norm", [float("inf"), 1.0])
-def test_matches_torch_optim(kind, max_norm):
+@pytest.mark.parametrize("arithmetic", ["numpy", "torch"])  # the CPU's and the GPU's
+def test_matches_torch_optim(kind, max_norm, arithmetic):
     ours, ref = net(), net()
     opt = FlatOptimizer(ours.parameters(), kind, lr=1e-2, eps=1e-5)
+    assert opt._np is not None
+    if arithmetic == "torch":
+        opt._np = None
     ref_opt = (torch.optim.Adam(ref.parameters(), lr=1e-2, eps=1e-5) if kind == "adam"
                else torch.optim.RMSprop(ref.parameters(), lr=1e-2, alpha=0.99, eps=1e-5))
     for step in range(20):

@@ -157,14 +157,17 @@ def test_numpy_policy_samples_the_torch_distribution():
     for env in ("CartPole-v1", "Pendulum-v1"):
         agent = A2C(env, seed=0, **FAST)
         obs = np.random.default_rng(1).normal(size=(5000, *agent.observation_space.shape)).astype(np.float32)
-        actions, log_probs = agent._np_net.sample(obs, np.random.default_rng(2), deterministic=False)
+        actions = agent._np_net.sample(obs, np.random.default_rng(2), deterministic=False)
         dist = agent.net.policy(torch.from_numpy(obs))
-        torch.testing.assert_close(torch.from_numpy(log_probs), dist.log_prob(torch.as_tensor(actions)).detach(),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(agent._np_net.log_prob(obs, actions)),
+                                   dist.log_prob(torch.as_tensor(actions)).detach(), rtol=1e-5, atol=1e-5)
         if agent._np_net.discrete:  # sampled frequencies follow π(a|s), averaged over the states
             freq = np.bincount(actions, minlength=2) / len(actions)
             np.testing.assert_allclose(freq, dist.logits.exp().mean(0).detach().numpy(), atol=0.02)
-        mode, _ = agent._np_net.sample(obs[:10], np.random.default_rng(2), deterministic=True)
+        else:  # a - μ(s) is N(0, σ²)
+            noise = actions - dist.mean.detach().numpy()
+            assert noise.mean() == pytest.approx(0.0, abs=0.05) and noise.std() == pytest.approx(1.0, rel=0.05)
+        mode = agent._np_net.sample(obs[:10], np.random.default_rng(2), deterministic=True)
         np.testing.assert_allclose(mode, dist.mode()[:10].detach().numpy(), atol=1e-6)
 
 

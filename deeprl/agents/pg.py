@@ -73,7 +73,7 @@ class Rollout:
 
     obs: torch.Tensor          # (T·N, *obs_shape) s_t
     actions: torch.Tensor      # (T·N, ...) a_t as sampled (before clipping to the action bounds)
-    log_probs: torch.Tensor    # (T·N,) log π_old(a_t|s_t) at collection time (PPO's ratio)
+    log_probs: torch.Tensor | None  # (T·N,) log π_old(a_t|s_t) at collection (PPO's ratio); None: unused
     rewards: torch.Tensor      # (T, N) r_{t+1}
     terminated: torch.Tensor   # (T, N) bool
     truncated: torch.Tensor    # (T, N) bool
@@ -148,10 +148,14 @@ class PolicyGradient(Algorithm):
         self._stats: dict[str, list[float]] = {}
 
     # --------------------------------------------------------------------------------- acting
-    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Actions a ~ π_θ(·|s) (or its mode) and their log-probabilities, for a batch."""
+    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Actions a ~ π_θ(·|s) (or its mode) for a batch, and their log-probabilities.
+
+        The NumPy path returns ``None`` for the latter: θ does not change while a rollout is
+        collected, so :meth:`_rollout` computes log π_old for all of it in one batched pass.
+        """
         if self._np_net is not None:
-            return self._np_net.sample(obs, self.rng, deterministic)
+            return self._np_net.sample(obs, self.rng, deterministic), None
         with torch.inference_mode():
             dist = self.net.policy(torch.as_tensor(obs, device=self.device))
             actions = dist.mode() if deterministic else dist.sample()
@@ -202,20 +206,26 @@ class PolicyGradient(Algorithm):
             seen = self._observe(obs)
             actions, log_probs = self._sample(seen, False)                   # a ~ π_θ(a|s)
             step = self.envs.step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
-            obs_buf[t], logp_buf[t] = seen, log_probs
+            obs_buf[t] = seen
+            if log_probs is not None:
+                logp_buf[t] = log_probs
             act_buf.append(actions)
+            rew[t], term[t], trunc[t], ep_time[t] = step.reward, step.terminated, step.truncated, self._ep_time
             done = step.terminated | step.truncated
-            rew[t], term[t], trunc[t], ep_time[t] = (self._scale_rewards(step.reward, done), step.terminated,
-                                                     step.truncated, self._ep_time)
-            for i in np.flatnonzero(step.truncated):
-                finals.append((t * N + int(i), self._normalize(step.next_obs[i])))
-            self._ep_time = np.where(done, 0, self._ep_time + 1)
-            self._record_episodes(step.episodes)
+            self._ep_time += 1
+            if done.any():
+                self._ep_time[done] = 0
+                for i in np.flatnonzero(step.truncated):
+                    finals.append((t * N + int(i), self._normalize(step.next_obs[i])))
+                self._record_episodes(step.episodes)
+            if self.ret_rms is not None:
+                rew[t] = self._scale_rewards(step.reward, done)
             obs = step.obs                                                   # s ← s'
         self._obs = obs
         self.num_timesteps += T * N
         return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:]),
-                             logp_buf.reshape(-1), rew, term, trunc, ep_time, self._normalize(obs), finals)
+                             None if self._np_net is not None else logp_buf.reshape(-1), rew, term, trunc, ep_time,
+                             self._normalize(obs), finals)
 
     def _collect_episodes(self) -> Rollout:
         """At least ``batch_episodes`` complete episodes τ ~ p(τ|θ), laid end to end.
@@ -236,7 +246,7 @@ class PolicyGradient(Algorithm):
             reward = self._scale_rewards(step.reward, done)
             self.num_timesteps += N
             for i in range(N):
-                running[i].append((seen[i], actions[i], log_probs[i], reward[i], step.terminated[i],
+                running[i].append((seen[i], actions[i], 0.0 if log_probs is None else log_probs[i], reward[i], step.terminated[i],
                                    step.truncated[i], self._ep_time[i]))
                 if step.terminated[i] or step.truncated[i]:
                     done_eps.append(running[i])
@@ -251,16 +261,24 @@ class PolicyGradient(Algorithm):
         ends = np.cumsum([len(ep) for ep in done_eps]) - 1
         final_list = [(int(e), f) for e, f in zip(ends, finals) if f is not None]
         col = list(zip(*steps))
-        return self._rollout(np.stack(col[0]), np.stack(col[1]), np.asarray(col[2], np.float32),
+        return self._rollout(np.stack(col[0]), np.stack(col[1]),
+                             None if self._np_net is not None else np.asarray(col[2], np.float32),
                              np.asarray(col[3], np.float32).reshape(T, 1), np.asarray(col[4], bool).reshape(T, 1),
                              np.asarray(col[5], bool).reshape(T, 1), np.asarray(col[6], np.int64).reshape(T, 1),
                              np.zeros((1, *obs.shape[1:]), np.float32 if self.obs_rms else obs.dtype), final_list)
 
     def _rollout(self, obs, actions, log_probs, rew, term, trunc, ep_time, last_obs, finals) -> Rollout:
-        to = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
+        """The collected arrays as tensors (zero-copy on the CPU); ``log_probs=None``: compute them
+        here, if the update will use them (PPO's ratio, the KL and clip statistics of several epochs)."""
+        c = self.config
+        if log_probs is None and c.uses_old_log_probs:
+            log_probs = self._np_net.log_prob(obs, actions)
+        to = torch.from_numpy if self.device.type == "cpu" else (  # noqa: E731
+            lambda a: torch.as_tensor(a, device=self.device))
         shape = tuple(self.observation_space.shape or ())
         final_obs = np.stack([f for _, f in finals]) if finals else np.zeros((0, *shape), obs.dtype)
-        return Rollout(obs=to(obs), actions=to(actions), log_probs=to(log_probs), rewards=to(rew),
+        return Rollout(obs=to(obs), actions=to(actions), log_probs=None if log_probs is None else to(log_probs),
+                       rewards=to(rew),
                        terminated=to(term), truncated=to(trunc), ep_time=to(ep_time), last_obs=to(last_obs),
                        final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)))
 
@@ -272,20 +290,20 @@ class PolicyGradient(Algorithm):
         path the activations of those rows, else ``None`` (autograd keeps its own).
         """
         T, N = r.rewards.shape
-        obs = torch.cat([r.obs, r.last_obs, r.final_obs])
-        acts = None
-        if self._np_net is not None:
-            v_np, acts = self._np_net.value(obs.numpy())
-            v_all = torch.from_numpy(v_np)
-            acts = [a[:T * N] for a in acts] if grad else None
-        else:
-            with torch.set_grad_enabled(grad):
-                v_all = self.net.value(obs)
+        M = T * N
+        if self._np_net is not None:  # the same in NumPy
+            v_all, acts = self._np_net.value(np.concatenate([r.obs.numpy(), r.last_obs.numpy(), r.final_obs.numpy()]))
+            next_flat = np.concatenate([v_all[N:M], v_all[M:M + N]])
+            next_flat[r.final_index.numpy()] = v_all[M + N:]
+            return (torch.from_numpy(v_all[:M].reshape(T, N)), torch.from_numpy(next_flat.reshape(T, N)),
+                    [a[:M] for a in acts] if grad else None)
+        with torch.set_grad_enabled(grad):
+            v_all = self.net.value(torch.cat([r.obs, r.last_obs, r.final_obs]))
         values = v_all[:T * N].view(T, N)
         flat_next = torch.cat([v_all[N:T * N], v_all[T * N:T * N + N]]).detach().clone()  # V(s_{t+1})
         if len(r.final_index):  # truncated steps bootstrap from their own final observation
             flat_next[r.final_index] = v_all[T * N + N:].detach()
-        return values, flat_next.view(T, N), acts
+        return values, flat_next.view(T, N), None
 
     def update(self, r: Rollout) -> None:
         c = self.config
@@ -323,7 +341,8 @@ class PolicyGradient(Algorithm):
                 else:
                     dist, v = self.net(r.obs[idx])
                     v = v if use_critic else None
-                stop = self._step(dist, v, r.actions[idx], r.log_probs[idx], psi[idx], target[idx], old_values[idx])
+                old_log_probs = None if r.log_probs is None else r.log_probs[idx]
+                stop = self._step(dist, v, r.actions[idx], old_log_probs, psi[idx], target[idx], old_values[idx])
                 if stop:
                     break
             else:
@@ -345,7 +364,7 @@ class PolicyGradient(Algorithm):
             v, value_acts = net.value(obs)
         g_out, g_log_std, g_v, stats = pg_loss_grad(
             c, net.discrete, out, None if net.discrete else net.log_std, v, r.actions.numpy()[rows],
-            r.log_probs.numpy()[rows], psi.numpy()[rows], target.numpy()[rows], old_values.numpy()[rows])
+            None if r.log_probs is None else r.log_probs.numpy()[rows], psi.numpy()[rows], target.numpy()[rows], old_values.numpy()[rows])
         self.optimizer.zero_grad()
         net.backward_policy(policy_acts, g_out, g_log_std)
         if g_v is not None:
@@ -365,7 +384,7 @@ class PolicyGradient(Algorithm):
             psi = (psi - psi.mean()) / (psi.std() + 1e-8)
         log_probs = dist.log_prob(actions)
         entropy = dist.entropy().mean()
-        log_ratio = log_probs - old_log_probs
+        log_ratio = log_probs - old_log_probs if c.uses_old_log_probs else None
         if c.clip_range > 0:  # PPO: pessimistic bound on the surrogate π_θ/π_old · Ψ
             ratio = log_ratio.exp()
             actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * psi).mean()
@@ -384,7 +403,7 @@ class PolicyGradient(Algorithm):
         self.optimizer.step()
         self.updates += 1
         approx_kl = clip_frac = None
-        if c.clip_range > 0 or c.n_epochs > 1 or c.target_kl > 0:  # only off-policy epochs move π away from π_old
+        if c.uses_old_log_probs:  # only off-policy epochs move π away from π_old
             with torch.no_grad():
                 approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
                 if c.clip_range > 0:

@@ -10,6 +10,7 @@ this rebuilds exactly the state the killed run had, so a resumed run equals an u
 ``step`` returns both ``obs`` (after automatic reset, for acting) and ``next_obs`` (the true
 successor, the final observation where an episode ended), with ``terminated`` and ``truncated``
 kept apart: learners bootstrap from ``next_obs`` on truncation and not on termination.
+Where no episode ended the two are one array: treat both as read-only.
 """
 
 from __future__ import annotations
@@ -136,8 +137,27 @@ class VecEnv:
         return self._stack([slot.reset() for slot in self.slots])
 
     def step(self, actions: np.ndarray) -> VecStep:
-        results = [slot.step(a) for slot, a in zip(self.slots, _per_env(actions))]
-        return _collate(results, self._stack)
+        """Writes straight into the output arrays (this runs once per env step: CartPole steps in
+        ~15 µs, so building and collating per-env tuples would cost a third as much again)."""
+        n = self.num_envs
+        obs = np.empty((n, *self.single_observation_space.shape), dtype=self._obs_dtype)
+        reward, terminated, truncated = np.empty(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
+        ended, episodes = [], []
+        for i, (slot, a) in enumerate(zip(self.slots, _per_env(actions))):
+            o, final, r, te, tr, episode = slot.step(a)
+            obs[i], reward[i] = o, r
+            if te or tr:
+                terminated[i], truncated[i] = te, tr
+                ended.append((i, final))
+            if episode is not None:
+                episodes.append(episode)
+        next_obs = obs
+        if ended:
+            next_obs = obs.copy()
+            for i, final in ended:
+                next_obs[i] = final
+        return VecStep(obs=obs, next_obs=next_obs, reward=reward, terminated=terminated, truncated=truncated,
+                       episodes=episodes)
 
     def state(self) -> list[dict[str, Any]]:
         return [slot.state() for slot in self.slots]
