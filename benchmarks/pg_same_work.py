@@ -1,7 +1,9 @@
 """A2C and PPO on CartPole-v1, identical work in Stable-Baselines3 and deeprl: which steps faster?
 
 Both libraries train the same agent (same settings, same ReLU 64-64 separate actor and critic, same
-optimizer) for the same number of env steps and gradient steps.  The script times ``learn()`` alone
+optimizer) for the same number of env steps and gradient steps.  deeprl runs such small CPU
+networks through its NumPy path (``deeprl/numpy_ac.py``: the same forward pass, loss and gradient
+as its torch path, held to it step for step by ``tests/test_pg.py``); SB3 runs them in torch.  The script times ``learn()`` alone
 (no construction, no evaluation), reports env steps per second, evaluates each final policy for 20
 deterministic episodes on the same start states, and prints the ratio deeprl steps/s / SB3 steps/s.
 It also measures the bare environment: 8 ``gymnasium.make`` CartPoles stepped one by one in plain
@@ -142,7 +144,7 @@ def worker_deeprl(algo: str, seed: int, steps: int, device: str) -> dict:
     return {"library": "deeprl", "algo": algo, "seed": seed, "env_steps": int(agent.num_timesteps),
             "gradient_steps": opt["steps"], "learn_s": wall, "eval": evaluation, "optimizer": opt,
             "n_params": n_params(agent.net), "activation": "ReLU",
-            "numpy_policy": agent._numpy_policy is not None,  # deeprl acts through its NumPy forward pass
+            "numpy_path": agent._np_net is not None,  # acts and learns through deeprl/numpy_ac.py (CPU MLPs)
             "versions": {**C.versions("deeprl"), "gymnasium": gymnasium_version()},
             "eval_seeding_matches": C.deeprl_eval_seeding_matches(),
             "settings": dataclasses.asdict(agent.config)}

@@ -42,7 +42,7 @@ class RunConfig:
     grayscale: bool = _f(False, "pixel observations in grey instead of RGB (with pixels > 0)")
     frame_stack: int = _f(1, "stack this many pixel frames along the channels (with pixels > 0)", min=1)
     device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
-    torch_threads: int = _f(0, "CPU threads for torch; 0 picks 1 for vector observations, half the cores (at most 4) for images", min=0)
+    torch_threads: int = _f(0, "CPU threads for torch and NumPy's BLAS; 0 picks 1 for vector observations, half the cores (at most 4) for images", min=0)
     eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = never during training; a run directory still gets a final evaluation)", min=0)
     eval_episodes: int = _f(10, "episodes per evaluation", min=1)
     checkpoint_freq: int = _f(25_000, "write a checkpoint every this many env steps (0 = only at the end)", min=0)

@@ -2,16 +2,17 @@
 
 On a CPU, an A2C update of a 64-64 MLP on a 40-step CartPole batch is a few dozen PyTorch
 operations and as many autograd nodes, each costing 10-30 µs of dispatch for a few µs of
-arithmetic: 2-3 ms per update, more than collecting the batch.  The same forward pass, the loss
-of :meth:`deeprl.agents.pg.PolicyGradient._step` and the chain rule through Linear and ReLU
-layers cost about 0.2 ms in NumPy.  This module is that path, for the networks it can express:
+arithmetic: 2-3 ms per update, more than collecting the batch.  In NumPy the whole update
+(values, advantages, the loss of :meth:`deeprl.agents.pg.PolicyGradient._step`, the chain rule
+through the Linear and ReLU layers, the optimizer step) takes about 0.45 ms on the same 2-core
+machine.  This module is that path, for the networks it can express: an
 :class:`~deeprl.nets.ActorCritic` with MLP torsos on float vectors, in float32 on the CPU.
 
 Every array here is a zero-copy *view*: weights of the torch parameters, gradients of the
 :class:`~deeprl.optim.FlatOptimizer`'s flat gradient buffer.  The torch module, the optimizer
-(clipping and the Adam/RMSprop step stay in torch) and checkpoints therefore see one set of
-numbers, and the view is current after every in-place optimizer step or ``load_state_dict``.
-Build it after the optimizer, which re-homes the parameters into its buffer.
+(which clips and steps that buffer) and checkpoints therefore see one set of numbers, and the
+view is current after every in-place optimizer step or ``load_state_dict``.  Build it after the
+optimizer, which re-homes the parameters into its buffer.
 
 Backward, for a layer ``h' = relu(h W^T + b)`` with upstream gradient ``g`` (w.r.t. ``h'``)::
 
@@ -57,11 +58,12 @@ class NumpyActorCritic:
 
     @staticmethod
     def supports(net: nn.Module) -> bool:
-        torso = getattr(net, "actor_torso", None)
-        critic = getattr(net, "critic_torso", None)
-        return (isinstance(net, ActorCritic) and all(
-                    isinstance(t, VectorTorso) and not t.one_hot and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in t.body)
-                    for t in (torso, critic))
+        """An :class:`ActorCritic` of Linear+ReLU MLPs over float vectors, float32 on the CPU."""
+        def mlp(t: nn.Module) -> bool:
+            return (isinstance(t, VectorTorso) and not t.one_hot
+                    and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in t.body))
+
+        return (isinstance(net, ActorCritic) and mlp(net.actor_torso) and mlp(net.critic_torso)
                 and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in net.parameters()))
 
     # ---------------------------------------------------------------------------- forward
@@ -97,15 +99,16 @@ class NumpyActorCritic:
     @staticmethod
     def _backward(layers: list[Layer], acts: list[np.ndarray], head: Layer, g: np.ndarray) -> None:
         """Accumulate ∂L/∂params of ``layers`` and ``head`` given ``g`` = ∂L/∂(head output)."""
+        ones = np.ones(len(g), np.float32)  # Σ_rows g as 1ᵀ g: one BLAS call, 4x faster than a column sum
         W, _, gW, gb = head
         gW += g.T @ acts[-1]
-        gb += np.add.reduce(g, axis=0)
+        gb += ones @ g
         g = g @ W
         for k in range(len(layers) - 1, -1, -1):
             W, _, gW, gb = layers[k]
             g *= acts[k + 1] > 0  # ReLU: the gradient passes where the output is positive
             gW += g.T @ acts[k]
-            gb += np.add.reduce(g, axis=0)
+            gb += ones @ g
             if k:
                 g = g @ W
 

@@ -1,6 +1,7 @@
 """Policy gradients: returns and advantages, distributions, the baseline's unbiasedness, learning."""
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -169,6 +170,15 @@ def test_numpy_policy_samples_the_torch_distribution():
             assert noise.mean() == pytest.approx(0.0, abs=0.05) and noise.std() == pytest.approx(1.0, rel=0.05)
         mode = agent._np_net.sample(obs[:10], np.random.default_rng(2), deterministic=True)
         np.testing.assert_allclose(mode, dist.mode()[:10].detach().numpy(), atol=1e-6)
+
+
+def test_blas_threads_follow_torch_threads():
+    from deeprl.blas import blas_threads, set_blas_threads
+    if blas_threads() is None:
+        pytest.skip("no OpenBLAS found in this process (not Linux, or a NumPy without OpenBLAS)")
+    assert set_blas_threads(2) and blas_threads() == min(2, os.cpu_count() or 1)
+    A2C("CartPole-v1", torch_threads=1, **FAST)  # spinning BLAS threads slow parallel runs tenfold
+    assert blas_threads() == 1 == torch.get_num_threads()
 
 
 # ------------------------------------------------------------------------------- the baseline

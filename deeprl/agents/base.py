@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from deeprl.blas import set_blas_threads
 from deeprl.checkpoint import atomic_write_json, load_model_file, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
 from deeprl.envs import is_image_space, make_vec_env, use_atari_wrappers
@@ -132,6 +133,7 @@ class Algorithm(ABC):
         if threads == 0:
             threads = default_torch_threads(is_image_space(self.observation_space))
         torch.set_num_threads(threads)
+        set_blas_threads(threads)  # NumPy's OpenBLAS too: its idle threads spin just the same
 
     # ------------------------------------------------------------------------------ subclass hooks
     def _eval_policy(self) -> Callable[[np.ndarray], np.ndarray]:

@@ -223,7 +223,8 @@ class PolicyGradient(Algorithm):
             obs = step.obs                                                   # s ← s'
         self._obs = obs
         self.num_timesteps += T * N
-        return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:]),
+        actions = np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:])
+        return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), actions,
                              None if self._np_net is not None else logp_buf.reshape(-1), rew, term, trunc, ep_time,
                              self._normalize(obs), finals)
 
@@ -246,8 +247,9 @@ class PolicyGradient(Algorithm):
             reward = self._scale_rewards(step.reward, done)
             self.num_timesteps += N
             for i in range(N):
-                running[i].append((seen[i], actions[i], 0.0 if log_probs is None else log_probs[i], reward[i], step.terminated[i],
-                                   step.truncated[i], self._ep_time[i]))
+                logp = 0.0 if log_probs is None else log_probs[i]  # None: _rollout computes them
+                running[i].append((seen[i], actions[i], logp, reward[i], step.terminated[i], step.truncated[i],
+                                   self._ep_time[i]))
                 if step.terminated[i] or step.truncated[i]:
                     done_eps.append(running[i])
                     finals.append(self._normalize(step.next_obs[i]) if step.truncated[i] else None)
@@ -278,9 +280,9 @@ class PolicyGradient(Algorithm):
         shape = tuple(self.observation_space.shape or ())
         final_obs = np.stack([f for _, f in finals]) if finals else np.zeros((0, *shape), obs.dtype)
         return Rollout(obs=to(obs), actions=to(actions), log_probs=None if log_probs is None else to(log_probs),
-                       rewards=to(rew),
-                       terminated=to(term), truncated=to(trunc), ep_time=to(ep_time), last_obs=to(last_obs),
-                       final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)))
+                       rewards=to(rew), terminated=to(term), truncated=to(trunc), ep_time=to(ep_time),
+                       last_obs=to(last_obs), final_obs=to(final_obs),
+                       final_index=to(np.asarray([i for i, _ in finals], np.int64)))
 
     # --------------------------------------------------------------------------------- learning
     def _values(self, r: Rollout, grad: bool) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -362,9 +364,10 @@ class PolicyGradient(Algorithm):
             v, value_acts = single_pass_values if use_critic else (None, None)
         elif use_critic:
             v, value_acts = net.value(obs)
+        old_log_probs = None if r.log_probs is None else r.log_probs.numpy()[rows]
         g_out, g_log_std, g_v, stats = pg_loss_grad(
-            c, net.discrete, out, None if net.discrete else net.log_std, v, r.actions.numpy()[rows],
-            None if r.log_probs is None else r.log_probs.numpy()[rows], psi.numpy()[rows], target.numpy()[rows], old_values.numpy()[rows])
+            c, net.discrete, out, None if net.discrete else net.log_std, v, r.actions.numpy()[rows], old_log_probs,
+            psi.numpy()[rows], target.numpy()[rows], old_values.numpy()[rows])
         self.optimizer.zero_grad()
         net.backward_policy(policy_acts, g_out, g_log_std)
         if g_v is not None:
