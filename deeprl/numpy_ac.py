@@ -155,7 +155,7 @@ def _gaussian_log_prob(mean: np.ndarray, log_std: np.ndarray, actions: np.ndarra
 
 
 def pg_loss_grad(c: Any, discrete: bool, out: np.ndarray, log_std: np.ndarray | None, v: np.ndarray | None,
-                 actions: np.ndarray, old_log_probs: np.ndarray, psi: np.ndarray, target: np.ndarray,
+                 actions: np.ndarray, old_log_probs: np.ndarray | None, psi: np.ndarray, target: np.ndarray,
                  old_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict[str, float]]:
     """The loss of :meth:`PolicyGradient._step` and its gradient, in NumPy.
 

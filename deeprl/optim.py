@@ -62,7 +62,7 @@ class FlatOptimizer:
         self.exp_avg_sq = torch.zeros_like(self.flat)                                  # v
         self.exp_avg = torch.zeros_like(self.flat) if kind == "adam" else None        # m
         self._np = None  # NumPy views (θ, g, v, m, scratch) on the CPU
-        if self.flat.device.type == "cpu":
+        if self.flat.device.type == "cpu" and self.flat.dtype in (torch.float32, torch.float64):
             self._np = (self.flat.numpy(), self.grad.numpy(), self.exp_avg_sq.numpy(),
                         None if self.exp_avg is None else self.exp_avg.numpy(), np.empty_like(self.flat.numpy()))
 
