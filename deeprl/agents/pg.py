@@ -332,8 +332,7 @@ class PolicyGradient(Algorithm):
             for start in range(0, M, size):
                 idx = order[start:start + size] if order is not None else slice(None)
                 if self._np_net is not None:
-                    stop = self._step_numpy(r, idx, psi, target, old_values, use_critic,
-                                            (values.detach().reshape(-1).numpy(), value_acts) if single_pass else None)
+                    stop = self._step_numpy(r, idx, psi, target, old_values, use_critic, value_acts)
                     if stop:
                         break
                     continue
@@ -353,15 +352,18 @@ class PolicyGradient(Algorithm):
         self.rollouts += 1
 
     def _step_numpy(self, r: Rollout, idx: Any, psi: torch.Tensor, target: torch.Tensor, old_values: torch.Tensor,
-                    use_critic: bool, single_pass_values: tuple[np.ndarray, Any] | None) -> bool:
-        """:meth:`_step` on the NumPy path (``numpy_ac.py``): the same loss, gradient and statistics."""
+                    use_critic: bool, value_acts: list[np.ndarray] | None) -> bool:
+        """:meth:`_step` on the NumPy path (``numpy_ac.py``): the same loss, gradient and statistics.
+
+        ``value_acts``: the critic's activations from :meth:`_values` when one pass over the
+        whole rollout is the update (V(s_t) is then ``old_values``); else V is computed here."""
         c, net = self.config, self._np_net
         rows = idx.numpy() if isinstance(idx, torch.Tensor) else idx
         obs = r.obs.numpy()[rows]
         out, policy_acts = net.policy(obs)
-        v = value_acts = None
-        if single_pass_values is not None:  # V(s_t) and its activations from _values
-            v, value_acts = single_pass_values if use_critic else (None, None)
+        v = None
+        if value_acts is not None:  # single pass: rows is the whole rollout
+            v = old_values.numpy()
         elif use_critic:
             v, value_acts = net.value(obs)
         old_log_probs = None if r.log_probs is None else r.log_probs.numpy()[rows]
