@@ -10,21 +10,25 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, Dreamer, WorldModel
 from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
 
 
-def load(path: str | Path, *, device: str = "auto") -> Algorithm:
-    """Load any saved deeprl model (a ``.safetensors`` file or a finished run directory)."""
+def load(path: str | Path, *, device: str = "auto", allow_import: Iterable[str] = ()) -> Algorithm:
+    """Load any saved deeprl model (a ``.safetensors`` file or a finished run directory).
+
+    Loading never imports a module the caller did not name: a model of a ``module:Env-v0`` env
+    needs ``module`` imported already or listed in ``allow_import``."""
     from deeprl.checkpoint import load_model_file
 
     _, meta = load_model_file(path)
     algo = meta.get("algo")
-    if algo not in ALGORITHMS:
+    if not isinstance(algo, str) or algo not in ALGORITHMS:
         raise CheckpointError(f"{str(path)!r} holds an unknown algorithm {algo!r}")
-    return ALGORITHMS[algo].load(path, device=device)
+    return ALGORITHMS[algo].load(path, device=device, allow_import=allow_import)
 
 
 __all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",

@@ -12,7 +12,9 @@ replaced atomically.  A run killed at any instant leaves the previous checkpoint
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from deeprl.errors import CheckpointError
 
 FORMAT = "deeprl-1"
+_STEP_NAME = re.compile(r"step_\d{12}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -59,8 +62,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None``: JSON has no such numbers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Valid JSON only: non-finite floats are written as ``null``."""
+    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
@@ -130,7 +145,7 @@ def save_model_file(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     os.close(fd)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"format": FORMAT, "meta": json.dumps(meta)})
+                  metadata={"format": FORMAT, "meta": json.dumps(json_safe(meta), allow_nan=False)})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -166,6 +181,8 @@ def load_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         meta = json.loads(header["meta"])
     except json.JSONDecodeError:
         raise CheckpointError(f"{str(path)!r} has a corrupt header; re-save the model") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{str(path)!r} has a corrupt header (its metadata is not an object)")
     return tensors, meta
 
 
@@ -183,6 +200,7 @@ class CheckpointDir:
     def write(self, step: int, *, tensors: dict[str, dict[str, torch.Tensor]],
               arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]) -> Path:
         """``tensors`` and ``arrays``: ``{file stem: {name: tensor/array}}``; ``state``: JSON."""
+        self._check_root()
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"step_{step:012d}"
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
@@ -191,7 +209,7 @@ class CheckpointDir:
                 save_file({k: v.detach().cpu().contiguous() for k, v in group.items()}, str(tmp / f"{stem}.safetensors"))
             for stem, group in arrays.items():
                 np_save_file({k: np.ascontiguousarray(v) for k, v in group.items()}, str(tmp / f"{stem}.safetensors"))
-            (tmp / "state.json").write_text(json.dumps({"format": FORMAT, **state}))
+            (tmp / "state.json").write_text(json.dumps(json_safe({"format": FORMAT, **state}), allow_nan=False))
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -207,21 +225,40 @@ class CheckpointDir:
         self._prune(keep_name=name)
         return final
 
+    def _own(self, path: Path) -> bool:
+        """A real folder of ours: not a symlink, and inside the checkpoints folder."""
+        return path.is_dir() and not path.is_symlink() and path.resolve().parent == self.root.resolve()
+
+    def _check_root(self) -> None:
+        if self.root.is_symlink():
+            raise CheckpointError(f"{str(self.root)!r} is a symlink; checkpoints are only written and pruned "
+                                  "inside the run directory itself")
+
     def _prune(self, keep_name: str) -> None:
-        complete = sorted(p for p in self.root.glob("step_*") if p.is_dir())
+        complete = sorted(p for p in self.root.glob("step_*") if self._own(p))
         for old in complete[:-self.keep]:
             if old.name != keep_name:
                 shutil.rmtree(old, ignore_errors=True)
         for stale in self.root.glob(".step_*"):  # temp folders of a killed write
-            shutil.rmtree(stale, ignore_errors=True)
+            if self._own(stale):
+                shutil.rmtree(stale, ignore_errors=True)
 
     def latest(self) -> Path | None:
+        """The newest complete checkpoint; the ``latest`` pointer is only followed to a
+        ``step_<N>`` folder of this run."""
+        if not self.root.exists():
+            return None
+        self._check_root()
         pointer = self.root / "latest"
-        if pointer.exists():
-            path = self.root / pointer.read_text().strip()
-            if path.is_dir():
+        if pointer.is_file() and not pointer.is_symlink():
+            try:
+                name = pointer.read_text().strip()
+            except (OSError, UnicodeDecodeError):
+                name = ""
+            path = self.root / name
+            if _STEP_NAME.fullmatch(name) and self._own(path) and (path / "state.json").exists():
                 return path
-        complete = sorted(p for p in self.root.glob("step_*") if (p / "state.json").exists())
+        complete = sorted(p for p in self.root.glob("step_*") if self._own(p) and (p / "state.json").exists())
         return complete[-1] if complete else None
 
     @staticmethod

@@ -19,10 +19,20 @@ DEFAULT_ENV = "CartPole-v1"
 def _positive_int(text: str) -> int:
     try:
         value = int(float(text.replace("_", "")))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1 or value != float(text.replace("_", "")):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text!r}")
     return value
 
 
@@ -33,31 +43,37 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an agent (bare 'deeprl train': DQN on CartPole-v1)")
     t.add_argument("algo", nargs="?", default=None, help=f"algorithm (default {DEFAULT_ALGO})")
     t.add_argument("--env", help=f"Gymnasium id (default {DEFAULT_ENV})")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=_seed)
     t.add_argument("--steps", type=_positive_int, help="environment steps to train for")
     t.add_argument("--out", help="run directory (default runs/ALGO-ENV-TIME)")
     t.add_argument("--preset", help="named preset (default: the one tuned for --env, if any)")
     t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
+                   help="with --resume: let the run's 'module:Env-v0' id import MODULE (never done unasked)")
     t.add_argument("--help-config", action="store_true", help="list every setting of ALGO and exit")
 
     e = sub.add_parser("eval", help="evaluate a trained agent")
     e.add_argument("run", help="run directory or saved .safetensors model")
     e.add_argument("--episodes", type=_positive_int, default=10)
-    e.add_argument("--seed", type=int)
+    e.add_argument("--seed", type=_seed)
     e.add_argument("--best", action="store_true", help="the run's best evaluated model instead of its final one")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--video", nargs="?", const="", metavar="FILE",
                    help="write an MP4 of one episode (default RUN/videos/eval.mp4)")
+    e.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
+                   help="let the model's 'module:Env-v0' id import MODULE (never done unasked)")
 
     d = sub.add_parser("dream", help="video of a world model's dream beside the real episode (worldmodel, dreamer)")
     d.add_argument("run", help="run directory or saved .safetensors model of a world-model agent")
     d.add_argument("--out", help="MP4 path (default RUN/videos/dream.mp4)")
     d.add_argument("--steps", type=_positive_int, default=200, help="longest dream, in steps")
-    d.add_argument("--seed", type=int, default=0, help="seed of the real episode's start state")
+    d.add_argument("--seed", type=_seed, default=0, help="seed of the real episode's start state")
     d.add_argument("--policy", action="store_true",
                    help="let the agent act in its dream instead of replaying the real episode's actions")
+    d.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
+                   help="let the model's 'module:Env-v0' id import MODULE (never done unasked)")
 
     pl = sub.add_parser("plot", help="learning curves of runs as a PNG")
     pl.add_argument("runs", nargs="+")
@@ -69,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default="variance.png", help="figure path (default ./variance.png)")
     v.add_argument("--steps", type=_positive_int, default=20_000, help="training steps before measuring")
     v.add_argument("--batches", type=_positive_int, default=64, help="independent episodes per estimator")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--run", help="measure at a trained policy-gradient run's parameters instead of training")
 
     pr = sub.add_parser("presets", help="list the tuned presets")
@@ -78,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from deeprl.errors import DeepRLError
+    from deeprl.errors import DeepRLError, Interrupted
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -101,9 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepRLError as e:
         print(f"deeprl: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("deeprl: interrupted; resume with 'deeprl train --resume RUN' from the last checkpoint",
+    except OSError as e:  # the machine's side: a full disk, a read-only folder, a missing path
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"deeprl: error: {e.strerror or e}{where}; check the path, its permissions and free disk space",
               file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(f"deeprl: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("deeprl: interrupted", file=sys.stderr)
         return 130
     return 0
 
@@ -131,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
                               " (only --steps may change)")
         algo_name, _ = RunDir(args.resume).read_config()
         cls = _algorithm(algo_name)
-        agent = cls.resume(args.resume, total_steps=args.steps)
+        agent = cls.resume(args.resume, total_steps=args.steps, allow_import=args.allow_import)
         print(f"resuming {args.resume} at step {agent.num_timesteps:,} of {agent.planned_steps:,}", file=sys.stderr)
         return _run(agent, Path(args.resume), args, resume=True)
 
@@ -140,7 +163,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.help_config:
         print(f"settings of {algo_name} (use --set KEY=VALUE):\n{describe(cls.config_cls)}")
         return 0
-    env = args.env or DEFAULT_ENV
+    if args.allow_import:
+        raise ConfigError("--allow-import is for --resume; a new run imports the module its --env names")
+    env = DEFAULT_ENV if args.env is None else args.env
     layers = [preset_for(algo_name, args.preset) if args.preset else default_preset(algo_name, env)]
     cli: dict = {"env": env}
     if args.seed is not None:
@@ -153,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(sorted(clash))} given both as a flag and in --set; give it once")
     config = build_config(cls.config_cls, *layers, overrides, cli)
     out = Path(args.out) if args.out else default_run_dir(algo_name, config.env)
+    RunDir(out).check_target()
     if RunDir(out).exists():
         raise ConfigError(f"run directory {str(out)!r} already holds a run; resume it with "
                           f"'deeprl train --resume {out}' or choose another --out")
@@ -173,12 +199,14 @@ def _run(agent, out: Path, args: argparse.Namespace, resume: bool) -> int:
     ev = agent.last_eval
     print(f"done: {agent.num_timesteps:,} steps in {agent._elapsed:.1f}s; evaluation over {ev['episodes']} "
           f"episodes: mean return {ev['mean_return']:.2f} ± {ev['std_return']:.2f}; model {out / 'model.safetensors'}")
+    for message in agent.warnings.values():
+        print(f"warning: {message}")
     if (out / "best_model.safetensors").exists():
         print(f"best periodic evaluation: mean return {agent.best_eval_return:.2f}; model {out / 'best_model.safetensors'}")
     return 0
 
 
-def _load_for_eval(path: str, best: bool = False):
+def _load_for_eval(path: str, best: bool = False, allow_import: Sequence[str] = ()):
     import deeprl
     from deeprl.errors import CheckpointError
 
@@ -189,15 +217,17 @@ def _load_for_eval(path: str, best: bool = False):
         if not (p.is_dir() and (p / "best_model.safetensors").exists()):
             raise CheckpointError(f"{path!r} has no best_model.safetensors (written when eval_freq > 0 and a "
                                   "run directory is used); drop --best to evaluate the final model")
-        return deeprl.load(p / "best_model.safetensors", device="auto")
+        return deeprl.load(p / "best_model.safetensors", device="auto", allow_import=allow_import)
     if p.is_dir() and not (p / "model.safetensors").exists():
         raise CheckpointError(f"run {path!r} has no final model yet (it has not finished); "
                               f"finish it with 'deeprl train --resume {path}'")
-    return deeprl.load(p, device="auto")
+    return deeprl.load(p, device="auto", allow_import=allow_import)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    agent = _load_for_eval(args.run, best=args.best)
+    from deeprl.checkpoint import json_safe
+
+    agent = _load_for_eval(args.run, best=args.best, allow_import=args.allow_import)
     try:
         result = agent.evaluate(args.episodes, seed=args.seed)
         summary = {k: result[k] for k in ("mean_return", "std_return", "episodes", "mean_length")}
@@ -207,7 +237,7 @@ def _eval(args: argparse.Namespace) -> int:
             info = agent.record_video(video, seed=args.seed)
             summary["video"] = info["path"]
         if args.json:
-            print(json.dumps(summary))
+            print(json.dumps(json_safe(summary), allow_nan=False))
         else:
             print(f"{summary['episodes']} episodes: mean return {summary['mean_return']:.2f} ± "
                   f"{summary['std_return']:.2f} (mean length {summary['mean_length']:.1f})")
@@ -222,7 +252,7 @@ def _dream(args: argparse.Namespace) -> int:
     from deeprl.errors import ConfigError
     from deeprl.worldmodel.pictures import dream_video
 
-    agent = _load_for_eval(args.run)
+    agent = _load_for_eval(args.run, allow_import=args.allow_import)
     try:
         if not hasattr(agent, "decode_dream"):
             raise ConfigError(f"{args.run!r} holds a {agent.algo} agent, which has no world model to dream with; "

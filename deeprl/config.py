@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class RunConfig:
     """Settings every algorithm shares: the environment, the budget, logging and checkpoints."""
 
     env: str = _f("CartPole-v1", "Gymnasium id, including 'module:Env-v0' ids and ALE/ Atari ids")
-    seed: int = _f(0, "seed for networks, exploration and environment resets")
+    seed: int = _f(0, "seed for networks, exploration and environment resets", min=0)
     total_steps: int = _f(50_000, "environment steps to train for (summed over parallel envs)", min=1)
     num_envs: int = _f(1, "parallel environments", min=1)
     vectorization: Literal["sync", "async"] = _f("sync", "step envs in this process or in subprocesses")
@@ -41,6 +42,8 @@ class RunConfig:
     pixels: int = _f(0, "observe the env's rgb_array render resized to N x N pixels instead (0 = off)", min=0)
     grayscale: bool = _f(False, "pixel observations in grey instead of RGB (with pixels > 0)")
     frame_stack: int = _f(1, "stack this many pixel frames along the channels (with pixels > 0)", min=1)
+    max_episode_steps: int = _f(0, "truncate episodes after this many steps (0 = the env's own limit, or 100,000 "
+                                   "for an env registered without one, so that every episode ends)", min=0)
     device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
     torch_threads: int = _f(0, "CPU threads for torch and NumPy's BLAS; 0 picks 1 for vector observations, half the cores (at most 4) for images", min=0)
     eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = never during training; a run directory still gets a final evaluation)", min=0)
@@ -59,6 +62,7 @@ class DQNConfig(RunConfig):
     """
 
     lr: float = _f(1e-4, "Adam learning rate", min=0.0, exclusive_min=True)
+    anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
     adam_eps: float = _f(1e-8, "Adam epsilon", min=0.0, exclusive_min=True)
     gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
     net_arch: list[int] = _f([64, 64], "hidden layer sizes of the MLP torso (vector observations)")
@@ -386,6 +390,8 @@ def build_config(cls: type[RunConfig], *layers: dict[str, Any]) -> RunConfig:
                 raise ConfigError(f"unknown setting {key!r} for {cls.__name__}." + did_you_mean(key, fields)
                                   + " Run 'deeprl train ALGO --help-config' to list the settings.")
             value = _coerce(key, hints[key], raw)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"setting {key!r} must be a finite number, got {value}")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 _check_range(fields[key], value)
             values[key] = value
@@ -395,6 +401,8 @@ def build_config(cls: type[RunConfig], *layers: dict[str, Any]) -> RunConfig:
 
 
 def _check_consistency(config: RunConfig) -> None:
+    if not config.env.strip():
+        raise ConfigError("setting 'env' is empty; give a Gymnasium id such as CartPole-v1")
     if isinstance(config, PGConfig):
         if config.estimator in ("reinforce", "baseline") and config.collect != "episodes":
             raise ConfigError(f"estimator '{config.estimator}' needs complete episodes for G_t; set collect=episodes")

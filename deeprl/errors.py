@@ -27,6 +27,20 @@ class CheckpointError(DeepRLError):
     """A missing, corrupt, foreign or incompatible checkpoint or saved model."""
 
 
+class TrainingError(DeepRLError):
+    """Training produced non-finite numbers (loss, parameters, returns): stopped before they spread
+    into a checkpoint or a saved model."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after writing a checkpoint; the message says how to
+    resume.  A KeyboardInterrupt, so code that catches Ctrl-C still does."""
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.signum = signum  # the CLI exits with 128 + signum, as the shell expects
+
+
 def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates that look most like ``word`` (for "did you mean ...?")."""
     candidates = list(candidates)

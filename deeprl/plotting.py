@@ -42,8 +42,22 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, *, metric: str = "cha
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(out)
+    out = figure_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
+    return out
+
+
+def figure_path(out: str | Path) -> Path:
+    """Where a figure goes: ``out`` with ``.png`` added when it has no extension; an extension
+    matplotlib cannot write is refused before any work is done."""
+    out = Path(out)
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        raise DeepRLError(f"figure path {str(out)!r} is a folder; give a file name such as plot.png")
+    if not out.suffix:
+        return out.with_name(out.name + ".png")
+    if out.suffix.lower().lstrip(".") not in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff",
+                                               "webp", "pgf", "raw", "rgba", "svgz"):
+        raise DeepRLError(f"cannot write a figure as {out.suffix!r}; use .png, .pdf or .svg")
     return out

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deeprl.checkpoint import CheckpointDir, atomic_write_bytes, atomic_write_json, read_json
-from deeprl.errors import CheckpointError
+from deeprl.errors import CheckpointError, ConfigError
 
 
 def default_run_dir(algo: str, env_id: str) -> Path:
@@ -36,6 +36,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.checkpoints = CheckpointDir(self.path / "checkpoints")
+        self._lock: Any = None
 
     @property
     def config_file(self) -> Path:
@@ -55,6 +56,45 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.config_file.exists()
+
+    def check_target(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {str(self.path)!r} is a file, not a folder; choose another --out")
+
+    def create(self) -> None:
+        """Make the folder, or say in one line why it cannot be made."""
+        self.check_target()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"cannot write the run directory {str(self.path)!r} ({e.strerror or e}); "
+                              "choose another --out") from None
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on the run while training it: a second process that tries to
+        train or resume the same run is refused instead of interleaving its rows with ours."""
+        if self._lock is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock
+            return
+        fh = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise ConfigError(f"run {str(self.path)!r} is being trained by another process; wait for it to "
+                              "finish or stop it first") from None
+        self._lock = fh
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
 
     def write_config(self, algo: str, config: dict[str, Any]) -> None:
         from deeprl import __version__
@@ -102,7 +142,7 @@ class MetricsLogger:
         if not rows:
             return
         header, body = rows[0], rows[1:]
-        kept = [r for r in body if r and float(r[0]) <= step]
+        kept = [r for r in body if r and _step_of(r) <= step]  # damaged rows go with the rest
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(header)
@@ -124,6 +164,13 @@ class MetricsLogger:
             self._tb.close()
 
 
+def _step_of(row: list[str]) -> float:
+    try:
+        return float(row[0])
+    except ValueError:
+        return math.inf
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -139,9 +186,18 @@ def read_metrics(path: str | Path) -> dict[str, list[float]]:
     header = rows[0]
     cols: dict[str, list[float]] = {k: [] for k in header}
     for r in rows[1:]:
+        if len(r) != len(header):  # a damaged row (a write cut short) is skipped
+            continue
         for k, v in zip(header, r):
-            cols[k].append(float(v) if v != "" else float("nan"))
+            cols[k].append(_float(v))
     return cols
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 class Progress:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from deeprl.agents.pg import PolicyGradient, Rollout, estimate
+from deeprl.plotting import figure_path
 
 ESTIMATORS = ("reinforce", "baseline", "q", "advantage")
 LABELS = {"reinforce": "REINFORCE  G_t", "baseline": "baseline  G_t - V(s_t)", "q": "actor-critic  r' + γV(s')",
@@ -123,7 +124,7 @@ def plot(results: dict[str, dict[str, float]], path: str | Path, title: str) -> 
             ax.text(v, y, f" {v:.3g}", va="center", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
+    path = figure_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
@@ -133,6 +134,7 @@ def plot(results: dict[str, dict[str, float]], path: str | Path, title: str) -> 
 def run_variance(env_id: str, *, out: str | Path = "variance.png", train_steps: int = 20_000, batches: int = 64,
                  seed: int = 0, run: str | Path | None = None) -> dict[str, Any]:
     """Train (or load) an actor and critic, then measure each estimator's gradient variance there."""
+    out = figure_path(out)  # a bad path fails now, not after the training
     import deeprl
     from deeprl.agents.pg import ActorCriticAgent
 

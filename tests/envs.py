@@ -150,3 +150,30 @@ class LineWalkEnv(gym.Env):
 
 gym.register("DeeprlTest/LineWalk-v0", entry_point=LineWalkEnv)
 LINE_WALK = "tests.envs:DeeprlTest/LineWalk-v0"
+
+
+class BrokenRewardEnv(IdentityEnv):
+    """IdentityEnv whose reward turns NaN (or infinite) from step ``after`` on: a user env bug."""
+
+    def __init__(self, after: int = 300, value: float = float("nan")):
+        super().__init__()
+        self.after, self.value, self.total = after, value, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.total += 1
+        return obs, (self.value if self.total > self.after else reward), terminated, truncated, info
+
+
+class EndlessEnv(IdentityEnv):
+    """IdentityEnv that never ends an episode, registered without a time limit."""
+
+    def step(self, action):
+        obs, reward, _, _, info = super().step(action)
+        return obs, reward, False, False, info
+
+
+gym.register("DeeprlTest/NaNReward-v0", entry_point=BrokenRewardEnv)
+NAN_REWARD = "tests.envs:DeeprlTest/NaNReward-v0"
+gym.register("DeeprlTest/Endless-v0", entry_point=EndlessEnv)
+ENDLESS = "tests.envs:DeeprlTest/Endless-v0"

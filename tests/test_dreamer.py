@@ -132,3 +132,33 @@ def test_evaluating_does_not_change_training():
     evaluated.learn(callback=lambda a: a.evaluate(2))  # the policy samples latents: its own random stream
     for p, q in zip(quiet.actor.parameters(), evaluated.actor.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_reinforce_score_function_of_continuous_actions():
+    """∂ log π(a|s) / ∂μ at a drawn sample is (u - μ)/σ², the term REINFORCE rests on: the sample
+    is held fixed (a reparameterized sample would cancel it to 0)."""
+    import gymnasium as gym
+    from torch import nn
+
+    from deeprl.agents.dreamer import Actor
+
+    actor = Actor(2, gym.spaces.Box(-1.0, 1.0, (1,), np.float32), hidden=8, layers=1, unimix=0.0)
+    class Fixed(nn.Module):  # the net's output: mean μ and raw σ, as one parameter
+        def __init__(self):
+            super().__init__()
+            self.out = nn.Parameter(torch.tensor([[0.3, -0.4]]))
+
+        def forward(self, feature):
+            return self.out
+
+    actor.net = Fixed()
+    out = actor.net.out
+    torch.manual_seed(0)
+    _, log_prob, _ = actor(torch.zeros(1, 2))
+    log_prob.sum().backward()
+    mean, std = 0.3, 2 * torch.sigmoid(torch.tensor(-0.4 / 2)).item() + 0.1
+    torch.manual_seed(0)
+    u = mean + std * torch.randn(1, 1).item()
+    # the tanh correction depends on the fixed sample only, so it adds nothing to ∂/∂μ
+    assert out.grad[0, 0].item() == pytest.approx((u - mean) / std ** 2, rel=1e-4)
+    assert abs(out.grad[0, 0].item()) > 0.05

@@ -14,11 +14,17 @@ Subclasses implement:
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import signal
+import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
@@ -28,9 +34,9 @@ import torch
 from deeprl.blas import set_blas_threads
 from deeprl.checkpoint import atomic_write_json, load_model_file, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
-from deeprl.envs import is_image_space, make_vec_env, use_atari_wrappers
+from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
-from deeprl.errors import CheckpointError, ConfigError, DeepRLError
+from deeprl.errors import CheckpointError, ConfigError, DeepRLError, Interrupted, TrainingError
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
 
@@ -156,7 +162,9 @@ class Algorithm(ABC):
         self.config = config
         self.device = resolve_device(config.device)
         self.num_timesteps = 0
-        self.planned_steps = config.total_steps
+        self.planned_steps = config.total_steps   # train until this many steps
+        self.schedule_steps = config.total_steps  # the length ε, β and lr schedules run over
+        self._resumed = False                     # rebuilt by resume(): logs continue, not restart
         self.episodes = 0
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.rng = np.random.Generator(np.random.PCG64(config.seed))
@@ -167,6 +175,7 @@ class Algorithm(ABC):
         self.last_eval: dict[str, Any] | None = None
         self.best_eval_return = -float("inf")  # best periodic evaluation so far (best_model.safetensors)
         self._logger: MetricsLogger | None = None
+        self.warnings: dict[str, str] = {}  # what the run warned about, once each (also in eval.json)
         torch.manual_seed(config.seed)
         if spaces is None:
             self._open_envs()
@@ -179,7 +188,7 @@ class Algorithm(ABC):
     def _env_kwargs(self) -> dict[str, Any]:
         c = self.config
         return {"atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
-                "frame_stack": c.frame_stack}
+                "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}
 
     def _open_envs(self) -> None:
         c = self.config
@@ -237,37 +246,75 @@ class Algorithm(ABC):
         With ``run_dir`` the run writes its config, metrics, TensorBoard events, checkpoints and
         final model there (the CLI always gives one); without, nothing touches the disk.
         ``callback(agent)`` runs after every log interval; returning ``False`` stops training.
+
+        Schedules (ε, PER β, learning-rate annealing) are laid over the length the run was first
+        planned for; a later ``learn`` that extends the run holds them at their final values.
+        With a run directory, SIGINT (Ctrl-C) and SIGTERM stop training at the next clean point
+        and write a checkpoint first; :class:`~deeprl.errors.Interrupted` then says how to resume.
         """
         self._callback = callback
         self._stop = False
         if total_steps is not None:
-            if not isinstance(total_steps, int) or total_steps < 1:
+            if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
                 raise ConfigError(f"total_steps must be a positive integer, got {total_steps!r}")
-            self.planned_steps = self.num_timesteps + total_steps
+            self.planned_steps = self.num_timesteps + int(total_steps)
+            if self.num_timesteps == 0 and not self._resumed:
+                self.schedule_steps = self.planned_steps
+        self._check_extension()
         if run_dir is not None and self.run is None:
-            self.run = RunDir(run_dir)
-            if self.run.exists():
+            run = RunDir(run_dir)
+            if run.exists():
                 raise ConfigError(f"run directory {str(run_dir)!r} already holds a run; resume it with "
                                   f"'deeprl train --resume {run_dir}' or choose another --out")
+            run.create()
+            self.run = run
+            self.run.lock()
             self.run.write_config(self.algo, config_to_dict(self.config))
+        elif self.run is not None:
+            self.run.lock()
+        try:
+            self._learn(progress)
+        finally:
+            if self.run is not None:
+                self.run.unlock()
+        return self
+
+    def _learn(self, progress: bool | None) -> None:
         if self.envs is None:
             self._open_envs()
         if self._obs is None:
             self._obs = self.envs.reset()
         if self.run is not None and self._logger is None:
             self._logger = MetricsLogger(self.run, self.metric_keys,
-                                         resume_step=self.num_timesteps if self.num_timesteps else None)
+                                         resume_step=self.num_timesteps if self._resumed else None)
         self._progress = Progress(self.planned_steps, self.num_timesteps, f"{self.algo} {self.config.env}", progress)
         self._t0 = time.perf_counter() - self._elapsed
         self._last_log_steps, self._last_log_time = self.num_timesteps, self._elapsed
+        signals = _StopOnSignal(self) if self.run is not None else None
         try:
-            self._train(self.planned_steps)
+            with signals or contextlib.nullcontext():
+                self._train(self.planned_steps)
         finally:
             self._elapsed = time.perf_counter() - self._t0
             self._progress.close()
+        if signals is not None and signals.received:
+            self._write_checkpoint(finished=False)
+            raise Interrupted(f"{signals.NAMES[signals.received]} at step {self.num_timesteps:,}: checkpoint written "
+                              f"to {self.run.checkpoints.latest()}; continue with 'deeprl train --resume "
+                              f"{self.run.path}'", signals.received)
         if self.run is not None:
             self._finish_run()
-        return self
+
+    def _check_extension(self) -> None:
+        c = self.config
+        if getattr(c, "anneal_lr", False) and self.planned_steps > self.schedule_steps:
+            raise ConfigError(f"this run anneals its learning rate to 0 over its first {self.schedule_steps:,} steps, "
+                              f"so training it to {self.planned_steps:,} would change nothing; start a new run "
+                              "with more steps instead")
+
+    def progress(self) -> float:
+        """How far through its schedules the run is: steps done over the planned length, at most 1."""
+        return min(1.0, self.num_timesteps / max(1, self.schedule_steps))
 
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         """Action(s) for one observation or a batch (leading dimension)."""
@@ -279,8 +326,11 @@ class Algorithm(ABC):
 
     def save(self, path: str | Path) -> Path:
         """One safetensors file with the weights, the config and the spaces: ``deeprl.load`` reads it."""
+        text = str(path)
         path = Path(path)
-        if path.suffix != ".safetensors":
+        if path.is_dir() or text.endswith(("/", os.sep)):
+            path = path / "model.safetensors"   # save("dir/") saves into the folder
+        elif path.suffix != ".safetensors":
             path = path.with_name(path.name + ".safetensors")
         meta = {"algo": self.algo, "config": config_to_dict(self.config),
                 "observation_space": space_to_json(self.observation_space),
@@ -289,60 +339,99 @@ class Algorithm(ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto") -> "Algorithm":
-        """A saved model (file or run directory), ready to ``predict``; its envs open on ``learn``."""
+    def load(cls, path: str | Path, *, device: str = "auto", allow_import: Iterable[str] = ()) -> "Algorithm":
+        """A saved model (file or run directory), ready to ``predict``; its envs open on ``learn``.
+
+        A model of a ``module:Env-v0`` env does not import ``module`` unless it is already
+        imported or named in ``allow_import``: a model file must not be able to run code."""
         tensors, meta = load_model_file(path)
         if meta.get("algo") != cls.algo:
             raise CheckpointError(f"{str(path)!r} holds a {meta.get('algo')!r} model, not {cls.algo!r}; "
                                   f"load it with deeprl.load()")
-        config = build_config(cls.config_cls, {**meta["config"], "device": device})
+        if not isinstance(meta.get("config"), dict):
+            raise CheckpointError(f"{str(path)!r} has no config in its header; it is damaged or not a deeprl model")
+        check_env_import(meta["config"].get("env"), allow_import)
+        try:
+            config = build_config(cls.config_cls, {**meta["config"], "device": device})
+        except ConfigError as e:
+            raise CheckpointError(f"{str(path)!r} holds an invalid config: {e}") from None
         self = cls.__new__(cls)
-        spaces = (space_from_json(meta["observation_space"]), space_from_json(meta["action_space"]))
+        spaces = (space_from_json(meta.get("observation_space")), space_from_json(meta.get("action_space")))
         self._init(config, spaces=spaces)
         try:
             self._load_model_tensors(tensors)
-        except (KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{str(path)!r} does not match the {cls.algo} network it describes ({e})") from None
-        self.num_timesteps = int(meta.get("num_timesteps", 0))
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{str(path)!r} does not match the {cls.algo} network it describes "
+                                  f"({_short(e)})") from None
+        steps = meta.get("num_timesteps", 0)
+        self.num_timesteps = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0 else 0
         return self
 
     @classmethod
-    def resume(cls, run_dir: str | Path, *, total_steps: int | None = None) -> "Algorithm":
-        """Rebuild a run from its latest checkpoint; ``learn()`` then continues it."""
+    def resume(cls, run_dir: str | Path, *, total_steps: int | None = None,
+               allow_import: Iterable[str] = ()) -> "Algorithm":
+        """Rebuild a run from its latest checkpoint; ``learn()`` then continues it.
+
+        ``total_steps`` extends (or shortens) the run to that many steps in all; otherwise it
+        trains to the total it was last told.  A run stopped before its first checkpoint starts
+        again from step 0 with its saved settings, in the same directory.
+        """
         run = RunDir(run_dir)
         algo, config_dict = run.read_config()
         if algo != cls.algo:
             raise CheckpointError(f"{str(run_dir)!r} is a {algo!r} run, not {cls.algo!r}")
-        overrides = {"total_steps": total_steps} if total_steps is not None else {}
-        config = build_config(cls.config_cls, config_dict, overrides)
+        if not isinstance(config_dict, dict):
+            raise CheckpointError(f"{str(run.config_file)!r} is damaged: its config is not an object")
+        check_env_import(config_dict.get("env"), allow_import)
+        try:
+            config = build_config(cls.config_cls, config_dict)
+        except ConfigError as e:
+            raise CheckpointError(f"{str(run.config_file)!r} holds an invalid config: {e}") from None
         ckpt = run.checkpoints.latest()
-        if ckpt is None:
-            raise CheckpointError(f"run {str(run_dir)!r} has no checkpoint to resume from; start it again "
-                                  "with 'deeprl train' (checkpoints are written every checkpoint_freq steps)")
+        if ckpt is None:  # stopped or crashed before its first checkpoint: start it again
+            self = cls.from_config(config)
+            self.run, self._resumed = run, True
+            if total_steps is not None:
+                self.planned_steps = self.schedule_steps = total_steps
+            return self
         state, loader = run.checkpoints.read(ckpt)
         if state.get("algo") != cls.algo:
             raise CheckpointError(f"checkpoint {str(ckpt)!r} is not a {cls.algo} checkpoint")
-        if state.get("finished") and config.total_steps <= state["num_timesteps"]:
-            raise CheckpointError(f"run {str(run_dir)!r} already finished at step {state['num_timesteps']}; "
+        try:
+            done, planned = int(state["num_timesteps"]), int(state.get("planned_steps", config.total_steps))
+            schedule = int(state.get("schedule_steps", config.total_steps))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} has a malformed state.json ({e})") from None
+        if total_steps is not None:
+            if total_steps <= done:
+                raise ConfigError(f"run {str(run_dir)!r} is at step {done:,}; --steps is the new total and must "
+                                  "exceed it")
+            planned = total_steps
+        if state.get("finished") and planned <= done:
+            raise CheckpointError(f"run {str(run_dir)!r} already finished at step {done:,}; "
                                   "give a larger --steps to extend it, or start a new run")
         self = cls.from_config(config)
-        self.run = run
+        self.run, self._resumed = run, True
         try:
             self._restore_common(state)
             self._set_torch_rng(loader("rng"))
             self._restore(state, loader)
-        except (KeyError, ValueError, TypeError, RuntimeError) as e:
-            raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({e}); "
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as e:
+            self.close()
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({_short(e)}); "
                                   "it may come from another run") from None
-        self.planned_steps = config.total_steps
+        self.planned_steps, self.schedule_steps = planned, schedule
         return self
 
     def evaluate(self, episodes: int | None = None, *, seed: int | None = None,
                  num_envs: int | None = None) -> dict[str, Any]:
         """Greedy (``eval_eps``) returns over ``episodes`` fresh episodes, seeded from ``seed``."""
         c = self.config
+        episodes = c.eval_episodes if episodes is None else episodes
+        if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+            raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
         with torch.random.fork_rng(devices=self._cuda_devices()):  # evaluating never shifts training's random stream
-            return evaluate(self._eval_policy(), c.env, episodes or c.eval_episodes,
+            return evaluate(self._eval_policy(), c.env, int(episodes),
                             c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
 
     def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
@@ -353,6 +442,8 @@ class Algorithm(ABC):
                             self.config.seed if seed is None else seed, episodes=episodes, env_kwargs=kwargs)
 
     def close(self) -> None:
+        if self.run is not None:
+            self.run.unlock()
         if self.envs is not None:
             self.envs.close()
             self.envs = None
@@ -368,6 +459,14 @@ class Algorithm(ABC):
 
     def _recent_return(self) -> float | None:
         return float(np.mean(self.recent_returns)) if self.recent_returns else None
+
+    def _warn(self, key: str, message: str) -> None:
+        """Tell the user once per run (on stderr, above the progress bar) and keep it for the summary."""
+        if key in self.warnings:
+            return
+        self.warnings[key] = message
+        from tqdm import tqdm
+        tqdm.write(f"deeprl: warning: {message}", file=sys.stderr)
 
     def _log(self, metrics: dict[str, Any]) -> None:
         if self._logger is not None:
@@ -389,6 +488,7 @@ class Algorithm(ABC):
         self._last_log_steps, self._last_log_time = self.num_timesteps, now
         row = {"charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
                "charts/sps": round(sps, 1), **metrics}
+        self._check_finite(row)
         evaluation = self._maybe_eval(since)
         if evaluation is not None:
             row["eval/mean_return"] = evaluation["mean_return"]
@@ -398,6 +498,21 @@ class Algorithm(ABC):
         self._maybe_checkpoint(since)
         if self._callback is not None and self._callback(self) is False:
             self._stop = True
+
+    def _check_finite(self, row: dict[str, Any]) -> None:
+        """Stop with a clear error, before anything is logged or checkpointed, once a statistic of
+        the interval or a weight is NaN or infinite: what was saved before stays good."""
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        tensors = [t for t in self._model_tensors().values() if t.is_floating_point()]
+        if not bad and tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
+            bad = [k for k, t in self._model_tensors().items() if t.is_floating_point() and not t.isfinite().all()]
+        if not bad:
+            return
+        kept = self.run.checkpoints.latest() if self.run is not None else None
+        where = f"the last good checkpoint is {kept}" if kept else "nothing was saved"
+        raise TrainingError(f"training stopped at step {self.num_timesteps:,}: {', '.join(bad[:3])} became NaN or "
+                            f"infinite ({where}); lower lr, or check that the env's observations and rewards are "
+                            "finite")
 
     def _crossed(self, every: int, since: int) -> bool:
         """True when the steps from ``since`` to now crossed a multiple of ``every``."""
@@ -421,11 +536,23 @@ class Algorithm(ABC):
     def _write_checkpoint(self, finished: bool) -> None:
         assert self.run is not None
         tensors, arrays, state = self._checkpoint()
+        try:
+            self._save_checkpoint(tensors, arrays, state, finished)
+        except OSError as e:
+            kept = self.run.checkpoints.latest()
+            earlier = f"the checkpoint {kept} is intact" if kept else "no earlier checkpoint exists"
+            raise CheckpointError(f"could not write the checkpoint at step {self.num_timesteps:,} "
+                                  f"({e.strerror or e}); {earlier}; free space or fix permissions, then resume") from None
+
+    def _save_checkpoint(self, tensors: dict, arrays: dict, state: dict, finished: bool) -> None:
+        assert self.run is not None
         common = {"algo": self.algo, "num_timesteps": self.num_timesteps, "planned_steps": self.planned_steps,
+                  "schedule_steps": self.schedule_steps,
                   "episodes": self.episodes, "recent_returns": list(self.recent_returns),
                   "rng": self.rng.bit_generator.state, "env_state": self.envs.state() if self.envs else None,
                   "elapsed": time.perf_counter() - self._t0, "finished": finished,
-                  "best_eval_return": self.best_eval_return if self.best_eval_return > -float("inf") else None}
+                  "best_eval_return": self.best_eval_return if self.best_eval_return > -float("inf") else None,
+                  "warnings": self.warnings}
         tensors.setdefault("rng", {}).update(self._torch_rng())
         self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
 
@@ -455,6 +582,7 @@ class Algorithm(ABC):
         self._elapsed = float(state["elapsed"])
         if state.get("best_eval_return") is not None:
             self.best_eval_return = float(state["best_eval_return"])
+        self.warnings = {str(k): str(v) for k, v in (state.get("warnings") or {}).items()}
         if state.get("env_state") is not None:
             self._obs = self.envs.restore(state["env_state"])
 
@@ -462,8 +590,45 @@ class Algorithm(ABC):
         assert self.run is not None
         final = self.evaluate()
         self.last_eval = final
-        atomic_write_json(self.run.path / "eval.json", {**final, "step": self.num_timesteps})
+        atomic_write_json(self.run.path / "eval.json", {**final, "step": self.num_timesteps,
+                                                         "warnings": list(self.warnings.values())})
         self.save(self.run.model_file)
         self._write_checkpoint(finished=True)
         if self._logger is not None:
             self._log({"eval/mean_return": final["mean_return"], "eval/std_return": final["std_return"]})
+
+
+def _short(error: BaseException) -> str:
+    """An exception's message on one line, cut to a readable length (state-dict mismatches run to
+    several lines)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class _StopOnSignal:
+    """While training into a run directory, SIGINT and SIGTERM ask the loop to stop at its next
+    clean point (``agent._stop``) instead of killing it, so a checkpoint can be written first.
+    Only the main thread can own signal handlers; elsewhere this does nothing."""
+
+    NAMES = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
+
+    def __init__(self, agent: "Algorithm"):
+        self.agent = agent
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+        self.agent._stop = True
+
+    def __enter__(self) -> "_StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.NAMES:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)

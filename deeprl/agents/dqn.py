@@ -26,11 +26,19 @@ from deeprl.agents.base import Algorithm
 from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
 from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import DQNConfig
-from deeprl.envs import check_discrete_actions, check_observation_space
+from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
 from deeprl.errors import ConfigError
 from deeprl.nets import NumpyQ, QNetwork
 from deeprl.optim import FlatOptimizer
 from deeprl.returns import q_learning_target
+
+
+def value_bounds(rewards: tuple[float, float] | None, gamma: float) -> tuple[float, float] | None:
+    """The range of every discounted return when each reward lies in ``rewards``:
+    [min(r_min, 0), max(r_max, 0)] / (1 - γ) (episodes may end at any step)."""
+    if rewards is None or gamma >= 1.0:
+        return None
+    return min(rewards[0], 0.0) / (1.0 - gamma), max(rewards[1], 0.0) / (1.0 - gamma)
 
 
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
@@ -50,7 +58,7 @@ class DQN(Algorithm):
     algo = "dqn"
     config_cls = DQNConfig
     metric_keys = ["charts/episode_return", "charts/episodes", "charts/epsilon", "charts/sps",
-                   "loss/td", "q/mean", "grad/norm", "eval/mean_return", "eval/std_return"]
+                   "loss/td", "q/mean", "q/max", "grad/norm", "eval/mean_return", "eval/std_return"]
     config: DQNConfig
 
     def _check_spaces(self) -> None:
@@ -81,14 +89,17 @@ class DQN(Algorithm):
                                                       eps=c.per_eps, **kwargs)
             else:
                 self.buffer = ReplayBuffer(c.buffer_size, c.num_envs, shape, dtype, **kwargs)
+        self._eval_rng = np.random.default_rng([c.seed, 0xE7A1])  # predict()'s ε draws
         self.iteration = 0      # vector steps taken
         self.updates = 0        # gradient steps taken
+        self.q_bounds = value_bounds(reward_range(c.env, c.atari_wrappers), c.gamma)
+        self._q_history: list[float] = []  # the largest |Q| of each log interval (divergence check)
         self._reset_stats()
 
     # --------------------------------------------------------------------------------- acting
     def epsilon(self) -> float:
         c = self.config
-        return linear_schedule(c.eps_start, c.eps_end, c.eps_fraction, self.num_timesteps / max(1, self.planned_steps))
+        return linear_schedule(c.eps_start, c.eps_end, c.eps_fraction, self.progress())
 
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, device=self.device)
@@ -102,14 +113,21 @@ class DQN(Algorithm):
             return self.q(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
 
     def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        eps = self.config.eval_eps if deterministic else self.epsilon()
-        return self._epsilon_greedy(obs, eps)
+        if deterministic:  # evaluation's ε draws from its own stream, never from training's
+            return self._epsilon_greedy(obs, self.config.eval_eps, self._eval_rng)
+        return self._epsilon_greedy(obs, self.epsilon())
 
-    def _epsilon_greedy(self, obs: np.ndarray, eps: float) -> np.ndarray:
+    def _eval_policy(self):
+        """Each evaluation's ε-greedy draws come from a stream of its own, seeded by the run's seed
+        and step: evaluating neither shifts training's stream nor depends on earlier evaluations."""
+        rng = np.random.default_rng([self.config.seed, self.num_timesteps, 0xE7A1])
+        return lambda obs: self._epsilon_greedy(obs, self.config.eval_eps, rng)
+
+    def _epsilon_greedy(self, obs: np.ndarray, eps: float, rng: np.random.Generator | None = None) -> np.ndarray:
         n = len(obs)
         if eps <= 0.0:
             return self._greedy(obs)
-        u = self.rng.random((2, n))  # one draw for "explore?", one for the random action
+        u = (rng or self.rng).random((2, n))  # one draw for "explore?", one for the random action
         explore = u[0] < eps
         random_actions = (u[1] * self.n_actions).astype(np.int64)
         if explore.all():  # skip the forward pass while acting at random
@@ -152,6 +170,9 @@ class DQN(Algorithm):
         stats = self._stats
         stats["loss"] += loss.detach()
         stats["q"] += q.detach().mean()
+        q_abs = q.detach().abs().max()
+        stats["qmax"] = torch.maximum(stats["qmax"], q.detach().max())
+        stats["qabs"] = torch.maximum(stats["qabs"], q_abs)
         stats["grad"] += grad_norm.detach()
         stats["n"] += 1
 
@@ -176,11 +197,12 @@ class DQN(Algorithm):
 
     def _beta(self) -> float:
         c = self.config
-        return c.per_beta_start + (1.0 - c.per_beta_start) * min(1.0, self.num_timesteps / max(1, self.planned_steps))
+        return c.per_beta_start + (1.0 - c.per_beta_start) * self.progress()
 
     def _reset_stats(self) -> None:
         zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
-        self._stats = {"loss": zero(), "q": zero(), "grad": zero(), "n": 0}
+        self._stats = {"loss": zero(), "q": zero(), "grad": zero(), "qmax": torch.full((), -torch.inf, device=self.device),
+                       "qabs": zero(), "n": 0}
 
     def _train(self, target_steps: int) -> None:
         c = self.config
@@ -196,6 +218,8 @@ class DQN(Algorithm):
             if self.buffer is not None:
                 self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
             if self.num_timesteps > c.learning_starts and self.iteration % train_every == 0:
+                if c.anneal_lr:
+                    self.optimizer.param_groups[0]["lr"] = c.lr * (1.0 - self.progress())
                 for _ in range(c.gradient_steps):                            # 3. θ ← θ - α ∇ (Q - ⊥target)²
                     if self.buffer is not None:
                         batch = self.buffer.sample(c.batch_size, self.rng, beta=self._beta())
@@ -218,9 +242,33 @@ class DQN(Algorithm):
         metrics: dict[str, Any] = {
             "charts/epsilon": self.epsilon(),
             "loss/td": (s["loss"] / n).item() if n else None, "q/mean": (s["q"] / n).item() if n else None,
-            "grad/norm": (s["grad"] / n).item() if n else None}
+            "q/max": s["qmax"].item() if n else None, "grad/norm": (s["grad"] / n).item() if n else None}
+        if n:
+            self._check_divergence(s["qabs"].item())
         self._reset_stats()
         return metrics
+
+    def _check_divergence(self, q_abs: float) -> None:
+        """Warn (once) when the Q estimates diverge, before the greedy policy collapses: when they
+        leave the range that the env's rewards allow, or, where that range is unknown, when the
+        largest |Q| after exploration has ended grows past 4x its level of 10-20 intervals ago."""
+        c = self.config
+        self._q_history = [*self._q_history[-19:], q_abs]
+        if self.q_bounds is not None:
+            lo, hi = self.q_bounds
+            slack = 0.5 * (hi - lo)  # early transients overshoot a little; divergence does not stop
+            if q_abs > max(abs(lo), abs(hi)) + slack:
+                self._warn("q_divergence", f"Q estimates diverge: |Q| reached {q_abs:.4g} at step "
+                           f"{self.num_timesteps:,}, beyond the largest possible value "
+                           f"{max(abs(lo), abs(hi)):.4g} (= max|r| / (1 - gamma)); lower lr, "
+                           "train_freq/gradient_steps, or use double_q")
+            return
+        past = self._q_history[-20:-10]
+        explored = self.progress() > c.eps_fraction and self.num_timesteps > c.learning_starts
+        if explored and len(past) == 10 and q_abs > 4 * max(past) > 0:
+            self._warn("q_divergence", f"Q estimates keep growing: the largest |Q| is {q_abs:.4g} at step "
+                       f"{self.num_timesteps:,}, over 4x its {max(past):.4g} of 10-20 log intervals ago; the "
+                       "values may be diverging (lower lr or gradient_steps, or use double_q)")
 
     # --------------------------------------------------------------------------------- persistence
     def _model_tensors(self) -> dict[str, torch.Tensor]:
@@ -239,6 +287,7 @@ class DQN(Algorithm):
                    "optimizer": opt_tensors}
         arrays = {"replay": self.buffer.state_arrays()} if self.buffer is not None else {}
         state = {"optimizer": opt_skeleton, "iteration": self.iteration, "updates": self.updates,
+                 "q_history": self._q_history[-20:],
                  "replay": self.buffer.state_meta() if self.buffer is not None else None}
         return tensors, arrays, state
 
@@ -251,3 +300,4 @@ class DQN(Algorithm):
         if self.buffer is not None:
             self.buffer.load_state(loader("replay", numpy=True), state["replay"])
         self.iteration, self.updates = int(state["iteration"]), int(state["updates"])
+        self._q_history = [float(x) for x in state.get("q_history", [])]

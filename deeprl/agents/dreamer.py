@@ -83,8 +83,11 @@ class Actor(nn.Module):
         std = 2 * torch.sigmoid(raw_std / 2) + 0.1  # in (0.1, 2.1), as in DreamerV3's bounded normal
         u = mean if deterministic else mean + std * torch.randn_like(mean)  # reparameterized
         action = torch.tanh(u)
-        gauss = -0.5 * ((u - mean) / std).pow(2) - std.log() - 0.5 * np.log(2 * np.pi)
-        log_prob = (gauss - torch.log1p(-action.pow(2) + 1e-6)).sum(-1)
+        # log π(a) as REINFORCE's score function needs it: a function of θ at the drawn sample held
+        # fixed (⊥u), so ∂/∂μ keeps its (u - μ)/σ² term; the reparameterized path runs through ``action``
+        sample = u.detach()
+        gauss = -0.5 * ((sample - mean) / std).pow(2) - std.log() - 0.5 * np.log(2 * np.pi)
+        log_prob = (gauss - torch.log1p(-torch.tanh(sample).pow(2) + 1e-6)).sum(-1)
         entropy = (std.log() + 0.5 * (1 + np.log(2 * np.pi))).sum(-1)  # of u: tanh's has no closed form
         return action, log_prob, entropy
 

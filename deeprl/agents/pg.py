@@ -312,7 +312,7 @@ class PolicyGradient(Algorithm):
         T, N = r.rewards.shape
         if c.anneal_lr:
             for group in self.optimizer.param_groups:
-                group["lr"] = c.lr * max(0.0, 1.0 - self.num_timesteps / max(1, self.planned_steps))
+                group["lr"] = c.lr * (1.0 - self.progress())
         use_critic = c.estimator != "reinforce"
         single_pass = c.n_epochs == 1 and c.minibatch_size == 0 and c.clip_range == 0
         value_acts = None

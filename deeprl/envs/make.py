@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 import gymnasium as gym
@@ -63,8 +65,43 @@ def use_atari_wrappers(env_id: str, setting: str = "auto") -> bool:
     return is_atari_id(env_id)
 
 
+# Per-step reward ranges of envs whose rewards are known to be bounded: they bound every value,
+# |Q| ≤ max|r| / (1 - γ), which is how DQN tells a diverging estimate from a large one.
+_REWARD_RANGES: dict[str, tuple[float, float]] = {
+    "CartPole-v0": (1.0, 1.0), "CartPole-v1": (1.0, 1.0),
+    "Acrobot-v1": (-1.0, 0.0), "MountainCar-v0": (-1.0, 0.0),
+    "Pendulum-v1": (-16.2736044, 0.0),  # -(π² + 0.1·8² + 0.001·2²)
+}
+
+
+def reward_range(env_id: str, atari_wrappers: str = "auto") -> tuple[float, float] | None:
+    """``(r_min, r_max)`` of one step's reward where it is known, else ``None``.  Atari with the
+    standard wrappers sees sign(reward)."""
+    if use_atari_wrappers(env_id, atari_wrappers):
+        return (-1.0, 1.0)
+    return _REWARD_RANGES.get(env_id)
+
+
+DEFAULT_EPISODE_LIMIT = 100_000  # steps, for envs registered without a time limit
+
+
+def check_env_import(env_id: str, allowed: Iterable[str] = ()) -> None:
+    """Refuse an env id read from a file (a saved model, a run's config.json) whose
+    ``module:Env-v0`` form would import a module that the user did not name: making such an env
+    runs that module's code.  Modules already imported, or named in ``allowed`` (the CLI's
+    ``--allow-import``, ``deeprl.load(..., allow_import=[...])``), pass."""
+    if not isinstance(env_id, str) or ":" not in env_id:
+        return
+    module = env_id.split(":", 1)[0]
+    if module in sys.modules or module in set(allowed):
+        return
+    raise EnvError(f"the saved env id {env_id!r} would import the module {module!r}, which runs its code; if you "
+                   f"trust it, pass --allow-import {module} (Python: allow_import=[{module!r}])")
+
+
 def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto", check: bool = True,
-             pixels: int = 0, grayscale: bool = False, frame_stack: int = 1, **kwargs: Any) -> gym.Env:
+             pixels: int = 0, grayscale: bool = False, frame_stack: int = 1, max_episode_steps: int = 0,
+             **kwargs: Any) -> gym.Env:
     """One environment, ready for deeprl: images channels-first, Atari preprocessed.
 
     ``pixels=N`` replaces the observations by the env's ``rgb_array`` render resized to N x N
@@ -74,9 +111,16 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     ``check=False`` skips Gymnasium's passive env checker, a wrapper that costs microseconds on
     every step (vector envs check one copy, then make the rest without it).
     Episode statistics are kept by the vector env; Atari envs record whole-game scores inside.
+
+    ``max_episode_steps`` truncates episodes after that many steps; 0 keeps the env's own limit,
+    and gives an env registered without one a limit of ``DEFAULT_EPISODE_LIMIT``, so that every
+    episode ends (an evaluation waits for episodes to end).
     """
     if not isinstance(env_id, str) or not env_id.strip():
         raise EnvError("no environment id given; pass one such as --env CartPole-v1")
+    if atari_wrappers == "on" and not is_atari_id(env_id):
+        raise EnvError(f"atari_wrappers=on needs an Atari env (ALE/...); {env_id!r} is not one. "
+                       "Set atari_wrappers=auto")
     if ":" in env_id:
         module = env_id.split(":", 1)[0]
         try:
@@ -103,12 +147,18 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     try:
         if is_atari_id(env_id) and use_atari_wrappers(env_id, atari_wrappers):
             env = make_atari(env_id, render_mode=render_mode, **kwargs)
+            if max_episode_steps:
+                env = gym.wrappers.TimeLimit(env, max_episode_steps)
         else:
             if render_mode is not None:
                 kwargs["render_mode"] = render_mode
             if not check:
                 kwargs["disable_env_checker"] = True
+            if max_episode_steps:
+                kwargs["max_episode_steps"] = max_episode_steps
             env = gym.make(env_id, **kwargs)
+            if env.spec is not None and env.spec.max_episode_steps is None and not _has_time_limit(env):
+                env = gym.wrappers.TimeLimit(env, DEFAULT_EPISODE_LIMIT)
     except gym.error.DependencyNotInstalled as e:
         raise EnvError(f"env {env_id!r} needs an optional dependency: {e}") from None
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,
@@ -128,6 +178,14 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     if is_image_space(env.observation_space) and _is_channels_last(env.observation_space):
         env = ChannelsFirst(env)
     return env
+
+
+def _has_time_limit(env: gym.Env) -> bool:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return True
+        env = env.env
+    return False
 
 
 def check_discrete_actions(space: gym.Space, algo: str) -> int:

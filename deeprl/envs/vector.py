@@ -16,6 +16,7 @@ Where no episode ended the two are one array: treat both as read-only.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -184,6 +185,9 @@ def _per_env(actions: np.ndarray) -> Any:
 
 
 def _worker(conn: Any, env_fns: list[Callable[[], gym.Env]], seed: int, first_index: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops at a clean point and checkpoints,
+    # which needs the workers' env states, so they leave SIGINT to it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         slots = [_Slot(fn(), seed, first_index + i) for i, fn in enumerate(env_fns)]
         conn.send(("ok", (slots[0].env.observation_space, slots[0].env.action_space)))

@@ -155,6 +155,19 @@ def _state_setter(env: Any):
     return None
 
 
+def _render_state(env: Any, setter: Any, observation: np.ndarray) -> np.ndarray | None:
+    """The env's own drawing of a dreamed observation, kept inside the observation space (a dream
+    can leave it: a cart far off the track); ``None`` where the renderer still fails."""
+    space = env.observation_space
+    low = np.where(np.isfinite(space.low), space.low, -1e3)
+    high = np.where(np.isfinite(space.high), space.high, 1e3)
+    try:
+        setter(np.clip(np.nan_to_num(observation), low, high))
+        return env.render()
+    except (OverflowError, ValueError):
+        return None
+
+
 def _resize_nearest(image: np.ndarray, height: int) -> np.ndarray:
     rows = (np.arange(height) * image.shape[0] // height)
     width = max(1, round(image.shape[1] * height / image.shape[0]))
@@ -215,8 +228,9 @@ def dream_video(agent: Any, path: str | Path, *, steps: int = 200, seed: int = 0
                 if image:
                     dreamed = _resize_nearest(_to_rgb(d[None])[0], height)
                 elif setter is not None:
-                    setter(d)
-                    dreamed = env.render()
+                    dreamed = _render_state(env, setter, d)
+                    if dreamed is None:  # the renderer cannot draw this state: show the values
+                        dreamed = _resize_nearest(_bars(real_obs[t], d, height), height)
                 else:
                     dreamed = _resize_nearest(_bars(real_obs[t], d, height), height)
                 gap = np.full((height, 8, 3), 255, np.uint8)
