@@ -48,7 +48,14 @@ class ReplaySamples:
 
 
 class ReplayBuffer:
-    """Uniform experience replay."""
+    """Uniform experience replay.
+
+    One stream of observations, as SB3's ``optimize_memory_usage``: the successor of row t is
+    row t+1's observation, so ``next_obs`` is not stored beside ``obs`` (half the memory, which is
+    what an Atari replay is made of).  Where an episode ended the successor is the episode's final
+    observation, not the next row's first one: those few are kept aside (``_finals``), and so is the
+    successor of the newest row, which no row holds yet (``_head_next``).
+    """
 
     def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype,
                  *, n_step: int = 1, gamma: float = 0.99, device: torch.device | str = "cpu",
@@ -57,12 +64,13 @@ class ReplayBuffer:
         self.num_envs, self.n_step, self.gamma = num_envs, n_step, gamma
         self.device = torch.device(device)
         shape = (self.rows, num_envs)
-        self.obs = allocate_observations(shape + tuple(obs_shape), obs_dtype, copies=2)
-        self.next_obs = allocate_observations(shape + tuple(obs_shape), obs_dtype, copies=2)
+        self.obs = allocate_observations(shape + tuple(obs_shape), obs_dtype)
         self.actions = np.zeros(shape + tuple(action_shape), dtype=action_dtype)
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=bool)
         self.truncated = np.zeros(shape, dtype=bool)
+        self._head_next = np.zeros((num_envs, *obs_shape), dtype=obs_dtype)  # successors of the newest row
+        self._finals: dict[int, np.ndarray] = {}  # flat index -> final observation of an episode ended there
         self.pos, self.full = 0, False
 
     def __len__(self) -> int:
@@ -71,9 +79,15 @@ class ReplayBuffer:
     def add(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
             terminated: np.ndarray, truncated: np.ndarray) -> None:
         """One vector step: each argument has leading dimension ``num_envs``."""
-        p = self.pos
-        self.obs[p], self.next_obs[p], self.actions[p] = obs, next_obs, actions
+        p, E = self.pos, self.num_envs
+        if self._finals:  # the row being overwritten takes its final observations with it
+            for i in range(p * E, (p + 1) * E):
+                self._finals.pop(i, None)
+        self.obs[p], self.actions[p] = obs, actions
         self.rewards[p], self.terminated[p], self.truncated[p] = rewards, terminated, truncated
+        for e in np.flatnonzero(np.logical_or(terminated, truncated)):
+            self._finals[p * E + int(e)] = np.array(next_obs[e])
+        self._head_next[...] = next_obs
         self._on_add(p)
         self.pos = (p + 1) % self.rows
         self.full = self.full or self.pos == 0
@@ -89,6 +103,19 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator, beta: float = 1.0) -> ReplaySamples:
         """``batch_size`` transitions; ``beta`` is the importance-weight exponent (prioritized only)."""
         return self._gather(*self._sample_indices(batch_size, rng, beta))
+
+    def next_observations(self, idx: np.ndarray) -> np.ndarray:
+        """s' of the transitions at flat indices ``idx``."""
+        E, flat = self.num_envs, self._flat
+        row, env = idx // E, idx % E
+        out = flat["obs"][((row + 1) % self.rows) * E + env]
+        newest = row == (self.pos - 1) % self.rows
+        if newest.any():
+            out[newest] = self._head_next[env[newest]]
+        if self._finals:
+            for j in np.flatnonzero(flat["terminated"][idx] | flat["truncated"][idx]):
+                out[j] = self._finals[int(idx[j])]
+        return out
 
     def _gather(self, idx: np.ndarray, weights: np.ndarray) -> ReplaySamples:
         E, n = self.num_envs, self.n_step
@@ -110,23 +137,35 @@ class ReplayBuffer:
         to = self._to_tensor
         return ReplaySamples(obs=to(flat["obs"][idx]), actions=to(flat["actions"][idx]),
                              returns=to(np.asarray(G, dtype=np.float32)), discounts=to(discount),
-                             next_obs=to(flat["next_obs"][last]), weights=to(weights), indices=idx)
+                             next_obs=to(self.next_observations(last)), weights=to(weights), indices=idx)
 
     @property
     def _flat(self) -> dict[str, np.ndarray]:
         """Views with (row, env) merged into one flat index ``row * num_envs + env``."""
         if not hasattr(self, "_flat_views"):
             self._flat_views = {name: a.reshape(self.rows * self.num_envs, *a.shape[2:])
-                                for name, a in ReplayBuffer.state_arrays(self).items()}
+                                for name, a in self._storage().items()}
         return self._flat_views
+
+    def _storage(self) -> dict[str, np.ndarray]:
+        return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards, "terminated": self.terminated,
+                "truncated": self.truncated}
 
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
 
-    # -- checkpointing: arrays for safetensors, scalars for JSON
+    # -- checkpointing: arrays for safetensors, scalars for JSON; only the rows written so far
+    def _filled_rows(self) -> int:
+        return self.rows if self.full else self.pos
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {"obs": self.obs, "next_obs": self.next_obs, "actions": self.actions, "rewards": self.rewards,
-                "terminated": self.terminated, "truncated": self.truncated}
+        n = self._filled_rows()
+        finals = sorted(self._finals)
+        shape = self.obs.shape[2:]
+        return {**{name: a[:n] for name, a in self._storage().items()}, "head_next": self._head_next,
+                "final_index": np.array(finals, dtype=np.int64),
+                "final_obs": (np.stack([self._finals[i] for i in finals]) if finals
+                              else np.zeros((0, *shape), self.obs.dtype))}
 
     def state_meta(self) -> dict[str, Any]:
         return {"pos": self.pos, "full": self.full, "rows": self.rows, "num_envs": self.num_envs}
@@ -134,11 +173,23 @@ class ReplayBuffer:
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         if meta["rows"] != self.rows or meta["num_envs"] != self.num_envs:
             raise ValueError("replay buffer shape differs from the configured one")
-        for name, current in ReplayBuffer.state_arrays(self).items():
-            if arrays[name].shape != current.shape or arrays[name].dtype != current.dtype:
-                raise ValueError(f"replay array {name!r} has shape {arrays[name].shape}, expected {current.shape}")
-            current[...] = arrays[name]
         self.pos, self.full = int(meta["pos"]), bool(meta["full"])
+        if not 0 <= self.pos < self.rows:
+            raise ValueError(f"replay position {self.pos} is outside the buffer")
+        n = self._filled_rows()
+        for name, current in self._storage().items():
+            saved = arrays[name]
+            if saved.shape != (n, *current.shape[1:]) or saved.dtype != current.dtype:
+                raise ValueError(f"replay array {name!r} has shape {saved.shape}, expected {(n, *current.shape[1:])}")
+            current[:n] = saved
+        if arrays["head_next"].shape != self._head_next.shape:
+            raise ValueError("replay array 'head_next' does not fit this buffer")
+        self._head_next[...] = arrays["head_next"]
+        index, obs = arrays["final_index"], arrays["final_obs"]
+        if len(index) != len(obs) or obs.shape[1:] != self.obs.shape[2:] or (len(index) and (
+                index.min() < 0 or index.max() >= n * self.num_envs)):
+            raise ValueError("replay final observations do not fit this buffer")
+        self._finals = {int(i): o.copy() for i, o in zip(index, obs)}
 
 
 class SumTree:

@@ -128,3 +128,29 @@ def test_a_replay_too_large_for_memory_is_a_config_error():
     with pytest.raises(ConfigError, match=r"needs 9[0-9,.]+ GiB.*lower buffer_size"):
         allocate_observations((10**8, 1, 1000, 1000), np.uint8)
     assert allocate_observations((4, 2, 3), np.float32).shape == (4, 2, 3)
+
+
+def test_one_observation_stream_and_checkpoints_of_the_filled_rows_only():
+    buf = ReplayBuffer(1000, 2, (1,), np.float32, n_step=1)
+    assert not hasattr(buf, "next_obs")                        # s' is the next row's s, not a second copy
+    fill(buf, 6, num_envs=2, term_at={2}, trunc_at={4})
+    arrays = buf.state_arrays()
+    assert arrays["obs"].shape == (6, 2, 1)                    # 6 rows written of 500
+    assert sorted(arrays["final_index"].tolist()) == [4, 5, 8, 9]
+    copy = ReplayBuffer(1000, 2, (1,), np.float32, n_step=1)
+    copy.load_state({k: v.copy() for k, v in arrays.items()}, buf.state_meta())
+    idx = np.arange(12)
+    for b in (buf, copy):   # successors: t+1 everywhere, the final obs where episodes ended, the head's too
+        np.testing.assert_array_equal(gather(b, idx).next_obs.numpy()[:, 0],
+                                      [t + 1 + 100 * e for t in range(6) for e in range(2)])
+
+
+def test_atari_checkpoint_holds_what_was_collected(tmp_path):
+    from deeprl import DQN
+    agent = DQN("ALE/Pong-v5", preset=None, buffer_size=100_000, learning_starts=10_000, total_steps=200,
+                eval_freq=0, checkpoint_freq=0, torch_threads=1, eval_episodes=1, max_episode_steps=100)
+    agent.learn(run_dir=tmp_path / "pong")
+    agent.close()
+    replay = next((tmp_path / "pong" / "checkpoints").glob("step_*")) / "replay.safetensors"
+    frames = 200 * 4 * 84 * 84                                  # 200 stacked observations, one stream
+    assert replay.stat().st_size < 1.2 * frames                 # was 5.6 GB: full capacity, obs and next_obs

@@ -146,9 +146,7 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
         render_mode = "rgb_array"
     try:
         if is_atari_id(env_id) and use_atari_wrappers(env_id, atari_wrappers):
-            env = make_atari(env_id, render_mode=render_mode, **kwargs)
-            if max_episode_steps:
-                env = gym.wrappers.TimeLimit(env, max_episode_steps)
+            env = make_atari(env_id, render_mode=render_mode, max_episode_steps=max_episode_steps or None, **kwargs)
         else:
             if render_mode is not None:
                 kwargs["render_mode"] = render_mode

@@ -88,7 +88,8 @@ def real_segments(agent: WorldModel, horizon: int, count: int, seed: int = 0) ->
             continue  # crosses the write head
         if (buf.terminated[span, env] | buf.truncated[span, env]).any():
             continue
-        obs.append(np.concatenate([buf.obs[span, env], buf.next_obs[span[-1:], env]]))
+        last = np.array([span[-1] * buf.num_envs + env])
+        obs.append(np.concatenate([buf.obs[span, env], buf.next_observations(last)]))
         actions.append(buf.actions[span, env])
         if len(obs) == count:
             break
