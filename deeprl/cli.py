@@ -88,6 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=_seed, default=0)
     v.add_argument("--run", help="measure at a trained policy-gradient run's parameters instead of training")
 
+    b = sub.add_parser("bench", help="train presets over several seeds; IQM [95%% CI] of the final models")
+    b.add_argument("--algos", nargs="+", default=[DEFAULT_ALGO], metavar="ALGO")
+    b.add_argument("--envs", nargs="+", default=[DEFAULT_ENV], metavar="ENV")
+    b.add_argument("--seeds", type=_positive_int, default=5, help="how many seeds (default 5)")
+    b.add_argument("--first-seed", type=_seed, default=1000,
+                   help="seeds run from here (default 1000: no preset was tuned on those)")
+    b.add_argument("--steps", type=_positive_int, help="environment steps per run (default: each preset's)")
+    b.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings of every run")
+    b.add_argument("--episodes", type=_positive_int, default=20, help="final evaluation episodes per run")
+    b.add_argument("--workers", type=int, default=0, help="runs at once (default: one per CPU core)")
+    b.add_argument("--backend", choices=["auto", "ray", "processes"], default="auto",
+                   help="'auto': a local Ray cluster when Ray is installed, else worker processes")
+    b.add_argument("--address", help="join an existing Ray cluster ('auto' or ray://host:port)")
+    b.add_argument("--out", required=True, help="folder for the run directories and the report")
+
     pr = sub.add_parser("presets", help="list the tuned presets")
     pr.add_argument("algo", nargs="?")
     return p
@@ -112,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plot(args)
         if args.command == "presets":
             return _presets(args)
+        if args.command == "bench":
+            return _bench(args, argv)
         if args.command == "variance":
             return _variance(args)
     except DeepRLError as e:
@@ -288,6 +305,28 @@ def _variance(args: argparse.Namespace) -> int:
         print(f"{LABELS[name]:<34} variance {r['variance']:.4g}   |mean| {r['mean_norm']:.4g}   "
               f"variance/|mean|^2 {r['relative_variance']:.4g}")
     print(f"wrote {report['figure']}")
+    return 0
+
+
+def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    import shlex
+
+    from deeprl.bench import bench
+    from deeprl.config import parse_assignments
+    from deeprl.errors import ConfigError
+
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    print(f"bench: {', '.join(args.algos)} on {', '.join(args.envs)}, seeds {seeds[0]}-{seeds[-1]} -> {args.out}",
+          file=sys.stderr)
+    report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, settings=parse_assignments(args.set),
+                   workers=args.workers, eval_episodes=args.episodes, backend=args.backend, address=args.address,
+                   command=command)
+    from deeprl.bench import markdown
+    print(markdown(report))
+    print(f"wrote {Path(args.out) / 'results.json'}, report.md and curves.png")
     return 0
 
 

@@ -85,7 +85,7 @@ def test_help_config(capsys):
 
 def test_resume_continues_and_refuses_a_finished_run(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["train", "--steps", "500", "--out", str(out), "--no-progress", *SMALL]) == 0
+    assert main(["train", "--steps", "500", "--out", str(out), "--no-progress", *SMALL, "anneal_lr=false"]) == 0
     assert main(["train", "--resume", str(out)]) == 2
     assert "already finished" in capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--steps", "1000", "--no-progress"]) == 0

@@ -158,6 +158,20 @@ class Algorithm(ABC):
         self._init(config)
         return self
 
+    @classmethod
+    def check(cls, config: RunConfig) -> None:
+        """Raise the error that training ``config`` would raise at once (an env that cannot be
+        made, spaces the algorithm cannot handle), without building networks or buffers."""
+        from deeprl.envs import make_env
+
+        env = make_env(config.env, atari_wrappers=config.atari_wrappers, pixels=config.pixels,
+                       grayscale=config.grayscale, frame_stack=config.frame_stack)
+        probe = cls.__new__(cls)
+        probe.config = config
+        probe.observation_space, probe.action_space = env.observation_space, env.action_space
+        env.close()
+        probe._check_spaces()
+
     def _init(self, config: RunConfig, spaces: tuple[gym.Space, gym.Space] | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)

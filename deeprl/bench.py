@@ -1,0 +1,227 @@
+"""``deeprl bench``: train presets over several seeds and report what their final models reach.
+
+The report follows Agarwal et al. (2021), "Deep RL at the Edge of the Statistical Precipice":
+per-seed final returns, the interquartile mean (IQM) with a 95% bootstrap confidence interval,
+mean ± std, the fraction of seeds at or above the env's threshold, the wall time and env steps
+until the evaluation curve *stays* above it, and an IQM sample-efficiency curve with its CI band.
+The statistics are scipy's (``trim_mean``, ``bootstrap``); with one task per (algorithm, env)
+cell the stratified bootstrap is the plain bootstrap over seeds.
+
+Results are machine-specific: the same seed does not reproduce across machines, so a claim rests
+on the spread over seeds, never on one.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeprl.checkpoint import atomic_write_bytes, atomic_write_json
+from deeprl.errors import ConfigError
+from deeprl.runner import Trial, run_trials
+
+# Thresholds where Gymnasium's registry gives none, or a different one than the field uses
+THRESHOLDS: dict[str, float] = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "LunarLander-v3": 200.0,
+                                "MountainCar-v0": -110.0, "Pendulum-v1": -200.0}
+
+
+def threshold_for(env_id: str) -> float | None:
+    if env_id in THRESHOLDS:
+        return THRESHOLDS[env_id]
+    import gymnasium as gym
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return None
+    return spec.reward_threshold
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy's 25%-trimmed mean)."""
+    from scipy.stats import trim_mean
+    return float(trim_mean(np.asarray(values, dtype=float), 0.25))
+
+
+def iqm_ci(values: np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> list[float]:
+    """A percentile bootstrap confidence interval of the IQM over seeds."""
+    from scipy.stats import bootstrap
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.all(values == values[0]):
+        return [float(values.mean()), float(values.mean())] if len(values) else [math.nan, math.nan]
+    res = bootstrap((values,), lambda x, axis: _trim(x, axis), confidence_level=confidence, n_resamples=resamples,
+                    method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def _trim(x: np.ndarray, axis: int) -> np.ndarray:
+    from scipy.stats import trim_mean
+    return trim_mean(x, 0.25, axis=axis)
+
+
+def stays_above(curve: dict[str, list[float]], final: float, threshold: float) -> dict[str, float | None]:
+    """The first evaluation from which every later evaluation, and the final model's, is at or
+    above ``threshold``: its env step and wall time (None if the run does not end there)."""
+    if final < threshold:
+        return {"step": None, "wall_time": None}
+    steps, evals, times = curve["step"], curve["eval"], curve["wall_time"]
+    first = len(evals)
+    for i in range(len(evals) - 1, -1, -1):
+        if evals[i] < threshold:
+            break
+        first = i
+    if first == len(evals):
+        return {"step": None, "wall_time": None}
+    return {"step": steps[first], "wall_time": times[first]}
+
+
+def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+    ok = [r for r in results if r.get("final") is not None]
+    finals = np.array([r["final"] for r in ok], dtype=float)
+    solved = [stays_above(r["curve"], r["final"], threshold) for r in ok] if threshold is not None else []
+    reached = [s for s in solved if s["step"] is not None]
+    return {
+        "algo": algo, "env": env, "seeds": [r["trial"]["seed"] for r in ok], "final": finals.tolist(),
+        "iqm": iqm(finals) if len(finals) else None, "iqm_ci": iqm_ci(finals) if len(finals) else None,
+        "mean": float(finals.mean()) if len(finals) else None, "std": float(finals.std()) if len(finals) else None,
+        "threshold": threshold,
+        "solved_fraction": (float(np.mean(finals >= threshold)) if threshold is not None and len(finals) else None),
+        "steps_to_stay": [s["step"] for s in solved], "time_to_stay": [s["wall_time"] for s in solved],
+        "median_time_to_stay": float(np.median([s["wall_time"] for s in reached])) if reached else None,
+        "train_time": [r.get("wall_time") for r in ok], "env_steps": [r.get("steps") for r in ok],
+        "errors": [r["error"] for r in results if r.get("error")],
+        "curve": iqm_curve([r["curve"] for r in ok]),
+    }
+
+
+def iqm_curve(curves: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """IQM over seeds at the evaluation steps every seed has, with a 95% bootstrap band."""
+    if not curves:
+        return {"step": [], "iqm": [], "lo": [], "hi": []}
+    common = sorted(set.intersection(*(set(c["step"]) for c in curves)))
+    out: dict[str, list[float]] = {"step": [], "iqm": [], "lo": [], "hi": []}
+    for step in common:
+        values = np.array([c["eval"][c["step"].index(step)] for c in curves])
+        lo, hi = iqm_ci(values, resamples=500)
+        out["step"].append(step)
+        out["iqm"].append(iqm(values))
+        out["lo"].append(lo)
+        out["hi"].append(hi)
+    return out
+
+
+def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, *, steps: int | None = None,
+          settings: dict[str, Any] | None = None, workers: int = 0, eval_episodes: int = 20,
+          backend: str = "auto", address: str | None = None, quiet: bool = False,
+          command: str | None = None) -> dict[str, Any]:
+    """Train every (algo, env, seed) into ``out/<algo>/<env>/seed_<n>`` and write
+    ``results.json``, ``report.md`` and ``curves.png`` there."""
+    from deeprl import ALGORITHMS
+    from deeprl.config import build_config, default_preset
+    from deeprl.errors import did_you_mean
+
+    out = Path(out)
+    for algo in algos:
+        if algo not in ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {algo!r}." + did_you_mean(algo, ALGORITHMS))
+    extra = dict(settings or {})
+    if steps is not None:
+        extra["total_steps"] = steps
+    trials = []
+    for algo in algos:
+        for env in envs:
+            # check every cell's settings and spaces before anything trains
+            ALGORITHMS[algo].check(build_config(ALGORITHMS[algo].config_cls, default_preset(algo, env), extra,
+                                                {"env": env}))
+            for seed in seeds:
+                trials.append(Trial(algo, env, seed, str(out / algo / env.replace("/", "_") / f"seed_{seed}"),
+                                    settings=extra, eval_episodes=eval_episodes))
+    start = time.time()
+
+    def progress(result: dict[str, Any]) -> None:
+        if not quiet:
+            t = result["trial"]
+            what = f"final {result['final']:.1f}" if result.get("final") is not None else f"error: {result['error']}"
+            print(f"  {t['algo']} {t['env']} seed {t['seed']}: {what}", flush=True)
+
+    results = run_trials(trials, workers=workers, backend=backend, address=address, on_result=progress)
+    cells = []
+    for algo in algos:
+        for env in envs:
+            mine = [r for r in results if r["trial"]["algo"] == algo and r["trial"]["env"] == env]
+            cells.append(summarize(algo, env, mine, threshold_for(env)))
+    report = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "seeds": seeds,
+              "eval_episodes": eval_episodes, "settings": extra, "elapsed": time.time() - start, "results": cells}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", report)
+    atomic_write_bytes(out / "report.md", markdown(report).encode())
+    plot_curves(cells, out / "curves.png")
+    return report
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    import torch
+    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _fmt(x: Any, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [f"# deeprl bench, {report['date']}", "",
+             f"{m['cpus']} CPUs, {m['processor']}, {m['platform']}, torch {m['torch']}"
+             + (f", {m['cuda']}" if m.get("cuda") else "") + ".",
+             f"Seeds {report['seeds']}; each run's final model over {report['eval_episodes']} fresh episodes. "
+             "Results are machine-specific: the same seed gives other numbers on another machine.", "",
+             "| algo | env | IQM [95% CI] | mean ± std | solved | threshold | per-seed finals | "
+             "median time to stay solved | train time / run |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in report["results"]:
+        ci = c["iqm_ci"] or [None, None]
+        solved = "-" if c["solved_fraction"] is None else f"{round(c['solved_fraction'] * len(c['final']))}/{len(c['final'])}"
+        times = [t for t in c["train_time"] if t is not None]
+        lines.append(f"| {c['algo']} | {c['env']} | {_fmt(c['iqm'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+                     f"{_fmt(c['mean'])} ± {_fmt(c['std'])} | {solved} | {_fmt(c['threshold'], 0)} | "
+                     f"{', '.join(_fmt(f) for f in c['final'])} | "
+                     f"{_fmt(c['median_time_to_stay'], 0)} s | {_fmt(float(np.mean(times)) if times else None, 0)} s |")
+        for error in c["errors"]:
+            lines.append(f"|  | error: {error} |  |  |  |  |  |  |  |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(cells: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = list(dict.fromkeys(c["env"] for c in cells))
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), dpi=110, squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for c in (c for c in cells if c["env"] == env):
+            curve = c["curve"]
+            if curve["step"]:
+                line, = ax.plot(curve["step"], curve["iqm"], label=c["algo"])
+                ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=line.get_color(), alpha=0.2)
+        threshold = next((c["threshold"] for c in cells if c["env"] == env), None)
+        if threshold is not None:
+            ax.axhline(threshold, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(env)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("IQM of evaluation return (95% CI)")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
