@@ -103,12 +103,17 @@ class SequenceReplay:
         rows %= self.rows
         cols = env[:, None]
         return {name: torch.from_numpy(array[rows, cols]).to(device, non_blocking=True)
-                for name, array in self.state_arrays().items()}
+                for name, array in self._storage().items()}
 
-    # -- checkpointing: arrays for safetensors, scalars for JSON
-    def state_arrays(self) -> dict[str, np.ndarray]:
+    def _storage(self) -> dict[str, np.ndarray]:
         return {"obs": self.obs, "action": self.action, "reward": self.reward, "is_first": self.is_first,
                 "is_terminal": self.is_terminal}
+
+    # -- checkpointing: arrays for safetensors, scalars for JSON; only the rows written so far
+    # (every env fills its column from row 0, so rows at or past the fullest column are empty)
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        n = int(self.filled.max(initial=0))
+        return {name: array[:n] for name, array in self._storage().items()}
 
     def state_meta(self) -> dict[str, Any]:
         return {"rows": self.rows, "num_envs": self.num_envs, "pos": self.pos.tolist(),
@@ -117,10 +122,15 @@ class SequenceReplay:
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         if meta["rows"] != self.rows or meta["num_envs"] != self.num_envs:
             raise ValueError("sequence replay shape differs from the configured one")
-        for name, current in self.state_arrays().items():
-            if arrays[name].shape != current.shape or arrays[name].dtype != current.dtype:
+        filled = np.asarray(meta["filled"], dtype=np.int64)
+        if filled.shape != self.filled.shape or filled.min(initial=0) < 0 or filled.max(initial=0) > self.rows:
+            raise ValueError("sequence replay fill levels do not fit this buffer")
+        n = int(filled.max(initial=0))
+        for name, current in self._storage().items():
+            expected = (n, *current.shape[1:])
+            if arrays[name].shape != expected or arrays[name].dtype != current.dtype:
                 raise ValueError(f"sequence replay array {name!r} has shape {arrays[name].shape} "
-                                 f"{arrays[name].dtype}, expected {current.shape} {current.dtype}")
-            current[...] = arrays[name]
+                                 f"{arrays[name].dtype}, expected {expected} {current.dtype}")
+            current[:n] = arrays[name]
         self.pos[:] = meta["pos"]
-        self.filled[:] = meta["filled"]
+        self.filled[:] = filled
