@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--episodes", type=_positive_int, default=20, help="final evaluation episodes per run")
     b.add_argument("--workers", type=int, default=0, help="runs at once (default: one per CPU core)")
     b.add_argument("--backend", choices=["auto", "ray", "processes"], default="auto",
-                   help="'auto': a local Ray cluster when Ray is installed, else worker processes")
+                   help="'auto': worker processes, or Ray with --address; 'ray' starts a local Ray cluster")
     b.add_argument("--address", help="join an existing Ray cluster ('auto' or ray://host:port)")
     b.add_argument("--out", required=True, help="folder for the run directories and the report")
 

@@ -155,7 +155,7 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
             if max_episode_steps:
                 kwargs["max_episode_steps"] = max_episode_steps
             env = gym.make(env_id, **kwargs)
-            if env.spec is not None and env.spec.max_episode_steps is None and not _has_time_limit(env):
+            if env.spec is not None and env.spec.max_episode_steps is None and not has_wrapper(env, gym.wrappers.TimeLimit):
                 env = gym.wrappers.TimeLimit(env, DEFAULT_EPISODE_LIMIT)
     except gym.error.DependencyNotInstalled as e:
         raise EnvError(f"env {env_id!r} needs an optional dependency: {e}") from None
@@ -178,9 +178,10 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     return env
 
 
-def _has_time_limit(env: gym.Env) -> bool:
+def has_wrapper(env: gym.Env, wrapper: type[gym.Wrapper]) -> bool:
+    """Whether a ``wrapper`` sits somewhere in ``env``'s wrapper chain."""
     while isinstance(env, gym.Wrapper):
-        if isinstance(env, gym.wrappers.TimeLimit):
+        if isinstance(env, wrapper):
             return True
         env = env.env
     return False

@@ -24,6 +24,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from deeprl.envs.make import has_wrapper
+
 
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0])
@@ -47,12 +49,7 @@ def _jsonable(action: Any) -> Any:
 
 
 def _records_episodes(env: gym.Env) -> bool:
-    """Whether a RecordEpisodeStatistics wrapper sits somewhere in ``env``'s wrapper chain."""
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, gym.wrappers.RecordEpisodeStatistics):
-            return True
-        env = env.env
-    return False
+    return has_wrapper(env, gym.wrappers.RecordEpisodeStatistics)
 
 
 class _Slot:
