@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -134,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepRLError as e:
         print(f"deeprl: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a command that stopped reading (| head): not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as e:  # the machine's side: a full disk, a read-only folder, a missing path
         where = f" ({e.filename})" if e.filename else ""
         print(f"deeprl: error: {e.strerror or e}{where}; check the path, its permissions and free disk space",
