@@ -172,13 +172,20 @@ def test_numpy_policy_samples_the_torch_distribution():
         np.testing.assert_allclose(mode, dist.mode()[:10].detach().numpy(), atol=1e-6)
 
 
-def test_blas_threads_follow_torch_threads():
-    from deeprl.blas import blas_threads, set_blas_threads
-    if blas_threads() is None:
-        pytest.skip("no OpenBLAS found in this process (not Linux, or a NumPy without OpenBLAS)")
-    assert set_blas_threads(2) and blas_threads() == min(2, os.cpu_count() or 1)
-    A2C("CartPole-v1", torch_threads=1, **FAST)  # spinning BLAS threads slow parallel runs tenfold
-    assert blas_threads() == 1 == torch.get_num_threads()
+def test_threads_are_set_while_training_and_restored_after():
+    """torch and NumPy's BLAS run on torch_threads while an agent trains (spinning BLAS threads
+    slow parallel runs tenfold); constructing an agent, or finishing training, changes nothing."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    torch_before, blas_before = torch.get_num_threads(), blas_threads()
+    agent = A2C("CartPole-v1", torch_threads=1, total_steps=200, **FAST)
+    assert torch.get_num_threads() == torch_before and blas_threads() == blas_before
+    seen = []
+    agent.learn(callback=lambda a: seen.append((torch.get_num_threads(), blas_threads())))
+    assert seen and all(t == 1 and all(b == 1 for b in blas) for t, blas in seen)
+    assert torch.get_num_threads() == torch_before and blas_threads() == blas_before
 
 
 # ------------------------------------------------------------------------------- the baseline

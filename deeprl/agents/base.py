@@ -23,15 +23,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
-from deeprl.blas import set_blas_threads
 from deeprl.checkpoint import atomic_write_json, load_model_file, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
@@ -196,7 +196,6 @@ class Algorithm(ABC):
             spaces = (self.envs.single_observation_space, self.envs.single_action_space)
         self.observation_space, self.action_space = spaces
         self._check_spaces()
-        self._set_threads()
         self._build()
 
     def _env_kwargs(self) -> dict[str, Any]:
@@ -208,12 +207,19 @@ class Algorithm(ABC):
         c = self.config
         self.envs = make_vec_env(c.env, c.num_envs, c.seed, vectorization=c.vectorization, **self._env_kwargs())
 
-    def _set_threads(self) -> None:
-        threads = self.config.torch_threads
-        if threads == 0:
-            threads = default_torch_threads(is_image_space(self.observation_space))
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """The CPU threads of ``torch_threads`` for torch and for NumPy's BLAS (whose idle threads
+        spin just the same) while training, restored afterwards: constructing or training an
+        agent leaves the process's settings as it found them."""
+        threads = self.config.torch_threads or default_torch_threads(is_image_space(self.observation_space))
+        before = torch.get_num_threads()
         torch.set_num_threads(threads)
-        set_blas_threads(threads)  # NumPy's OpenBLAS too: its idle threads spin just the same
+        try:
+            with threadpool_limits(limits=threads, user_api="blas"):
+                yield
+        finally:
+            torch.set_num_threads(before)
 
     # ------------------------------------------------------------------------------ subclass hooks
     def _eval_policy(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -287,7 +293,8 @@ class Algorithm(ABC):
         elif self.run is not None:
             self.run.lock()
         try:
-            self._learn(progress)
+            with self._threads():
+                self._learn(progress)
         finally:
             if self.run is not None:
                 self.run.unlock()
