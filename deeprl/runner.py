@@ -89,9 +89,10 @@ def _run_trial(trial: Trial) -> dict[str, Any]:
         final = agent.evaluate(trial.eval_episodes, seed=FINAL_EVAL_SEED + trial.seed)
     finally:
         agent.close()
+    curve = eval_curve(run.path)
     result = {"trial": _jsonable(trial), "final": final["mean_return"], "returns": final["returns"],
-              "steps": agent.num_timesteps, "wall_time": _training_time(run.path),
-              "bench_time": time.perf_counter() - start, "curve": eval_curve(run.path)}
+              "steps": agent.num_timesteps, "wall_time": curve.pop("training_time"),
+              "bench_time": time.perf_counter() - start, "curve": curve}
     atomic_write_json(done_file, result)
     return result
 
@@ -100,27 +101,21 @@ def _jsonable(trial: Trial) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(trial)))
 
 
-def _training_time(run: Path) -> float | None:
-    """Seconds of training the run's metrics recorded (its last row's wall time)."""
-    from deeprl.run import read_metrics
-
-    cols = read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else {}
-    times = [t for t in cols.get("wall_time", []) if t == t]
-    return times[-1] if times else None
-
-
-def eval_curve(run: Path) -> dict[str, list[float]]:
-    """The periodic evaluations of a run: steps, mean returns and the wall time at each."""
+def eval_curve(run: Path) -> dict[str, Any]:
+    """The periodic evaluations of a run: steps, mean returns and the wall time at each, and
+    ``training_time``, the seconds of training its last metrics row recorded."""
     from deeprl.run import read_metrics
 
     cols = read_metrics(run / "metrics.csv")
+    times = [t for t in cols.get("wall_time", []) if t == t]
     rows = [(s, v, t) for s, v, t in zip(cols["step"], cols.get("eval/mean_return", []), cols["wall_time"]) if v == v]
     # the final evaluation is logged twice at the last step (row and final); keep the last
     curve: dict[float, tuple[float, float]] = {}
     for s, v, t in rows:
         curve[s] = (v, t)
     steps = sorted(curve)
-    return {"step": steps, "eval": [curve[s][0] for s in steps], "wall_time": [curve[s][1] for s in steps]}
+    return {"step": steps, "eval": [curve[s][0] for s in steps], "wall_time": [curve[s][1] for s in steps],
+            "training_time": times[-1] if times else None}
 
 
 def run_trials(trials: Iterable[Trial], *, workers: int = 0, address: str | None = None,

@@ -164,10 +164,9 @@ class Algorithm(ABC):
         made, spaces the algorithm cannot handle), without building networks or buffers."""
         from deeprl.envs import make_env
 
-        env = make_env(config.env, atari_wrappers=config.atari_wrappers, pixels=config.pixels,
-                       grayscale=config.grayscale, frame_stack=config.frame_stack)
         probe = cls.__new__(cls)
         probe.config = config
+        env = make_env(config.env, **probe._env_kwargs())
         probe.observation_space, probe.action_space = env.observation_space, env.action_space
         env.close()
         probe._check_spaces()
