@@ -1,9 +1,8 @@
 """A2C and PPO on CartPole-v1, identical work in Stable-Baselines3 and deeprl: which steps faster?
 
 Both libraries train the same agent (same settings, same ReLU 64-64 separate actor and critic, same
-optimizer) for the same number of env steps and gradient steps.  deeprl runs such small CPU
-networks through its NumPy path (``deeprl/numpy_ac.py``: the same forward pass, loss and gradient
-as its torch path, held to it step for step by ``tests/test_pg.py``); SB3 runs them in torch.  The script times ``learn()`` alone
+optimizer) for the same number of env steps and gradient steps, both in torch with autograd and
+``torch.optim``.  The script times ``learn()`` alone
 (no construction, no evaluation), reports env steps per second, evaluates each final policy for 20
 deterministic episodes on the same start states, and prints the ratio deeprl steps/s / SB3 steps/s.
 It also measures the bare environment: 8 ``gymnasium.make`` CartPoles stepped one by one in plain
@@ -47,7 +46,7 @@ ALGOS: dict[str, dict[str, Any]] = {
                  gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, normalize_advantage=False),
         deeprl=dict(num_envs=NUM_ENVS, n_steps=5, lr=7e-4, optimizer="rmsprop", optim_eps=1e-5, gamma=0.99,
                     estimator="gae", gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
-                    normalize_advantage=False, n_epochs=1, minibatch_size=0, clip_range=0.0),
+                    normalize_advantage=False),
     ),
     # rl-baselines3-zoo's PPO CartPole-v1 settings, but a constant lr and clip range (the zoo anneals
     # both linearly; deeprl has no schedules).  8x32 = 256 steps per rollout = one minibatch, 20 epochs.
@@ -81,17 +80,6 @@ def optimizer_info(opt: Any) -> dict[str, Any]:
             "betas": list(group["betas"]) if "betas" in group else None, "momentum": group.get("momentum"),
             "centered": group.get("centered"), "weight_decay": group.get("weight_decay"),
             "steps": max(steps) if steps else 0}
-
-
-def deeprl_optimizer_info(opt: Any) -> dict[str, Any]:
-    """The same description for deeprl's FlatOptimizer, in torch.optim's terms: its arithmetic is
-    that of torch's Adam / RMSprop with no momentum, no centering and no weight decay."""
-    group = opt.param_groups[0]
-    rmsprop = opt.kind == "rmsprop"
-    return {"class": "RMSprop" if rmsprop else "Adam", "lr": group["lr"], "eps": group["eps"],
-            "alpha": group.get("alpha"), "betas": list(group["betas"]) if "betas" in group else None,
-            "momentum": 0 if rmsprop else None, "centered": False if rmsprop else None, "weight_decay": 0,
-            "steps": opt.steps}
 
 
 def n_params(module: Any) -> int:
@@ -139,12 +127,11 @@ def worker_deeprl(algo: str, seed: int, steps: int, device: str) -> dict:
     agent.learn(steps, progress=False)
     wall = time.perf_counter() - t0
     evaluation = C.deeprl_eval_summary(agent.evaluate(C.EVAL_EPISODES))
-    opt = deeprl_optimizer_info(agent.optimizer)
+    opt = optimizer_info(agent.optimizer)
     agent.close()
     return {"library": "deeprl", "algo": algo, "seed": seed, "env_steps": int(agent.num_timesteps),
             "gradient_steps": opt["steps"], "learn_s": wall, "eval": evaluation, "optimizer": opt,
             "n_params": n_params(agent.net), "activation": "ReLU",
-            "numpy_path": agent._np_net is not None,  # acts and learns through deeprl/numpy_ac.py (CPU MLPs)
             "versions": {**C.versions("deeprl"), "gymnasium": gymnasium_version()},
             "eval_seeding_matches": C.deeprl_eval_seeding_matches(),
             "settings": dataclasses.asdict(agent.config)}

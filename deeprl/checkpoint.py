@@ -117,7 +117,10 @@ def module_tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tenso
 
 
 def load_module_tensors(modules: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor]) -> None:
-    """The inverse of :func:`module_tensors`."""
+    """The inverse of :func:`module_tensors`; keys of no module, or missing keys, raise."""
+    stray = [k for k in tensors if k.split(".", 1)[0] not in modules]
+    if stray:
+        raise KeyError(f"tensors of no module: {', '.join(stray[:3])}")
     for name, module in modules.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})

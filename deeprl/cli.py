@@ -335,9 +335,10 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 
 def _presets(args: argparse.Namespace) -> int:
+    from deeprl import ALGORITHMS
     from deeprl.config import list_presets
 
-    presets = list_presets()
+    presets = list_presets(ALGORITHMS)
     if args.algo:
         _algorithm(args.algo)
         presets = {args.algo: presets.get(args.algo, {})}

@@ -8,6 +8,8 @@ closest valid one), wrong types and out-of-range values with a :class:`ConfigErr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dataclasses
 import json
 import math
@@ -128,18 +130,6 @@ class PGConfig(RunConfig):
     net_arch: list[int] = _f([64, 64], "hidden layers of each MLP torso")
     shared_torso: bool = _f(False, "actor and critic share one torso")
     log_std_init: float = _f(0.0, "initial log σ of Gaussian policies")
-    # PPO
-    n_epochs: int = _f(1, "passes over each rollout (PPO)", min=1)
-    minibatch_size: int = _f(0, "minibatch size (0 = the whole rollout in one batch)", min=0)
-    clip_range: float = _f(0.0, "PPO ratio clip ε (0 = plain policy gradient)", min=0.0)
-    clip_range_vf: float = _f(0.0, "clip the value update around the old values (0 = off)", min=0.0)
-    target_kl: float = _f(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
-
-    @property
-    def uses_old_log_probs(self) -> bool:
-        """Whether updates need log π_old(a|s) from collection: PPO's ratio, and the KL and clip
-        statistics of epochs that move π away from π_old."""
-        return self.clip_range > 0 or self.n_epochs > 1 or self.target_kl > 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,8 +174,10 @@ class PPOConfig(PGConfig):
     gae_lambda: float = _f(0.95, "λ of GAE", min=0.0, max=1.0)
     normalize_advantage: bool = _f(True, "standardize advantages within each minibatch")
     n_epochs: int = _f(10, "passes over each rollout", min=1)
-    minibatch_size: int = _f(64, "minibatch size", min=0)
-    clip_range: float = _f(0.2, "ratio clip ε", min=0.0)
+    minibatch_size: int = _f(64, "minibatch size (0 = the whole rollout in one batch)", min=0)
+    clip_range: float = _f(0.2, "ratio clip ε", min=0.0, exclusive_min=True)
+    clip_range_vf: float = _f(0.0, "clip the value update around the old values (0 = off)", min=0.0)
+    target_kl: float = _f(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
     max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
     total_steps: int = _f(1_000_000, "environment steps to train for", min=1)
 
@@ -283,11 +275,6 @@ class DreamerConfig(RunConfig):
                                    "which grounds V in real states (DreamerV3's repval: 0.3)", min=0.0)
     return_norm: bool = _f(True, "divide returns by max(1, P95 - P5) (EMA of percentiles), DreamerV3")
     ac_grad_norm: float = _f(100.0, "clip the actor's and the critic's gradient norms", min=0.0, exclusive_min=True)
-
-
-ALGORITHMS: dict[str, type[RunConfig]] = {"dqn": DQNConfig, "reinforce": ReinforceConfig,
-                                          "actor_critic": ActorCriticConfig, "a2c": A2CConfig, "ppo": PPOConfig,
-                                          "worldmodel": WorldModelConfig, "dreamer": DreamerConfig}
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,9 +455,11 @@ def _preset_file(algo: str) -> dict[str, dict[str, Any]]:
     return data
 
 
-def list_presets() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{algo: {preset_name: settings}}`` for every shipped preset."""
-    return {algo: _preset_file(algo) for algo in ALGORITHMS}
+def list_presets(algos: Iterable[str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{algo: {preset_name: settings}}`` for every shipped preset (of ``algos``, in that order)."""
+    if algos is None:
+        algos = sorted(p.name[:-5] for p in resources.files("deeprl.presets").iterdir() if p.name.endswith(".yaml"))
+    return {algo: _preset_file(algo) for algo in algos}
 
 
 def _settings(preset: dict[str, Any]) -> dict[str, Any]:

@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 
-def mlp(in_dim: int, hidden: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def dense(in_dim: int, out_dim: int, activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+    """Linear → LayerNorm → activation (DreamerV3's hidden layer; the norm makes the bias redundant)."""
+    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim), activation())
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None, *,
+        activation: type[nn.Module] = nn.ReLU, layer_norm: bool = False) -> nn.Sequential:
+    """Every MLP in deeprl: hidden layers of the given widths, then a linear output if ``out_dim``.
+
+    A hidden layer is Linear → activation, or with ``layer_norm`` a :func:`dense` block.
+    """
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(in_dim, h), activation()]
+        layers += [dense(in_dim, h, activation)] if layer_norm else [nn.Linear(in_dim, h), activation()]
         in_dim = h
+    if out_dim is not None:
+        layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(x; μ, diag σ²) = Σ_i [-½((x_i - μ_i)/σ_i)² - log σ_i - ½ log 2π], summed over the last dim.
+
+    ``(..., D)`` inputs (broadcastable) -> ``(...)``.
+    """
+    z = (x - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """H(N(μ, diag σ²)) = Σ_i [log σ_i + ½(1 + log 2π)] over the last dim."""
+    return (log_std + 0.5 * (1.0 + _LOG_2PI)).sum(dim=-1)
 
 
 class NatureCNN(nn.Module):
@@ -113,51 +145,8 @@ class QNetwork(nn.Module):
         return self.value(h) + adv - adv.mean(dim=1, keepdim=True)
 
 
-class NumpyQ:
-    """A NumPy view of a CPU :class:`QNetwork` with an MLP torso, for acting one step at a time.
-
-    A torch forward pass of a small MLP costs tens of microseconds of dispatch overhead, more
-    than the environment step itself; the same three matrix products in NumPy cost a few.  The
-    arrays are zero-copy views of the parameters (``Tensor.numpy()`` shares storage), and the
-    optimizer updates parameters in place, so this view is always current.
-    """
-
-    def __init__(self, net: QNetwork):
-        linears = [m for m in net.torso.body if isinstance(m, nn.Linear)]
-        self.layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears]
-        if net.dueling:
-            self.heads = [(net.value.weight.detach().numpy().T, net.value.bias.detach().numpy()),
-                          (net.advantage.weight.detach().numpy().T, net.advantage.bias.detach().numpy())]
-        else:
-            self.heads = [(net.head.weight.detach().numpy().T, net.head.bias.detach().numpy())]
-
-    @staticmethod
-    def supports(net: nn.Module) -> bool:
-        torso = getattr(net, "torso", None)
-        return (isinstance(net, QNetwork) and isinstance(torso, VectorTorso) and not torso.one_hot
-                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in net.parameters())
-                and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in torso.body))
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """``(B, obs_dim)`` -> ``(B, n_actions)`` Q-values."""
-        h = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-        for w, b in self.layers:
-            h = h @ w
-            h += b
-            np.maximum(h, 0.0, out=h)
-        if len(self.heads) == 1:
-            w, b = self.heads[0]
-            return h @ w + b
-        (wv, bv), (wa, ba) = self.heads
-        adv = h @ wa + ba
-        return (h @ wv + bv) + adv - adv.mean(axis=1, keepdims=True)
-
-
 # ---------------------------------------------------------------------------------------------
 # policies: action distributions and actor-critic networks
-
-_LOG_2PI = float(np.log(2 * np.pi))
-
 
 class Categorical:
     """π(a|s) over discrete actions from logits ``(B, A)``; lighter than torch.distributions."""
@@ -198,11 +187,10 @@ class DiagGaussian:
         return self.mean
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        z = (actions - self.mean) / self.log_std.exp()
-        return (-0.5 * z.pow(2) - self.log_std - 0.5 * _LOG_2PI).sum(dim=-1)
+        return gaussian_log_prob(actions, self.mean, self.log_std)
 
     def entropy(self) -> torch.Tensor:
-        return (self.log_std + 0.5 * (1.0 + _LOG_2PI)).sum(dim=-1)
+        return gaussian_entropy(self.log_std)
 
 
 class ActorCritic(nn.Module):

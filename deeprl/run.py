@@ -121,6 +121,7 @@ class MetricsLogger:
 
     def __init__(self, run: RunDir, keys: list[str], resume_step: int | None = None, tensorboard: bool = True):
         self.keys = ["step", "wall_time", *keys]
+        self._columns = set(keys)
         self.file = run.metrics_file
         run.path.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.file.exists():
@@ -150,6 +151,10 @@ class MetricsLogger:
         atomic_write_bytes(self.file, buf.getvalue().encode())
 
     def log(self, step: int, metrics: dict[str, float], wall_time: float) -> None:
+        unknown = [k for k in metrics if k not in self._columns]
+        if unknown:  # a metric without a column would be silently lost from metrics.csv
+            raise ValueError(f"metrics {unknown} are not among this run's columns; add them to the algorithm's "
+                             "metric_keys")
         row = {"step": step, "wall_time": round(wall_time, 3), **metrics}
         self._csv.writerow(["" if row.get(k) is None else _fmt(row[k]) for k in self.keys])
         self._fh.flush()

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from deeprl.agents.pg import PolicyGradient, Rollout, estimate
+from deeprl.optim import grad_step, make_optimizer
 from deeprl.plotting import figure_path
 
 ESTIMATORS = ("reinforce", "baseline", "q", "advantage")
@@ -28,8 +29,7 @@ def actor_gradients(agent: PolicyGradient, rollout: Rollout, estimators: tuple[s
 
     V_φ and log π_θ are evaluated once; only Ψ differs between estimators.
     """
-    with torch.no_grad():
-        values, next_values, _ = agent._values(rollout, grad=False)
+    values, next_values = agent.values(rollout)
     params = agent.net.actor_parameters()
     log_probs = agent.net.policy(rollout.obs).log_prob(rollout.actions)
     # sum over the batch's steps, divided by its episodes: the lecture's per-trajectory estimator
@@ -57,45 +57,28 @@ def fit_critic(agent: PolicyGradient, *, iterations: int = 40, episodes: int = 8
     """
     from deeprl.returns import reward_to_go
 
-    cfg = agent.config
-    agent.config = dataclasses.replace(cfg, collect="episodes", batch_episodes=episodes)
-    optimizer = torch.optim.Adam(agent.net.critic_parameters(), lr=lr)
+    optimizer = make_optimizer(agent.net.critic_parameters(), lr=lr)
     unexplained = 1.0
-    try:
-        for _ in range(iterations):
-            rollout = agent._collect_episodes()
-            with torch.no_grad():
-                _, next_values, _ = agent._values(rollout, grad=False)
-                G = reward_to_go(rollout.rewards, rollout.terminated | rollout.truncated, cfg.gamma,
-                                 bootstrap=next_values, truncated=rollout.truncated).reshape(-1)
-            for _ in range(epochs):
-                loss = (agent.net.value(rollout.obs) - G).pow(2).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            unexplained = float(loss.detach() / G.var().clamp(min=1e-8))
-    finally:
-        agent.config = cfg
+    for _ in range(iterations):
+        rollout = agent.collect(episodes=episodes)
+        _, next_values = agent.values(rollout)
+        G = reward_to_go(rollout.rewards, rollout.terminated | rollout.truncated, agent.config.gamma,
+                         bootstrap=next_values, truncated=rollout.truncated).reshape(-1)
+        for _ in range(epochs):
+            loss = (agent.net.value(rollout.obs) - G).pow(2).mean()
+            grad_step(optimizer, loss)
+        unexplained = float(loss.detach() / G.var().clamp(min=1e-8))
     return unexplained
 
 
 def measure(agent: PolicyGradient, *, batches: int = 64, episodes_per_batch: int = 1,
             estimators: tuple[str, ...] = ESTIMATORS) -> dict[str, dict[str, float]]:
     """Mean and variance of each estimator's gradient over ``batches`` shared batches."""
-    cfg = agent.config
-    agent.config = dataclasses.replace(cfg, collect="episodes", batch_episodes=episodes_per_batch)
-    try:
-        if agent.envs is None:
-            agent._open_envs()
-        if agent._obs is None:
-            agent._obs = agent.envs.reset()
-        samples: dict[str, list[torch.Tensor]] = {e: [] for e in estimators}
-        for _ in range(batches):
-            rollout = agent._collect_episodes()
-            for e, g in actor_gradients(agent, rollout, estimators).items():
-                samples[e].append(g)
-    finally:
-        agent.config = cfg
+    samples: dict[str, list[torch.Tensor]] = {e: [] for e in estimators}
+    for _ in range(batches):
+        rollout = agent.collect(episodes=episodes_per_batch)
+        for e, g in actor_gradients(agent, rollout, estimators).items():
+            samples[e].append(g)
     out: dict[str, dict[str, float]] = {}
     for e, gs in samples.items():
         g = torch.stack(gs)                                   # (batches, n_params)

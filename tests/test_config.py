@@ -79,14 +79,15 @@ def test_describe_lists_every_setting():
 
 
 def test_every_algorithm_preset_builds():
-    from deeprl.config import ALGORITHMS
+    from deeprl import ALGORITHMS
     presets = list_presets()
+    assert set(presets) <= set(ALGORITHMS)  # every preset file belongs to an algorithm
     for algo in ("a2c", "ppo"):
         for env in ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "Pendulum-v1", "ALE/Pong-v5"):
             assert env in presets[algo], (algo, env)
     for algo, named in presets.items():
         for name in named:
-            build_config(ALGORITHMS[algo], preset_for(algo, name))
+            build_config(ALGORITHMS[algo].config_cls, preset_for(algo, name))
 
 
 def test_policy_gradient_consistency_checks():

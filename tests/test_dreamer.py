@@ -32,6 +32,10 @@ def test_actor_gradient_flows_through_imagined_transitions_but_not_into_the_worl
     agent = trained(env)
     start = start_states(agent)
     world = agent._world_model()
+
+    def grad_sum(modules):
+        return sum(float(p.grad.abs().sum()) for m in modules for p in m.parameters() if p.grad is not None)
+
     for opt in agent.optimizers.values():
         opt.zero_grad()
     with frozen(world):
@@ -39,14 +43,14 @@ def test_actor_gradient_flows_through_imagined_transitions_but_not_into_the_worl
         # only the LAST state's value: it depends on θ solely through a_0..a_3 fed into the dynamics
         value = agent.twohot.decode(agent.critic(dream["features"][-1])).mean()
         (-value).backward()
-    assert float(agent.optimizers["actor"].grad.abs().sum()) > 0        # reached θ through the dream
-    assert float(agent.optimizers["model"].grad.abs().sum()) == 0.0      # ψ: nothing
+    assert grad_sum([agent.actor]) > 0        # reached θ through the dream
+    assert grad_sum(world) == 0.0             # ψ: nothing
     assert all(p.requires_grad for m in world for p in m.parameters())   # unfrozen afterwards
     # and the same value without the dynamics in between carries no gradient to θ
     agent.optimizers["actor"].zero_grad()
     with frozen(world):
         (-agent.twohot.decode(agent.critic(start.feature())).mean()).backward()
-    assert float(agent.optimizers["actor"].grad.abs().sum()) == 0.0
+    assert grad_sum([agent.actor]) == 0.0
 
 
 def test_behaviour_step_leaves_the_world_model_unchanged():

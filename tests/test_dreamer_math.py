@@ -298,7 +298,7 @@ def test_return_normalizer_by_hand():
     norm.update(returns)          # low = .99 * .05 + .05 = .0995, high = .99 * .95 + .95 = 1.8905
     assert norm.scale == pytest.approx(1.8905 - 0.0995)
     state = norm.state_dict()
-    assert all(type(v) is float for v in state.values())
+    assert all(v.dtype == torch.float64 and v.dim() == 0 for v in state.values())  # saved like weights, exactly
     restored = ReturnNormalizer()
     restored.load_state_dict(state)
     assert restored.scale == norm.scale

@@ -1,5 +1,6 @@
 """Policy gradients: returns and advantages, distributions, the baseline's unbiasedness, learning."""
 
+import copy
 import csv
 import os
 
@@ -106,70 +107,68 @@ def test_diag_gaussian_matches_torch():
     assert s.std().item() == pytest.approx(2.0, rel=0.02)
 
 
-# ------------------------------------------------------------------------------- the NumPy path
-# Small MLPs on the CPU act and learn through deeprl/numpy_ac.py; the torch path (autograd) is the
-# reference it must reproduce: same gradient steps, same statistics.
-
-def _two_agents(cls, env, **kw):
-    """The same agent twice; the second has its NumPy path switched off."""
-    a, b = (cls(env, seed=3, **{**FAST, "total_steps": 10_000, **kw}) for _ in range(2))
-    assert a._np_net is not None
-    b._np_net = None
-    return a, b
+# ------------------------------------------------------------------------------- one gradient path
 
 
-NUMPY_PATH_CASES = [
-    (A2C, "CartPole-v1", dict(num_envs=4, n_steps=8, ent_coef=0.05)),
-    (A2C, "Pendulum-v1", dict(num_envs=2, n_steps=16, ent_coef=0.01, normalize_advantage=True)),
-    (A2C, "CartPole-v1", dict(num_envs=2, n_steps=8, shared_torso=True, estimator="advantage", vf_coef=0.7)),
-    (PPO, "CartPole-v1", dict(num_envs=2, n_steps=32, minibatch_size=16, n_epochs=3, ent_coef=0.01,
-                              clip_range_vf=0.2, clip_range=0.1)),
-    (PPO, "Pendulum-v1", dict(num_envs=2, n_steps=32, minibatch_size=32, n_epochs=2, lr=3e-3)),
-    (PPO, "CartPole-v1", dict(num_envs=2, n_steps=32, minibatch_size=16, n_epochs=4, target_kl=1e-4, lr=1e-2)),
-    (REINFORCE, "CartPole-v1", dict(batch_episodes=2)),
-    (REINFORCE, "CartPole-v1", dict(estimator="baseline", critic_target="rollout", batch_episodes=2,
-                                    discount_weighting=True)),
-    (ActorCriticAgent, "CartPole-v1", dict(collect="steps", n_steps=1, num_envs=1)),
-]
+def _naive_advantage_loss(net, r, gamma, ent_coef, vf_coef):
+    """The advantage actor-critic loss written out step by step, as the lecture does."""
+    T, N = r.rewards.shape
+    v = net.value(r.obs).view(T, N)
+    finals = {int(k): j for j, k in enumerate(r.final_index)}
+    psi, target = torch.zeros(T, N), torch.zeros(T, N)
+    with torch.no_grad():
+        for t in range(T):
+            for i in range(N):
+                k = t * N + i
+                if r.terminated[t, i]:
+                    next_v = 0.0
+                elif k in finals:
+                    next_v = net.value(r.final_obs[finals[k]][None])[0]
+                elif t + 1 < T:
+                    next_v = net.value(r.obs[k + N][None])[0]
+                else:
+                    next_v = net.value(r.last_obs[i][None])[0]
+                target[t, i] = r.rewards[t, i] + gamma * next_v
+                psi[t, i] = target[t, i] - v[t, i]
+    dist = net.policy(r.obs)
+    actor = -(psi.reshape(-1) * dist.log_prob(r.actions)).mean()
+    return actor - ent_coef * dist.entropy().mean() + vf_coef * (v - target).pow(2).mean()
 
 
-@pytest.mark.parametrize("cls,env,kw", NUMPY_PATH_CASES)
-def test_numpy_update_matches_autograd(cls, env, kw):
-    fast, ref = _two_agents(cls, env, **kw)
-    fast._open_envs()
-    fast._obs = fast.envs.reset()
-    collect = fast._collect_episodes if fast.config.collect == "episodes" else fast._collect_steps
-    for _ in range(3):  # several rollouts: later ones start from trained parameters and optimizer state
-        rollout = collect()
-        for agent in (fast, ref):
-            torch.manual_seed(0)  # the same minibatch order
-            agent.update(rollout)
-        assert fast.updates == ref.updates > 0
-        torch.testing.assert_close(fast.optimizer.grad, ref.optimizer.grad, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(fast.optimizer.flat, ref.optimizer.flat, rtol=1e-4, atol=1e-6)
-        ref.optimizer.flat.copy_(fast.optimizer.flat)  # keep float rounding from drifting apart
-        ref._np_net = None
-    assert set(fast._stats) == set(ref._stats)
-    for key, values in fast._stats.items():
-        np.testing.assert_allclose(values, [float(v) for v in ref._stats[key]], rtol=1e-4, atol=1e-6, err_msg=key)
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+def test_update_is_one_torch_step_on_the_naive_loss(env):
+    agent = A2C(env, seed=3, num_envs=2, n_steps=8, ent_coef=0.05, estimator="advantage", optimizer="adam",
+                max_grad_norm=0.0, **FAST)
+    for _ in range(2):  # the second update starts from trained weights and optimizer state
+        rollout = agent.collect()
+        ref = copy.deepcopy(agent.net)
+        ref_opt = torch.optim.Adam(ref.parameters(), lr=agent.config.lr, eps=agent.config.optim_eps)
+        ref_opt.load_state_dict(copy.deepcopy(agent.optimizer.state_dict()))  # torch would share the moments
+        ref_opt.zero_grad()
+        _naive_advantage_loss(ref, rollout, agent.config.gamma, 0.05, agent.config.vf_coef).backward()
+        ref_opt.step()
+        agent.update(rollout)
+        for (name, p), q in zip(agent.net.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_numpy_policy_samples_the_torch_distribution():
-    for env in ("CartPole-v1", "Pendulum-v1"):
-        agent = A2C(env, seed=0, **FAST)
-        obs = np.random.default_rng(1).normal(size=(5000, *agent.observation_space.shape)).astype(np.float32)
-        actions = agent._np_net.sample(obs, np.random.default_rng(2), deterministic=False)
-        dist = agent.net.policy(torch.from_numpy(obs))
-        torch.testing.assert_close(torch.from_numpy(agent._np_net.log_prob(obs, actions)),
-                                   dist.log_prob(torch.as_tensor(actions)).detach(), rtol=1e-5, atol=1e-5)
-        if agent._np_net.discrete:  # sampled frequencies follow π(a|s), averaged over the states
-            freq = np.bincount(actions, minlength=2) / len(actions)
-            np.testing.assert_allclose(freq, dist.logits.exp().mean(0).detach().numpy(), atol=0.02)
-        else:  # a - μ(s) is N(0, σ²)
-            noise = actions - dist.mean.detach().numpy()
-            assert noise.mean() == pytest.approx(0.0, abs=0.05) and noise.std() == pytest.approx(1.0, rel=0.05)
-        mode = agent._np_net.sample(obs[:10], np.random.default_rng(2), deterministic=True)
-        np.testing.assert_allclose(mode, dist.mode()[:10].detach().numpy(), atol=1e-6)
+@pytest.mark.parametrize("cls,kw", [(A2C, dict(num_envs=2, n_steps=8)),
+                                    (REINFORCE, dict(batch_episodes=2)),
+                                    (PPO, dict(num_envs=2, n_steps=16, minibatch_size=16, n_epochs=2))])
+def test_a_new_loss_term_is_one_edit(cls, kw):
+    """Every update of every policy-gradient algorithm goes through its ``loss``: a term added
+    there (here an L2 penalty on the weights) changes training, on the CPU as anywhere."""
+
+    class WithPenalty(cls):
+        def loss(self, *args, **kwargs):
+            loss, stats = super().loss(*args, **kwargs)
+            return loss + 10.0 * sum(p.pow(2).sum() for p in self.net.parameters()), stats
+
+    plain, penalized = cls("CartPole-v1", seed=1, **FAST, **kw), WithPenalty("CartPole-v1", seed=1, **FAST, **kw)
+    for agent in (plain, penalized):
+        agent.learn(300)
+    norm = lambda agent: sum(p.pow(2).sum().item() for p in agent.net.parameters())  # noqa: E731
+    assert norm(penalized) < norm(plain)
 
 
 def test_threads_are_set_while_training_and_restored_after():
@@ -248,7 +247,8 @@ def test_bad_spaces_and_settings():
 
 
 @pytest.mark.parametrize("cls, kw", [
-    (REINFORCE, dict(batch_episodes=2, lr=3e-3, total_steps=12_000)),  # lr 1e-2 stalled at 13.2 on 1 seed of 5
+    # plain G_t with batch_episodes=2 stalled near 13.7 on 2 seeds of 0-4; standardized G_t: 5 of 5 at 20
+    (REINFORCE, dict(batch_episodes=4, lr=3e-3, total_steps=12_000, normalize_advantage=True)),
     (REINFORCE, dict(estimator="baseline", critic_target="rollout", batch_episodes=2, lr=3e-3)),
     (REINFORCE, dict(estimator="baseline", batch_episodes=2, lr=3e-3, discount_weighting=True)),
     (ActorCriticAgent, dict(lr=3e-3)),

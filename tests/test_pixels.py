@@ -6,7 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from deeprl.envs.pixels import PixelObservation, make_pixel_env
+from deeprl.envs.make import make_pixel_env
+from deeprl.envs.pixels import PixelObservation
 from deeprl.errors import EnvError
 
 

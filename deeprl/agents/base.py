@@ -8,8 +8,9 @@ Subclasses implement:
 * ``_train(target_steps)``: the loop, calling ``self._log``, ``self._maybe_eval`` and
   ``self._maybe_checkpoint``;
 * ``_act(obs, deterministic)``: a batch of actions for a batch of observations;
-* ``_model_tensors() / _load_model_tensors()``: the weights a saved model needs;
-* ``_checkpoint() / _restore()``: everything else a resumed run needs.
+* ``_persistent()``: what it holds, by name (:class:`Persistent`): the modules a saved model
+  needs, and what else a checkpoint needs to resume exactly (target networks, optimizers,
+  replay, counters).  Saving, loading and checking them is done here, once for all.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -32,7 +34,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from deeprl.checkpoint import atomic_write_json, load_model_file, save_model_file
+from deeprl.checkpoint import (atomic_write_json, flatten_state, load_model_file, load_module_tensors, module_tensors,
+                               save_model_file, unflatten_state)
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
@@ -133,6 +136,82 @@ def default_torch_threads(images: bool) -> int:
     thread per core starves the env and any other process; on a 2-core machine a second thread
     made the conv world model several times slower, not faster."""
     return max(1, min(4, (os.cpu_count() or 1) // 2)) if images else 1
+
+
+@dataclass
+class Persistent:
+    """What an agent holds, by name, for :meth:`Algorithm.save` and checkpoints.
+
+    * ``model``: what a saved model needs to act: ``nn.Module`` s, or any object with a
+      ``state_dict()`` of tensors and ``load_state_dict()`` (running observation statistics);
+    * ``training``: more of those that only a resumed run needs (target networks);
+    * ``optimizers``: ``torch.optim`` optimizers;
+    * ``buffers``: replay buffers (``state_arrays() / state_meta() / load_state()``);
+    * ``counters``: names of attributes to restore as they were: numbers, JSON values, NumPy
+      arrays, tensors, or dicts and lists of them.
+    """
+
+    model: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    buffers: dict[str, Any] = field(default_factory=dict)
+    counters: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for group in (self.model, self.training, self.optimizers, self.buffers):
+            for name in [k for k, v in group.items() if v is None]:  # optional parts that this config lacks
+                del group[name]
+
+
+def _as_tensor(value: Any) -> Any:
+    """A counter as :func:`~deeprl.checkpoint.flatten_state` stores it: arrays become tensors."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, dict):
+        return {k: _as_tensor(v) for k, v in value.items()}
+    return value
+
+
+def _like(current: Any, saved: Any, name: str) -> Any:
+    """``saved`` in the type and shape of ``current``; raises ValueError where they do not fit."""
+    if isinstance(current, np.ndarray):
+        if not isinstance(saved, torch.Tensor) or tuple(saved.shape) != current.shape:
+            raise ValueError(f"{name} has shape {getattr(saved, 'shape', None)}, expected {current.shape}")
+        return saved.numpy().astype(current.dtype, copy=False)
+    if isinstance(current, torch.Tensor):
+        if not isinstance(saved, torch.Tensor) or saved.shape != current.shape:
+            raise ValueError(f"{name} has shape {getattr(saved, 'shape', None)}, expected {tuple(current.shape)}")
+        return saved.to(current.device, current.dtype)
+    if isinstance(current, bool) or current is None:
+        return saved
+    if isinstance(current, (int, float)):
+        if isinstance(saved, bool) or not isinstance(saved, (int, float)):
+            raise ValueError(f"{name} is {saved!r}, not a number")
+        return type(current)(saved)
+    if isinstance(current, dict):
+        if not isinstance(saved, dict) or set(saved) != set(current):
+            raise ValueError(f"{name} holds {sorted(saved) if isinstance(saved, dict) else saved!r}, expected keys "
+                             f"{sorted(current)}")
+        return {k: _like(current[k], saved[k], f"{name}.{k}") for k in current}
+    if isinstance(current, list):
+        if not isinstance(saved, list):
+            raise ValueError(f"{name} is {saved!r}, not a list")
+        return saved
+    return saved
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: Any) -> None:
+    """``optimizer.load_state_dict`` with a check that torch leaves out: the saved state is of the same
+    kind of optimizer (the same hyperparameter names), so Adam's moments never land in RMSprop."""
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError("the optimizer state has another number of parameter groups")
+    for saved, group in zip(groups, optimizer.param_groups):
+        if not isinstance(saved, dict) or set(saved) != set(group):
+            raise ValueError(f"the saved optimizer is not a {type(optimizer).__name__}")
+        if isinstance(saved.get("betas"), list):
+            saved["betas"] = tuple(saved["betas"])
+    optimizer.load_state_dict(state)
 
 
 class Algorithm(ABC):
@@ -242,20 +321,49 @@ class Algorithm(ABC):
         """A batch of env actions for a batch of observations."""
 
     @abstractmethod
+    def _persistent(self) -> "Persistent":
+        """What this agent holds, by name: see :class:`Persistent`."""
+
+    def _loaded_model(self) -> None:
+        """Called after a saved model's weights were loaded (e.g. to copy them into a target network)."""
+
+    # ------------------------------------------------------------------------------ persistence
     def _model_tensors(self) -> dict[str, torch.Tensor]:
-        """The weights a saved model needs."""
+        """The weights a saved model holds: ``{"module.key": tensor}``."""
+        return module_tensors(self._persistent().model)
 
-    @abstractmethod
     def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Inverse of ``_model_tensors``."""
+        load_module_tensors(self._persistent().model, tensors)
+        self._loaded_model()
 
-    @abstractmethod
     def _checkpoint(self) -> tuple[dict, dict, dict]:
-        """``(tensor files, array files, JSON state)`` beyond what every algorithm saves."""
+        """``(tensor files, array files, JSON state)`` of what :meth:`_persistent` names."""
+        p = self._persistent()
+        opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in p.optimizers.items()}, "opt")
+        counters = {name: _as_tensor(getattr(self, name)) for name in p.counters}
+        counter_tensors, counter_skeleton = flatten_state(counters, "c")
+        tensors = {"model": module_tensors({**p.model, **p.training}), "optimizer": opt_tensors,
+                   "counters": counter_tensors}
+        arrays = {name: b.state_arrays() for name, b in p.buffers.items()}  # one file each, named after it
+        state = {"optimizer": opt_skeleton, "counters": counter_skeleton,
+                 "buffers": {name: b.state_meta() for name, b in p.buffers.items()}}
+        return tensors, arrays, state
 
-    @abstractmethod
     def _restore(self, state: dict[str, Any], loader: Any) -> None:
-        """Inverse of ``_checkpoint``."""
+        """Inverse of :meth:`_checkpoint`; anything that does not fit raises (a ``CheckpointError``
+        to the user, see :meth:`resume`)."""
+        p = self._persistent()
+        load_module_tensors({**p.model, **p.training}, loader("model"))
+        opt_states = unflatten_state(state["optimizer"], loader("optimizer"))
+        if set(opt_states) != set(p.optimizers):
+            raise ValueError(f"optimizers {sorted(opt_states)} where {sorted(p.optimizers)} were expected")
+        for name, opt in p.optimizers.items():
+            _load_optimizer(opt, opt_states[name])
+        for name, buffer in p.buffers.items():
+            buffer.load_state(loader(name, numpy=True), state["buffers"][name])
+        counters = unflatten_state(state["counters"], loader("counters"))
+        for name in p.counters:
+            setattr(self, name, _like(getattr(self, name), counters[name], name))
 
     # ------------------------------------------------------------------------------ public API
     def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,
@@ -453,6 +561,12 @@ class Algorithm(ABC):
         with torch.random.fork_rng(devices=self._cuda_devices()):  # evaluating never shifts training's random stream
             return evaluate(self._eval_policy(), c.env, int(episodes),
                             c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
+
+    def make_env(self, **overrides: Any) -> gym.Env:
+        """One env as this agent trains on (wrappers, pixels, time limit), e.g. ``render_mode="rgb_array"``."""
+        from deeprl.envs import make_env
+
+        return make_env(self.config.env, **{**self._env_kwargs(), **overrides})
 
     def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
         kwargs = self._env_kwargs()

@@ -22,14 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeprl.agents.base import Algorithm
+from deeprl.agents.base import Algorithm, Persistent
 from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
-from deeprl.checkpoint import flatten_state, unflatten_state
 from deeprl.config import DQNConfig
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
 from deeprl.errors import ConfigError
-from deeprl.nets import NumpyQ, QNetwork
-from deeprl.optim import FlatOptimizer
+from deeprl.nets import QNetwork
+from deeprl.optim import grad_step, make_optimizer, set_lr
 from deeprl.returns import q_learning_target
 
 
@@ -76,9 +75,7 @@ class DQN(Algorithm):
         self.q_target = None
         if c.target_update_interval > 0:
             self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        # Adam over one flat buffer: a few ops per step instead of several per parameter tensor
-        self.optimizer = FlatOptimizer(self.q.parameters(), "adam", lr=c.lr, eps=c.adam_eps)
-        self._numpy_q = NumpyQ(self.q) if NumpyQ.supports(self.q) else None
+        self.optimizer = make_optimizer(self.q.parameters(), "adam", lr=c.lr, eps=c.adam_eps)
         self.buffer = None
         if c.replay:
             shape = tuple(self.observation_space.shape or ())
@@ -105,10 +102,6 @@ class DQN(Algorithm):
         return torch.as_tensor(obs, device=self.device)
 
     def _greedy(self, obs: np.ndarray) -> np.ndarray:
-        # NumPy's BLAS may go multi-threaded on transposed views of larger batches, which is
-        # far slower than torch there; the NumPy path is for the one-env-at-a-time case
-        if self._numpy_q is not None and len(obs) <= 2:
-            return self._numpy_q(obs).argmax(axis=1)
         with torch.inference_mode():
             return self.q(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
 
@@ -159,11 +152,7 @@ class DQN(Algorithm):
     def update(self, batch: ReplaySamples) -> None:
         """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped."""
         loss, td, q = self.compute_loss(batch)
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.optimizer.clip_grad_norm(self.config.max_grad_norm if self.config.max_grad_norm > 0
-                                                  else float("inf"))
-        self.optimizer.step()
+        grad_norm = grad_step(self.optimizer, loss, self.config.max_grad_norm)
         self.updates += 1
         if isinstance(self.buffer, PrioritizedReplayBuffer):
             self.buffer.update_priorities(batch.indices, td.detach().cpu().numpy())
@@ -219,7 +208,7 @@ class DQN(Algorithm):
                 self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
             if self.num_timesteps > c.learning_starts and self.iteration % train_every == 0:
                 if c.anneal_lr:
-                    self.optimizer.param_groups[0]["lr"] = c.lr * (1.0 - self.progress())
+                    set_lr(self.optimizer, c.lr * (1.0 - self.progress()))
                 for _ in range(c.gradient_steps):                            # 3. θ ← θ - α ∇ (Q - ⊥target)²
                     if self.buffer is not None:
                         batch = self.buffer.sample(c.batch_size, self.rng, beta=self._beta())
@@ -271,33 +260,11 @@ class DQN(Algorithm):
                        "values may be diverging (lower lr or gradient_steps, or use double_q)")
 
     # --------------------------------------------------------------------------------- persistence
-    def _model_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"q.{k}": v for k, v in self.q.state_dict().items()}
+    def _persistent(self) -> Persistent:
+        return Persistent(model={"q": self.q}, training={"target": self.q_target},
+                          optimizers={"optimizer": self.optimizer}, buffers={"replay": self.buffer},
+                          counters=("iteration", "updates", "_q_history"))
 
-    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.q.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("q.")})
+    def _loaded_model(self) -> None:
         if self.q_target is not None:
             self.q_target.load_state_dict(self.q.state_dict())
-
-    def _checkpoint(self) -> tuple[dict, dict, dict]:
-        opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
-        tensors = {"model": {**self._model_tensors(),
-                             **({f"target.{k}": v for k, v in self.q_target.state_dict().items()}
-                                if self.q_target is not None else {})},
-                   "optimizer": opt_tensors}
-        arrays = {"replay": self.buffer.state_arrays()} if self.buffer is not None else {}
-        state = {"optimizer": opt_skeleton, "iteration": self.iteration, "updates": self.updates,
-                 "q_history": self._q_history[-20:],
-                 "replay": self.buffer.state_meta() if self.buffer is not None else None}
-        return tensors, arrays, state
-
-    def _restore(self, state: dict[str, Any], loader: Any) -> None:
-        model = loader("model")
-        self.q.load_state_dict({k[2:]: v for k, v in model.items() if k.startswith("q.")})
-        if self.q_target is not None:
-            self.q_target.load_state_dict({k[7:]: v for k, v in model.items() if k.startswith("target.")})
-        self.optimizer.load_state_dict(unflatten_state(state["optimizer"], loader("optimizer")))
-        if self.buffer is not None:
-            self.buffer.load_state(loader("replay", numpy=True), state["replay"])
-        self.iteration, self.updates = int(state["iteration"]), int(state["updates"])
-        self._q_history = [float(x) for x in state.get("q_history", [])]

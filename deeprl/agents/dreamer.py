@@ -27,15 +27,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deeprl.agents.base import Algorithm
-from deeprl.checkpoint import flatten_state, load_module_tensors, module_tensors, unflatten_state
+from deeprl.agents.base import Algorithm, Persistent
 from deeprl.config import DreamerConfig
 from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, replay_lambda_returns,
                                  straight_through_onehot, symexp, symlog, unimix_logits)
-from deeprl.dreamer.rssm import RSSM, State, flatten, mlp
+from deeprl.dreamer.rssm import RSSM, State, flatten
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
-from deeprl.optim import FlatOptimizer
+from deeprl.nets import gaussian_entropy, gaussian_log_prob, mlp
+from deeprl.optim import grad_step, make_optimizer
 from deeprl.worldmodel.vae import make_coder
 
 LOSS_SCALES = {"recon": 1.0, "reward": 1.0, "continue": 1.0, "dyn": None, "rep": None}  # None: from the config
@@ -64,7 +64,8 @@ class Actor(nn.Module):
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.n = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
         self.unimix = unimix
-        self.net = mlp(feature_dim, hidden, layers, self.n if self.discrete else 2 * self.n)
+        self.net = mlp(feature_dim, [hidden] * layers, self.n if self.discrete else 2 * self.n, activation=nn.SiLU,
+                       layer_norm=True)
 
     def forward(self, feature: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(action, log π(action), entropy)``; actions are one-hot (discrete) or in [-1, 1]."""
@@ -86,9 +87,8 @@ class Actor(nn.Module):
         # log π(a) as REINFORCE's score function needs it: a function of θ at the drawn sample held
         # fixed (⊥u), so ∂/∂μ keeps its (u - μ)/σ² term; the reparameterized path runs through ``action``
         sample = u.detach()
-        gauss = -0.5 * ((sample - mean) / std).pow(2) - std.log() - 0.5 * np.log(2 * np.pi)
-        log_prob = (gauss - torch.log1p(-torch.tanh(sample).pow(2) + 1e-6)).sum(-1)
-        entropy = (std.log() + 0.5 * (1 + np.log(2 * np.pi))).sum(-1)  # of u: tanh's has no closed form
+        log_prob = gaussian_log_prob(sample, mean, std.log()) - torch.log1p(-torch.tanh(sample).pow(2) + 1e-6).sum(-1)
+        entropy = gaussian_entropy(std.log())  # of u: tanh's has no closed form
         return action, log_prob, entropy
 
 
@@ -118,10 +118,11 @@ class Dreamer(Algorithm):
         self.encoder, embed_dim, self.decoder = make_coder(obs, feature_dim, [c.hidden] * c.layers)
         self.rssm = RSSM(embed_dim, self.action_dim, deter=c.deter, hidden=c.hidden, stoch=c.stoch, classes=c.classes,
                          latent=c.latent, unimix=c.unimix)
-        self.reward_head = mlp(feature_dim, c.hidden, c.layers, c.bins)
-        self.continue_head = mlp(feature_dim, c.hidden, c.layers, 1)
+        hidden = [c.hidden] * c.layers  # DreamerV3's heads: Linear → LayerNorm → SiLU layers
+        self.reward_head = mlp(feature_dim, hidden, c.bins, activation=nn.SiLU, layer_norm=True)
+        self.continue_head = mlp(feature_dim, hidden, 1, activation=nn.SiLU, layer_norm=True)
         self.actor = Actor(feature_dim, act, c.hidden, c.layers, c.unimix)
-        self.critic = mlp(feature_dim, c.hidden, c.layers, c.bins)
+        self.critic = mlp(feature_dim, hidden, c.bins, activation=nn.SiLU, layer_norm=True)
         for head in (self.reward_head[-1], self.critic[-1]):  # predict 0 at first (DreamerV3)
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
@@ -131,10 +132,9 @@ class Dreamer(Algorithm):
         self.twohot = TwoHot(num_bins=c.bins)
         self.normalizer = ReturnNormalizer()
         self.optimizers = {
-            "model": FlatOptimizer([p for m in self._world_model() for p in m.parameters()], "adam", lr=c.model_lr,
-                                   eps=1e-8),
-            "actor": FlatOptimizer(self.actor.parameters(), "adam", lr=c.actor_lr, eps=1e-5),
-            "critic": FlatOptimizer(self.critic.parameters(), "adam", lr=c.critic_lr, eps=1e-5),
+            "model": make_optimizer([p for m in self._world_model() for p in m.parameters()], lr=c.model_lr, eps=1e-8),
+            "actor": make_optimizer(self.actor.parameters(), lr=c.actor_lr, eps=1e-5),
+            "critic": make_optimizer(self.critic.parameters(), lr=c.critic_lr, eps=1e-5),
         }
         self.replay = SequenceReplay(c.buffer_size, c.num_envs, tuple(obs.shape), obs.dtype, (self.action_dim,),
                                      np.float32)
@@ -239,11 +239,7 @@ class Dreamer(Algorithm):
         scales = {**LOSS_SCALES, "dyn": c.dyn_scale, "rep": c.rep_scale}
         assert losses.keys() == scales.keys()
         loss = sum(scales[k] * v for k, v in losses.items())
-        opt = self.optimizers["model"]
-        opt.zero_grad()
-        loss.backward()
-        norm = opt.clip_grad_norm(c.model_grad_norm)
-        opt.step()
+        norm = grad_step(self.optimizers["model"], loss, c.model_grad_norm)
         self._record(**{f"loss/{k}": v for k, v in losses.items()}, **{"loss/kl": kl, "loss/model": loss,
                                                                         "grad/model": norm})
         return post
@@ -333,11 +329,7 @@ class Dreamer(Algorithm):
             else:  # REINFORCE: ⊥((R^λ - v) / S) ∇ log π(a|s)
                 objective = ((returns - values[:-1]) / scale).detach() * dream["log_probs"]
             actor_loss = -(weight * (objective + c.ent_coef * dream["entropies"])).mean()
-            actor = self.optimizers["actor"]
-            actor.zero_grad()
-            actor_loss.backward()
-            actor_norm = actor.clip_grad_norm(c.ac_grad_norm)
-            actor.step()
+            actor_norm = grad_step(self.optimizers["actor"], actor_loss, c.ac_grad_norm)
         critic_logits = self.critic(features[:-1].detach())
         critic_loss = (weight * self.twohot.loss(critic_logits, returns.detach())).mean()
         if c.critic_slowreg > 0:  # stay near the slow critic: damps the critic's chase of its own targets
@@ -345,11 +337,7 @@ class Dreamer(Algorithm):
                 weight * self.twohot.loss(critic_logits, values[:-1].detach())).mean()
         if replay is not None and c.critic_replay > 0:
             critic_loss = critic_loss + c.critic_replay * self.replay_value_loss(*replay)
-        critic = self.optimizers["critic"]
-        critic.zero_grad()
-        critic_loss.backward()
-        critic.clip_grad_norm(c.ac_grad_norm)
-        critic.step()
+        grad_step(self.optimizers["critic"], critic_loss, c.ac_grad_norm)
         with torch.no_grad():  # v_ψ⁻ ← τ v_ψ + (1 - τ) v_ψ⁻
             torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), c.critic_tau)
         self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": dream["entropies"].mean(),
@@ -412,33 +400,20 @@ class Dreamer(Algorithm):
                 self._close_interval({**stats, "updates/gradient_steps": self.updates})
 
     # --------------------------------------------------------------------------------- persistence
-    def _model_tensors(self) -> dict[str, torch.Tensor]:
-        return module_tensors({**self._modules_by_name(), "critic_target": self.critic_target})
+    def _persistent(self) -> Persistent:
+        return Persistent(model={**self._modules_by_name(), "critic_target": self.critic_target},
+                          training={"normalizer": self.normalizer}, optimizers=self.optimizers,
+                          buffers={"replay": self.replay},
+                          counters=("updates", "_update_credit", "_prev_action", "_prev_reward", "_first",
+                                    "_acting_state"))  # the acting state's setter reads _first
 
-    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        load_module_tensors({**self._modules_by_name(), "critic_target": self.critic_target}, tensors)
-
-    def _checkpoint(self) -> tuple[dict, dict, dict]:
-        opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in self.optimizers.items()}, "opt")
+    @property
+    def _acting_state(self) -> dict[str, torch.Tensor]:
+        """The recurrent state the policy acts from, as tensors (for checkpoints)."""
         memory = self._acting
-        acting = {"deter": memory["state"].deter, "stoch": memory["state"].stoch, "action": memory["action"]}
-        arrays = {"replay": self.replay.state_arrays(),
-                  "loop": {"prev_action": self._prev_action, "prev_reward": self._prev_reward, "first": self._first}}
-        return ({"model": self._model_tensors(), "optimizer": opt_tensors, "acting": acting}, arrays,
-                {"optimizer": opt_skeleton, "replay": self.replay.state_meta(), "updates": self.updates,
-                 "update_credit": self._update_credit, "normalizer": self.normalizer.state_dict()})
+        return {"deter": memory["state"].deter, "stoch": memory["state"].stoch, "action": memory["action"]}
 
-    def _restore(self, state: dict[str, Any], loader: Any) -> None:
-        self._load_model_tensors(loader("model"))
-        opt_states = unflatten_state(state["optimizer"], loader("optimizer"))
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(opt_states[name])
-        self.replay.load_state(loader("replay", numpy=True), state["replay"])
-        loop = loader("loop", numpy=True)
-        self._prev_action, self._prev_reward, self._first = loop["prev_action"], loop["prev_reward"], loop["first"]
-        acting = loader("acting")
-        self._acting = {"state": State(acting["deter"].to(self.device), acting["stoch"].to(self.device), {}),
-                        "action": acting["action"].to(self.device),
+    @_acting_state.setter
+    def _acting_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self._acting = {"state": State(tensors["deter"], tensors["stoch"], {}), "action": tensors["action"],
                         "first": torch.as_tensor(self._first, device=self.device)}
-        self.updates, self._update_credit = int(state["updates"]), float(state["update_credit"])
-        self.normalizer.load_state_dict(state["normalizer"])

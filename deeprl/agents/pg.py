@@ -19,15 +19,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.agents.base import Algorithm
-from deeprl.checkpoint import flatten_state, unflatten_state
+from deeprl.agents.base import Algorithm, Persistent
 from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, ReinforceConfig
 from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions
 from deeprl.errors import ConfigError
-from deeprl.nets import ActorCritic
-from deeprl.numpy_ac import NumpyActorCritic, pg_loss_grad
-from deeprl.optim import FlatOptimizer
+from deeprl.nets import ActorCritic, Categorical, DiagGaussian
+from deeprl.optim import grad_step, make_optimizer, set_lr
 from deeprl.returns import gae, reward_to_go
 
 
@@ -56,12 +54,21 @@ class RunningMeanStd:
         """``x / std``, clipped, without centring (rewards keep their sign)."""
         return np.clip(x / np.sqrt(self.var + 1e-8), -self.clip, self.clip).astype(np.float32)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "var": self.var, "count": np.array([self.count])}
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """As a module's: float64 tensors, so that saved models and checkpoints hold them like weights."""
+        return {"mean": torch.from_numpy(np.atleast_1d(self.mean).copy()),
+                "var": torch.from_numpy(np.atleast_1d(self.var).copy()),
+                "count": torch.tensor([self.count], dtype=torch.float64)}
 
-    def load(self, state: dict[str, np.ndarray]) -> None:
-        self.mean, self.var = state["mean"].astype(np.float64), state["var"].astype(np.float64)
-        self.count = float(state["count"][0])
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != {"mean", "var", "count"}:
+            raise KeyError(f"running statistics hold {sorted(state)}, expected ['count', 'mean', 'var']")
+        shape = self.mean.shape
+        mean, var = (state[k].numpy().astype(np.float64).reshape(-1) for k in ("mean", "var"))
+        if mean.size != max(1, int(np.prod(shape))) or var.size != mean.size:
+            raise ValueError(f"running statistics of size {mean.size} do not fit the shape {shape}")
+        self.mean, self.var = mean.reshape(shape), var.reshape(shape)
+        self.count = float(state["count"].reshape(-1)[0])
 
 
 @dataclass
@@ -73,7 +80,7 @@ class Rollout:
 
     obs: torch.Tensor          # (T·N, *obs_shape) s_t
     actions: torch.Tensor      # (T·N, ...) a_t as sampled (before clipping to the action bounds)
-    log_probs: torch.Tensor | None  # (T·N,) log π_old(a_t|s_t) at collection (PPO's ratio); None: unused
+    log_probs: torch.Tensor    # (T·N,) log π_old(a_t|s_t) at collection (PPO's ratio)
     rewards: torch.Tensor      # (T, N) r_{t+1}
     terminated: torch.Tensor   # (T, N) bool
     truncated: torch.Tensor    # (T, N) bool
@@ -113,12 +120,13 @@ def estimate(config: PGConfig, r: Rollout, values: torch.Tensor, next_values: to
 
 
 class PolicyGradient(Algorithm):
-    """Shared by REINFORCE, ActorCritic, A2C and PPO; the config decides which one it is."""
+    """What REINFORCE, actor-critic, A2C and PPO share: acting, collecting rollouts, V_φ, the
+    estimators Ψ_t, persistence.  :meth:`update` is the lecture's one-step policy gradient; PPO
+    replaces it with its own."""
 
     config: PGConfig
     metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/actor", "loss/critic",
-                   "loss/entropy", "policy/approx_kl", "policy/clip_fraction", "grad/norm",
-                   "eval/mean_return", "eval/std_return"]
+                   "loss/entropy", "grad/norm", "eval/mean_return", "eval/std_return"]
 
     def _check_spaces(self) -> None:
         check_observation_space(self.observation_space, self.algo)
@@ -132,35 +140,25 @@ class PolicyGradient(Algorithm):
         c = self.config
         self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
                                log_std_init=c.log_std_init).to(self.device)
-        self.optimizer = FlatOptimizer(self.net.parameters(), c.optimizer, lr=c.lr, eps=c.optim_eps)
+        self.optimizer = make_optimizer(self.net.parameters(), c.optimizer, lr=c.lr, eps=c.optim_eps)
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
-        # small MLPs on the CPU act and learn through NumPy views of the same parameters (numpy_ac.py)
-        self._np_net = (NumpyActorCritic(self.net, self.optimizer.grad_of()) if NumpyActorCritic.supports(self.net)
-                        else None)
         self.obs_rms = RunningMeanStd(self.observation_space.shape) if c.normalize_obs else None
         self.ret_rms = RunningMeanStd(()) if c.normalize_reward else None
         self._discounted = np.zeros(c.num_envs)  # running Σ γ^k r per env, for normalize_reward
         self.updates = 0        # gradient steps (as in DQN)
         self.rollouts = 0       # collect-and-update iterations
         self._ep_time = np.zeros(c.num_envs, dtype=np.int64)
-        self._stats: dict[str, list[float]] = {}
+        self._stats: dict[str, list[torch.Tensor]] = {}
 
     # --------------------------------------------------------------------------------- acting
-    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Actions a ~ π_θ(·|s) (or its mode) for a batch, and their log-probabilities.
-
-        The NumPy path returns ``None`` for the latter: θ does not change while a rollout is
-        collected, so :meth:`_rollout` computes log π_old for all of it in one batched pass.
-        """
-        if self._np_net is not None:
-            return self._np_net.sample(obs, self.rng, deterministic), None
-        with torch.inference_mode():
-            dist = self.net.policy(torch.as_tensor(obs, device=self.device))
-            actions = dist.mode() if deterministic else dist.sample()
-            log_probs = dist.log_prob(actions)
-        return actions.cpu().numpy(), log_probs.cpu().numpy()
+    @torch.inference_mode()
+    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Actions a ~ π_θ(·|s) (or its mode) for a batch, and their log-probabilities."""
+        dist = self.net.policy(torch.as_tensor(obs, device=self.device))
+        actions = dist.mode() if deterministic else dist.sample()
+        return actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy()
 
     def _to_env(self, actions: np.ndarray) -> np.ndarray:
         """Gaussian samples are unbounded; the env gets them clipped to its bounds."""
@@ -192,6 +190,19 @@ class PolicyGradient(Algorithm):
         return self.obs_rms.normalize(obs)
 
     # --------------------------------------------------------------------------------- collecting
+    def collect(self, episodes: int | None = None) -> Rollout:
+        """The data of one update, as the config says (``collect``), or ``episodes`` complete
+        episodes whatever the config (the variance study draws batches this way)."""
+        if self.envs is None:
+            self._open_envs()
+        if self._obs is None:
+            self._obs = self.envs.reset()
+        if episodes is not None:
+            return self._collect_episodes(episodes)
+        if self.config.collect == "episodes":
+            return self._collect_episodes(self.config.batch_episodes)
+        return self._collect_steps()
+
     def _collect_steps(self) -> Rollout:
         """``n_steps`` steps of every env (A2C, PPO; n_steps = 1 is the online actor-critic)."""
         T, N = self.config.n_steps, self.config.num_envs
@@ -204,11 +215,9 @@ class PolicyGradient(Algorithm):
         finals: list[tuple[int, np.ndarray]] = []
         for t in range(T):
             seen = self._observe(obs)
-            actions, log_probs = self._sample(seen, False)                   # a ~ π_θ(a|s)
+            actions, logp_buf[t] = self._sample(seen, False)                  # a ~ π_θ(a|s)
             step = self.envs.step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
             obs_buf[t] = seen
-            if log_probs is not None:
-                logp_buf[t] = log_probs
             act_buf.append(actions)
             rew[t], term[t], trunc[t], ep_time[t] = step.reward, step.terminated, step.truncated, self._ep_time
             done = step.terminated | step.truncated
@@ -224,22 +233,21 @@ class PolicyGradient(Algorithm):
         self._obs = obs
         self.num_timesteps += T * N
         actions = np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:])
-        return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), actions,
-                             None if self._np_net is not None else logp_buf.reshape(-1), rew, term, trunc, ep_time,
-                             self._normalize(obs), finals)
+        return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), actions, logp_buf.reshape(-1), rew, term, trunc,
+                             ep_time, self._normalize(obs), finals)
 
-    def _collect_episodes(self) -> Rollout:
-        """At least ``batch_episodes`` complete episodes τ ~ p(τ|θ), laid end to end.
+    def _collect_episodes(self, count: int) -> Rollout:
+        """At least ``count`` complete episodes τ ~ p(τ|θ), laid end to end.
 
         Steps of episodes still running at update time are not used (their G_t is unknown);
         those envs carry on, and their next episode segment starts from the current state.
         """
-        c, N = self.config, self.config.num_envs
+        N = self.config.num_envs
         running: list[list[tuple]] = [[] for _ in range(N)]
         done_eps: list[list[tuple]] = []
         finals: list[np.ndarray | None] = []
         obs = self._obs
-        while len(done_eps) < c.batch_episodes:
+        while len(done_eps) < count:
             seen = self._observe(obs)
             actions, log_probs = self._sample(seen, False)
             step = self.envs.step(self._to_env(actions))
@@ -247,9 +255,8 @@ class PolicyGradient(Algorithm):
             reward = self._scale_rewards(step.reward, done)
             self.num_timesteps += N
             for i in range(N):
-                logp = 0.0 if log_probs is None else log_probs[i]  # None: _rollout computes them
-                running[i].append((seen[i], actions[i], logp, reward[i], step.terminated[i], step.truncated[i],
-                                   self._ep_time[i]))
+                running[i].append((seen[i], actions[i], log_probs[i], reward[i], step.terminated[i],
+                                   step.truncated[i], self._ep_time[i]))
                 if step.terminated[i] or step.truncated[i]:
                     done_eps.append(running[i])
                     finals.append(self._normalize(step.next_obs[i]) if step.truncated[i] else None)
@@ -263,206 +270,106 @@ class PolicyGradient(Algorithm):
         ends = np.cumsum([len(ep) for ep in done_eps]) - 1
         final_list = [(int(e), f) for e, f in zip(ends, finals) if f is not None]
         col = list(zip(*steps))
-        return self._rollout(np.stack(col[0]), np.stack(col[1]),
-                             None if self._np_net is not None else np.asarray(col[2], np.float32),
+        return self._rollout(np.stack(col[0]), np.stack(col[1]), np.asarray(col[2], np.float32),
                              np.asarray(col[3], np.float32).reshape(T, 1), np.asarray(col[4], bool).reshape(T, 1),
                              np.asarray(col[5], bool).reshape(T, 1), np.asarray(col[6], np.int64).reshape(T, 1),
                              np.zeros((1, *obs.shape[1:]), np.float32 if self.obs_rms else obs.dtype), final_list)
 
     def _rollout(self, obs, actions, log_probs, rew, term, trunc, ep_time, last_obs, finals) -> Rollout:
-        """The collected arrays as tensors (zero-copy on the CPU); ``log_probs=None``: compute them
-        here, if the update will use them (PPO's ratio, the KL and clip statistics of several epochs)."""
-        c = self.config
-        if log_probs is None and c.uses_old_log_probs:
-            log_probs = self._np_net.log_prob(obs, actions)
+        """The collected arrays as tensors (zero-copy on the CPU)."""
         to = torch.from_numpy if self.device.type == "cpu" else (  # noqa: E731
             lambda a: torch.as_tensor(a, device=self.device))
         shape = tuple(self.observation_space.shape or ())
         final_obs = np.stack([f for _, f in finals]) if finals else np.zeros((0, *shape), obs.dtype)
-        return Rollout(obs=to(obs), actions=to(actions), log_probs=None if log_probs is None else to(log_probs),
-                       rewards=to(rew), terminated=to(term), truncated=to(trunc), ep_time=to(ep_time),
-                       last_obs=to(last_obs), final_obs=to(final_obs),
-                       final_index=to(np.asarray([i for i, _ in finals], np.int64)))
+        return Rollout(obs=to(obs), actions=to(actions), log_probs=to(log_probs), rewards=to(rew),
+                       terminated=to(term), truncated=to(trunc), ep_time=to(ep_time), last_obs=to(last_obs),
+                       final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)))
 
     # --------------------------------------------------------------------------------- learning
-    def _values(self, r: Rollout, grad: bool) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """V_φ(s_t) and V_φ(s'_t) as ``(T, N)``: one forward over s_t, the last state and final states.
-
-        The third item is what the backward pass of V_φ(s_t) needs when ``grad``: on the NumPy
-        path the activations of those rows, else ``None`` (autograd keeps its own).
-        """
+    def values(self, r: Rollout, grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """V_φ(s_t) and ⊥V_φ(s'_t), both ``(T, N)``: one forward pass over the states, the last
+        state and the final states of truncated steps (which bootstrap from their own)."""
         T, N = r.rewards.shape
         M = T * N
-        if self._np_net is not None:  # the same in NumPy
-            v_all, acts = self._np_net.value(np.concatenate([r.obs.numpy(), r.last_obs.numpy(), r.final_obs.numpy()]))
-            next_flat = np.concatenate([v_all[N:M], v_all[M:M + N]])
-            next_flat[r.final_index.numpy()] = v_all[M + N:]
-            return (torch.from_numpy(v_all[:M].reshape(T, N)), torch.from_numpy(next_flat.reshape(T, N)),
-                    [a[:M] for a in acts] if grad else None)
         with torch.set_grad_enabled(grad):
             v_all = self.net.value(torch.cat([r.obs, r.last_obs, r.final_obs]))
-        values = v_all[:T * N].view(T, N)
-        flat_next = torch.cat([v_all[N:T * N], v_all[T * N:T * N + N]]).detach().clone()  # V(s_{t+1})
-        if len(r.final_index):  # truncated steps bootstrap from their own final observation
-            flat_next[r.final_index] = v_all[T * N + N:].detach()
-        return values, flat_next.view(T, N), None
+        flat_next = torch.cat([v_all[N:M], v_all[M:M + N]]).detach().clone()  # V(s_{t+1})
+        if len(r.final_index):
+            flat_next[r.final_index] = v_all[M + N:].detach()
+        return v_all[:M].view(T, N), flat_next.view(T, N)
 
-    def update(self, r: Rollout) -> None:
-        c = self.config
-        T, N = r.rewards.shape
-        if c.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = c.lr * (1.0 - self.progress())
-        use_critic = c.estimator != "reinforce"
-        single_pass = c.n_epochs == 1 and c.minibatch_size == 0 and c.clip_range == 0
-        value_acts = None
-        if use_critic:
-            values, next_values, value_acts = self._values(r, grad=single_pass)
-        else:
-            values = next_values = torch.zeros_like(r.rewards)
-        psi, target = estimate(c, r, values, next_values)
-        if c.discount_weighting:
-            psi = psi * c.gamma ** r.ep_time.to(psi.dtype)
-        psi, target = psi.reshape(-1), target.reshape(-1)
-        old_values = values.detach().reshape(-1)
-        M = T * N
-        for _ in range(c.n_epochs):
-            order = torch.randperm(M, device=self.device) if c.minibatch_size else None
-            size = c.minibatch_size or M
-            for start in range(0, M, size):
-                idx = order[start:start + size] if order is not None else slice(None)
-                if self._np_net is not None:
-                    stop = self._step_numpy(r, idx, psi, target, old_values, use_critic, value_acts)
-                    if stop:
-                        break
-                    continue
-                if single_pass:
-                    v = values.reshape(-1) if use_critic else None
-                    dist = self.net.policy(r.obs)
-                else:
-                    dist, v = self.net(r.obs[idx])
-                    v = v if use_critic else None
-                old_log_probs = None if r.log_probs is None else r.log_probs[idx]
-                stop = self._step(dist, v, r.actions[idx], old_log_probs, psi[idx], target[idx], old_values[idx])
-                if stop:
-                    break
-            else:
-                continue
-            break
-        self.rollouts += 1
+    def advantages(self, r: Rollout, values: torch.Tensor, next_values: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Ψ, critic target)`` flattened to ``(T·N,)``, without gradient; Ψ weighted by γ^t
+        with ``discount_weighting``."""
+        psi, target = estimate(self.config, r, values, next_values)
+        if self.config.discount_weighting:
+            psi = psi * self.config.gamma ** r.ep_time.to(psi.dtype)
+        return psi.reshape(-1), target.reshape(-1)
 
-    def _step_numpy(self, r: Rollout, idx: Any, psi: torch.Tensor, target: torch.Tensor, old_values: torch.Tensor,
-                    use_critic: bool, value_acts: list[np.ndarray] | None) -> bool:
-        """:meth:`_step` on the NumPy path (``numpy_ac.py``): the same loss, gradient and statistics.
+    @property
+    def uses_critic(self) -> bool:
+        return self.config.estimator != "reinforce"
 
-        ``value_acts``: the critic's activations from :meth:`_values` when one pass over the
-        whole rollout is the update (V(s_t) is then ``old_values``); else V is computed here."""
-        c, net = self.config, self._np_net
-        rows = idx.numpy() if isinstance(idx, torch.Tensor) else idx
-        obs = r.obs.numpy()[rows]
-        out, policy_acts = net.policy(obs)
-        v = None
-        if value_acts is not None:  # single pass: rows is the whole rollout
-            v = old_values.numpy()
-        elif use_critic:
-            v, value_acts = net.value(obs)
-        old_log_probs = None if r.log_probs is None else r.log_probs.numpy()[rows]
-        g_out, g_log_std, g_v, stats = pg_loss_grad(
-            c, net.discrete, out, None if net.discrete else net.log_std, v, r.actions.numpy()[rows], old_log_probs,
-            psi.numpy()[rows], target.numpy()[rows], old_values.numpy()[rows])
-        self.optimizer.zero_grad()
-        net.backward_policy(policy_acts, g_out, g_log_std)
-        if g_v is not None:
-            net.backward_value(value_acts, g_v)
-        grad_norm = self.optimizer.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
-        self.optimizer.step()
-        self.updates += 1
-        stats["grad/norm"] = float(grad_norm)
-        for key, val in stats.items():
-            self._stats.setdefault(key, []).append(val)
-        return c.target_kl > 0 and stats.get("policy/approx_kl", 0.0) > 1.5 * c.target_kl
+    def loss(self, dist: Categorical | DiagGaussian, v: torch.Tensor | None, actions: torch.Tensor,
+             psi: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The lecture's loss, one term per line::
 
-    def _step(self, dist, v, actions, old_log_probs, psi, target, old_values) -> bool:
-        """One gradient step; returns True when PPO's KL guard says to stop the epochs."""
+            -Ψ_t log π_θ(a_t|s_t)  -  β H(π_θ(·|s_t))  +  c_v (V_φ(s_t) - ⊥target_t)²
+        """
         c = self.config
         if c.normalize_advantage and psi.numel() > 1:
             psi = (psi - psi.mean()) / (psi.std() + 1e-8)
-        log_probs = dist.log_prob(actions)
+        actor_loss = -(psi * dist.log_prob(actions)).mean()
         entropy = dist.entropy().mean()
-        log_ratio = log_probs - old_log_probs if c.uses_old_log_probs else None
-        if c.clip_range > 0:  # PPO: pessimistic bound on the surrogate π_θ/π_old · Ψ
-            ratio = log_ratio.exp()
-            actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * psi).mean()
-        else:  # the policy gradient: -Ψ_t log π_θ(a_t|s_t)
-            actor_loss = -(psi * log_probs).mean()
         loss = actor_loss - c.ent_coef * entropy
-        critic_loss = torch.zeros((), device=self.device)
+        stats = {"loss/actor": actor_loss, "loss/entropy": entropy}
         if v is not None:
-            if c.clip_range_vf > 0:
-                v = old_values + (v - old_values).clamp(-c.clip_range_vf, c.clip_range_vf)
-            critic_loss = (v - target).pow(2).mean()
+            stats["loss/critic"] = critic_loss = (v - target).pow(2).mean()
             loss = loss + c.vf_coef * critic_loss
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.optimizer.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
-        self.optimizer.step()
+        return loss, stats
+
+    def _begin_update(self, r: Rollout, grad: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """The learning rate for this update; then ``(V(s_t) or None without a critic, Ψ, target)``,
+        all ``(T·N,)``; V keeps its graph with ``grad``."""
+        c = self.config
+        if c.anneal_lr:
+            set_lr(self.optimizer, c.lr * (1.0 - self.progress()))
+        if not self.uses_critic:
+            zeros = torch.zeros_like(r.rewards)
+            return None, *self.advantages(r, zeros, zeros)
+        values, next_values = self.values(r, grad=grad)
+        return values.reshape(-1), *self.advantages(r, values, next_values)
+
+    def update(self, r: Rollout) -> None:
+        """One gradient step on the whole rollout."""
+        values, psi, target = self._begin_update(r, grad=True)
+        loss, stats = self.loss(self.net.policy(r.obs), values, r.actions, psi, target)
+        stats["grad/norm"] = grad_step(self.optimizer, loss, self.config.max_grad_norm)
         self.updates += 1
-        approx_kl = clip_frac = None
-        if c.uses_old_log_probs:  # only off-policy epochs move π away from π_old
-            with torch.no_grad():
-                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
-                if c.clip_range > 0:
-                    clip_frac = ((log_ratio.exp() - 1).abs() > c.clip_range).float().mean()
-        for key, val in (("loss/actor", actor_loss), ("loss/critic", critic_loss if v is not None else None),
-                         ("loss/entropy", entropy), ("policy/approx_kl", approx_kl),
-                         ("policy/clip_fraction", clip_frac), ("grad/norm", grad_norm)):
-            if val is not None:
-                self._stats.setdefault(key, []).append(val.detach())
-        return c.target_kl > 0 and approx_kl is not None and approx_kl.item() > 1.5 * c.target_kl
+        self.rollouts += 1
+        self._record(stats)
+
+    def _record(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            self._stats.setdefault(key, []).append(value.detach())
 
     def _train(self, target_steps: int) -> None:
-        c = self.config
-        collect = self._collect_episodes if c.collect == "episodes" else self._collect_steps
         while self.num_timesteps < target_steps and not self._stop:
             before = self.num_timesteps
-            rollout = collect()
-            self.update(rollout)
+            self.update(self.collect())
             self._progress.update(self.num_timesteps - before)
             if self._interval_due(target_steps):
-                stats = {k: torch.stack(v).mean().item() if isinstance(v[0], torch.Tensor) else float(np.mean(v))
-                         for k, v in self._stats.items()}
+                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
                 self._stats = {}
                 self._close_interval(stats)
 
     # --------------------------------------------------------------------------------- persistence
-    def _model_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
-        if self.obs_rms is not None:  # the statistics are part of the policy: it sees normalized inputs
-            tensors.update({f"obs_rms.{k}": torch.from_numpy(np.atleast_1d(v).copy())
-                            for k, v in self.obs_rms.state().items()})
-        return tensors
-
-    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        if self.obs_rms is not None:
-            self.obs_rms.load({k[8:]: v.numpy() for k, v in tensors.items() if k.startswith("obs_rms.")})
-
-    def _checkpoint(self) -> tuple[dict, dict, dict]:
-        opt_tensors, opt_skeleton = flatten_state(self.optimizer.state_dict(), "opt")
-        return ({"model": self._model_tensors(), "optimizer": opt_tensors}, {},
-                {"optimizer": opt_skeleton, "updates": self.updates, "rollouts": self.rollouts,
-                 "ep_time": self._ep_time.tolist(), "discounted": self._discounted.tolist(),
-                 "ret_rms": None if self.ret_rms is None else {k: np.asarray(v).tolist()
-                                                               for k, v in self.ret_rms.state().items()}})
-
-    def _restore(self, state: dict[str, Any], loader: Any) -> None:
-        self._load_model_tensors(loader("model"))
-        self.optimizer.load_state_dict(unflatten_state(state["optimizer"], loader("optimizer")))
-        self.updates, self.rollouts = int(state["updates"]), int(state["rollouts"])
-        self._ep_time = np.asarray(state["ep_time"], dtype=np.int64)
-        self._discounted = np.asarray(state.get("discounted", np.zeros(self.config.num_envs)), dtype=np.float64)
-        if self.ret_rms is not None and state.get("ret_rms") is not None:
-            self.ret_rms.load({k: np.asarray(v, dtype=np.float64) for k, v in state["ret_rms"].items()})
+    def _persistent(self) -> Persistent:
+        # the observation statistics are part of the policy: it sees normalized inputs
+        return Persistent(model={"net": self.net, "obs_rms": self.obs_rms}, training={"ret_rms": self.ret_rms},
+                          optimizers={"optimizer": self.optimizer},
+                          counters=("updates", "rollouts", "_ep_time", "_discounted"))
 
 
 class REINFORCE(PolicyGradient):
@@ -487,7 +394,62 @@ class A2C(PolicyGradient):
 
 
 class PPO(PolicyGradient):
-    """Proximal policy optimization with the clipped surrogate (Schulman et al. 2017)."""
+    """Proximal policy optimization with the clipped surrogate (Schulman et al. 2017).
+
+    Per rollout, with ρ = π_θ(a|s) / π_old(a|s) and the advantages Ψ fixed at collection::
+
+        for n_epochs, for each minibatch:
+            -min(ρ Ψ, clip(ρ, 1-ε, 1+ε) Ψ)  -  β H(π_θ)  +  c_v (V_φ(s) - ⊥target)²  (V optionally clipped)
+
+    stopping the epochs early once the KL estimate passes 1.5 · ``target_kl``.
+    """
 
     algo = "ppo"
     config_cls = PPOConfig
+    config: PPOConfig
+    metric_keys = PolicyGradient.metric_keys + ["policy/approx_kl", "policy/clip_fraction"]
+
+    def loss(self, dist: Categorical | DiagGaussian, v: torch.Tensor | None, actions: torch.Tensor,
+             psi: torch.Tensor, target: torch.Tensor, old_log_probs: torch.Tensor | None = None,
+             old_values: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The clipped surrogate, the entropy bonus and the (clipped) value loss, with the KL
+        estimate and the clipped fraction as statistics."""
+        c = self.config
+        if c.normalize_advantage and psi.numel() > 1:
+            psi = (psi - psi.mean()) / (psi.std() + 1e-8)
+        log_ratio = dist.log_prob(actions) - old_log_probs
+        ratio = log_ratio.exp()
+        actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * psi).mean()
+        entropy = dist.entropy().mean()
+        loss = actor_loss - c.ent_coef * entropy
+        stats = {"loss/actor": actor_loss, "loss/entropy": entropy}
+        if v is not None:
+            if c.clip_range_vf > 0:
+                v = old_values + (v - old_values).clamp(-c.clip_range_vf, c.clip_range_vf)
+            stats["loss/critic"] = critic_loss = (v - target).pow(2).mean()
+            loss = loss + c.vf_coef * critic_loss
+        with torch.no_grad():
+            stats["policy/approx_kl"] = ((ratio - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
+            stats["policy/clip_fraction"] = ((ratio - 1).abs() > c.clip_range).float().mean()
+        return loss, stats
+
+    def update(self, r: Rollout) -> None:
+        """``n_epochs`` passes over the rollout in shuffled minibatches."""
+        c = self.config
+        old_values, psi, target = self._begin_update(r, grad=False)
+        M = psi.numel()
+        size = c.minibatch_size or M
+        for _ in range(c.n_epochs):
+            order = torch.randperm(M, device=self.device) if c.minibatch_size else torch.arange(M, device=self.device)
+            for start in range(0, M, size):
+                idx = order[start:start + size]
+                dist, v = self.net(r.obs[idx])
+                loss, stats = self.loss(dist, None if old_values is None else v, r.actions[idx], psi[idx], target[idx],
+                                        r.log_probs[idx], None if old_values is None else old_values[idx])
+                stats["grad/norm"] = grad_step(self.optimizer, loss, c.max_grad_norm)
+                self.updates += 1
+                self._record(stats)
+                if c.target_kl > 0 and stats["policy/approx_kl"].item() > 1.5 * c.target_kl:
+                    self.rollouts += 1
+                    return
+        self.rollouts += 1

@@ -26,14 +26,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.agents.base import Algorithm
+from deeprl.agents.base import Algorithm, Persistent
 from deeprl.buffers import ReplayBuffer
-from deeprl.checkpoint import flatten_state, load_module_tensors, module_tensors, unflatten_state
 from deeprl.config import WorldModelConfig
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.errors import ConfigError
 from deeprl.nets import ActorCritic
-from deeprl.optim import FlatOptimizer
+from deeprl.optim import grad_step, make_optimizer
 from deeprl.worldmodel import ContinueModel, GaussianReward, GaussianTransition, elbo, make_vae
 
 
@@ -71,10 +70,10 @@ class WorldModel(Algorithm):
         dynamics = [*self.transition.parameters(), *self.reward_model.parameters(),
                     *self.continue_model.parameters()]
         self.optimizers = {
-            "vae": FlatOptimizer(self.vae.parameters(), "adam", lr=c.vae_lr),
-            "model": FlatOptimizer(dynamics, "adam", lr=c.model_lr),
-            "actor": FlatOptimizer(self.ac.actor_parameters(), "adam", lr=c.actor_lr),
-            "critic": FlatOptimizer(self.ac.critic_parameters(), "adam", lr=c.critic_lr),
+            "vae": make_optimizer(self.vae.parameters(), lr=c.vae_lr),
+            "model": make_optimizer(dynamics, lr=c.model_lr),
+            "actor": make_optimizer(self.ac.actor_parameters(), lr=c.actor_lr),
+            "critic": make_optimizer(self.ac.critic_parameters(), lr=c.critic_lr),
         }
         action_shape = () if self.discrete else tuple(act.shape)
         self.buffer = ReplayBuffer(c.buffer_size, c.num_envs, tuple(obs.shape), obs.dtype, n_step=1, gamma=1.0,
@@ -135,7 +134,7 @@ class WorldModel(Algorithm):
         for _ in range(steps):
             obs = self.buffer.sample(c.batch_size, self.rng).obs
             terms = elbo(self.vae, obs, beta=c.beta, free_nats=c.free_nats)
-            self._step(opt, terms.loss)
+            grad_step(opt, terms.loss, c.max_grad_norm)
             self.updates["vae"] += 1
             self._record(**{"loss/vae": terms.loss, "loss/recon": -terms.log_likelihood, "loss/kl": terms.kl})
         self._progress.update(0, phase="vae")
@@ -155,7 +154,7 @@ class WorldModel(Algorithm):
         c, opt = self.config, self.optimizers["model"]
         for _ in range(steps):
             losses = self.dynamics_loss(self.buffer.sample(c.batch_size, self.rng))
-            self._step(opt, sum(losses.values()))
+            grad_step(opt, sum(losses.values()), c.max_grad_norm)
             self.updates["model"] += 1
             self._record(**{f"loss/{k}": v for k, v in losses.items()})
         self._progress.update(0, phase="dynamics")
@@ -168,6 +167,11 @@ class WorldModel(Algorithm):
         reward = self.reward_model(next_z)[0]
         cont = torch.sigmoid(self.continue_model(next_z))
         return next_z, reward, cont
+
+    @torch.no_grad()
+    def predict_latent(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The transition model's mean of z' given z and a (actions clipped as the env would)."""
+        return self.transition(z, self._to_env(actions))[0]
 
     @torch.no_grad()
     def imagine(self, start_obs: torch.Tensor, horizon: int, actions: torch.Tensor | None = None,
@@ -232,13 +236,9 @@ class WorldModel(Algorithm):
             critic_loss = (alive * (v - target).pow(2)).mean()
             entropy = (alive * dist.entropy()).mean()
             actor_loss = -(alive * advantage * dist.log_prob(actions)).mean() - c.ent_coef * entropy
-            actor, critic = self.optimizers["actor"], self.optimizers["critic"]
-            actor.zero_grad()
-            critic.zero_grad()
-            (actor_loss + critic_loss).backward()  # disjoint parameters: each loss reaches only its own
-            for opt in (actor, critic):
-                opt.clip_grad_norm(c.max_grad_norm if c.max_grad_norm > 0 else float("inf"))
-                opt.step()
+            # disjoint parameters and graphs: each loss reaches only its own optimizer's
+            grad_step(self.optimizers["actor"], actor_loss, c.max_grad_norm)
+            grad_step(self.optimizers["critic"], critic_loss, c.max_grad_norm)
             if self.ac_target is not None:  # V_Φ⁻ ← τ V_Φ + (1 - τ) V_Φ⁻
                 with torch.no_grad():
                     torch._foreach_lerp_(list(self.ac_target.parameters()), list(self.ac.parameters()), c.critic_tau)
@@ -258,12 +258,6 @@ class WorldModel(Algorithm):
         self._progress.update(0, phase="dream")
 
     # --------------------------------------------------------------------------------- the loop
-    def _step(self, opt: FlatOptimizer, loss: torch.Tensor) -> None:
-        opt.zero_grad()
-        loss.backward()
-        opt.clip_grad_norm(self.config.max_grad_norm if self.config.max_grad_norm > 0 else float("inf"))
-        opt.step()
-
     def _record(self, **values: torch.Tensor) -> None:
         for key, value in values.items():
             self._stats.setdefault(key, []).append(value.detach())
@@ -308,30 +302,8 @@ class WorldModel(Algorithm):
                                title=f"{self.config.env}: dream error vs horizon at step {self.num_timesteps:,}")
 
     # --------------------------------------------------------------------------------- persistence
-    def _modules(self) -> dict[str, torch.nn.Module]:
-        modules = {"vae": self.vae, "transition": self.transition, "reward": self.reward_model,
-                   "continue": self.continue_model, "ac": self.ac}
-        if self.ac_target is not None:
-            modules["ac_target"] = self.ac_target
-        return modules
-
-    def _model_tensors(self) -> dict[str, torch.Tensor]:
-        return module_tensors(self._modules())
-
-    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        load_module_tensors(self._modules(), tensors)
-
-    def _checkpoint(self) -> tuple[dict, dict, dict]:
-        opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in self.optimizers.items()}, "opt")
-        return ({"model": self._model_tensors(), "optimizer": opt_tensors}, {"replay": self.buffer.state_arrays()},
-                {"optimizer": opt_skeleton, "replay": self.buffer.state_meta(), "iterations": self.iterations,
-                 "updates": self.updates, "next_picture": self._next_picture})
-
-    def _restore(self, state: dict[str, Any], loader: Any) -> None:
-        self._load_model_tensors(loader("model"))
-        opt_states = unflatten_state(state["optimizer"], loader("optimizer"))
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(opt_states[name])
-        self.buffer.load_state(loader("replay", numpy=True), state["replay"])
-        self.iterations, self.updates = int(state["iterations"]), dict(state["updates"])
-        self._next_picture = int(state["next_picture"])
+    def _persistent(self) -> Persistent:
+        return Persistent(model={"vae": self.vae, "transition": self.transition, "reward": self.reward_model,
+                                 "continue": self.continue_model, "ac": self.ac, "ac_target": self.ac_target},
+                          optimizers=self.optimizers, buffers={"replay": self.buffer},
+                          counters=("iterations", "updates", "_next_picture"))

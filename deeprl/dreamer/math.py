@@ -219,10 +219,13 @@ class ReturnNormalizer:
         """max(1, P95 - P5)."""
         return max(1.0, self.high - self.low)
 
-    def state_dict(self) -> dict[str, float]:
-        return {"low": self.low, "high": self.high}
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The EMAs as float64 tensors (exact for Python floats), as a module's state dict."""
+        return {"low": torch.tensor(self.low, dtype=torch.float64), "high": torch.tensor(self.high, dtype=torch.float64)}
 
-    def load_state_dict(self, state: dict[str, float]) -> None:
+    def load_state_dict(self, state: dict[str, torch.Tensor | float]) -> None:
+        if set(state) != {"low", "high"}:
+            raise KeyError(f"return normalizer state has keys {sorted(state)}, expected ['high', 'low']")
         self.low, self.high = float(state["low"]), float(state["high"])
 
 

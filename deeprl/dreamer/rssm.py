@@ -21,21 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deeprl.dreamer.math import straight_through_onehot, unimix_logits
-
-
-def dense(in_dim: int, out_dim: int) -> nn.Sequential:
-    """Linear → LayerNorm → SiLU, DreamerV3's hidden layer."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim), nn.SiLU())
-
-
-def mlp(in_dim: int, hidden: int, layers: int, out_dim: int | None = None) -> nn.Sequential:
-    """``layers`` dense layers of width ``hidden``, then a linear output (if ``out_dim``)."""
-    mods: list[nn.Module] = []
-    for i in range(layers):
-        mods.append(dense(in_dim if i == 0 else hidden, hidden))
-    if out_dim is not None:
-        mods.append(nn.Linear(hidden if layers else in_dim, out_dim))
-    return nn.Sequential(*mods)
+from deeprl.nets import dense, mlp
 
 
 @dataclass
@@ -65,8 +51,8 @@ class RSSM(nn.Module):
         stats_dim = stoch * classes if latent == "categorical" else 2 * stoch
         self.img_in = dense(self.stoch_dim + action_dim, hidden)
         self.gru = nn.GRUCell(hidden, deter)
-        self.prior_net = mlp(deter, hidden, 1, stats_dim)
-        self.post_net = mlp(deter + embed_dim, hidden, 1, stats_dim)
+        self.prior_net = mlp(deter, [hidden], stats_dim, activation=nn.SiLU, layer_norm=True)
+        self.post_net = mlp(deter + embed_dim, [hidden], stats_dim, activation=nn.SiLU, layer_norm=True)
 
     @property
     def feature_dim(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 
 from deeprl.envs.atari import is_atari_id, make_atari, register_ale
 from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
+from deeprl.envs.pixels import PixelObservation
 from deeprl.errors import EnvError, closest
 
 
@@ -165,7 +166,6 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     except gym.error.Error as e:
         raise EnvError(f"cannot make environment {env_id!r}: {e}") from None
     if pixels:
-        from deeprl.envs.pixels import PixelObservation
         if env.metadata.get("render_modes") and "rgb_array" not in env.metadata["render_modes"]:
             env.close()
             raise EnvError(f"env {env_id!r} cannot render rgb_array frames, so it has no pixel observations; "
@@ -176,6 +176,14 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     if is_image_space(env.observation_space) and _is_channels_last(env.observation_space):
         env = ChannelsFirst(env)
     return env
+
+
+def make_pixel_env(env_id: str, *, size: int = 64, grayscale: bool = False, stack: int = 1,
+                   **kwargs: Any) -> gym.Env:
+    """``env_id`` made with ``render_mode="rgb_array"`` and wrapped in :class:`PixelObservation`
+    (channels last, as rendered)."""
+    return PixelObservation(make_env(env_id, render_mode="rgb_array", **kwargs), size=size,
+                            grayscale=grayscale, stack=stack)
 
 
 def has_wrapper(env: gym.Env, wrapper: type[gym.Wrapper]) -> bool:

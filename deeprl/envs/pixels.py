@@ -15,11 +15,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from deeprl.envs.atari import _area_taps
-from deeprl.envs.make import make_env
+from deeprl.envs.resize import area_taps
 from deeprl.errors import EnvError
 
-__all__ = ["PixelObservation", "make_pixel_env"]
+__all__ = ["PixelObservation"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as WarpFrame
 
@@ -73,7 +72,7 @@ class PixelObservation(gym.ObservationWrapper):
                            f"{type(frame).__name__} {getattr(frame, 'shape', '')}")
         height, width = frame.shape[:2]
         if (height, width) not in self._taps:  # the render size is known only once the env has drawn
-            self._taps[(height, width)] = (*_area_taps(height, self.size), *_area_taps(width, self.size))
+            self._taps[(height, width)] = (*area_taps(height, self.size), *area_taps(width, self.size))
         row_index, row_weight, col_index, col_weight = self._taps[(height, width)]
         # gather bytes, not floats: converting the whole frame first would cost more than the resize
         rows = np.einsum("ok,okwc->owc", row_weight, frame[row_index], dtype=np.float32, casting="unsafe")
@@ -81,10 +80,3 @@ class PixelObservation(gym.ObservationWrapper):
         if self.grayscale:  # after resizing (both are linear), on 64x64 instead of 400x600 pixels
             resized = resized[..., 0:1] * _LUMA[0] + resized[..., 1:2] * _LUMA[1] + resized[..., 2:3] * _LUMA[2]
         return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
-
-
-def make_pixel_env(env_id: str, *, size: int = 64, grayscale: bool = False, stack: int = 1,
-                   **kwargs: Any) -> gym.Env:
-    """``env_id`` made with ``render_mode="rgb_array"`` and wrapped in :class:`PixelObservation`."""
-    return PixelObservation(make_env(env_id, render_mode="rgb_array", **kwargs), size=size,
-                            grayscale=grayscale, stack=stack)

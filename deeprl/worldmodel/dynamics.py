@@ -16,7 +16,6 @@ floor a model that fits deterministic data drives σ → 0 and its log-likelihoo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import gymnasium as gym
@@ -26,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deeprl.errors import EnvError
-from deeprl.nets import mlp
+from deeprl.nets import gaussian_log_prob, mlp
 
 __all__ = [
     "ContinueModel",
@@ -42,7 +41,6 @@ __all__ = [
 
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -55,15 +53,6 @@ def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """
     x = high - F.softplus(high - x)
     return low + F.softplus(x - low)
-
-
-def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """log N(x; μ, diag σ²) = Σ_i [-½((x_i - μ_i)/σ_i)² - log σ_i - ½ log 2π], summed over the last dim.
-
-    ``(..., D)`` inputs (broadcastable) -> ``(...)``.
-    """
-    z = (x - mean) * torch.exp(-log_std)
-    return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=-1)
 
 
 def gaussian_rsample(mean: torch.Tensor, log_std: torch.Tensor,
@@ -123,7 +112,7 @@ class GaussianTransition(nn.Module):
         self.action_space = action_space
         self.residual = residual
         in_dim = latent_dim + action_dim(action_space)
-        self.body = mlp(in_dim, list(hidden), nn.ELU)
+        self.body = mlp(in_dim, hidden, activation=nn.ELU)
         self.head = GaussianHead(hidden[-1] if hidden else in_dim, latent_dim)
 
     def forward(self, z: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +139,7 @@ class GaussianReward(nn.Module):
 
     def __init__(self, latent_dim: int, hidden: Sequence[int] = (200, 200)):
         super().__init__()
-        self.body = mlp(latent_dim, list(hidden), nn.ELU)
+        self.body = mlp(latent_dim, hidden, activation=nn.ELU)
         self.head = GaussianHead(hidden[-1] if hidden else latent_dim, 1)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,7 +166,7 @@ class ContinueModel(nn.Module):
 
     def __init__(self, latent_dim: int, hidden: Sequence[int] = (200, 200)):
         super().__init__()
-        self.body = mlp(latent_dim, list(hidden), nn.ELU)
+        self.body = mlp(latent_dim, hidden, activation=nn.ELU)
         self.head = nn.Linear(hidden[-1] if hidden else latent_dim, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

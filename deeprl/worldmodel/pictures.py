@@ -9,15 +9,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from deeprl.errors import DeepRLError
 
-if TYPE_CHECKING:
-    from deeprl.agents.worldmodel import WorldModel
+
+class WorldModel(Protocol):
+    """What the pictures use of a world-model agent (:class:`deeprl.WorldModel` has all of it)."""
+
+    config: Any
+    num_timesteps: int
+    device: torch.device
+    vae: Any      # a :class:`~deeprl.worldmodel.VAE`
+    buffer: Any   # a :class:`~deeprl.buffers.ReplayBuffer` of real transitions
+
+    def encode(self, obs: np.ndarray | torch.Tensor, sample: bool = False) -> torch.Tensor: ...
+
+    def predict_latent(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor: ...
 
 
 def _figure():
@@ -114,7 +125,7 @@ def rollout_error(agent: WorldModel, horizon: int = 30, count: int = 64, seed: i
     z = agent.encode(obs[:, 0])
     errors, copy_errors = [], []
     for h in range(horizon):
-        z = agent.transition(z, agent._to_env(actions[:, h]))[0]
+        z = agent.predict_latent(z, actions[:, h])
         predicted = agent.vae.observation(z).float() / scale
         dims = tuple(range(1, predicted.dim()))
         errors.append(float((predicted - real[:, h + 1]).pow(2).mean(dims).mean()))
@@ -199,10 +210,7 @@ def dream_video(agent: Any, path: str | Path, *, steps: int = 200, seed: int = 0
     agent act in it; it stops where the real episode ended or after ``steps`` steps."""
     import imageio.v2 as imageio
 
-    from deeprl.envs import make_env
-
-    kwargs = agent._env_kwargs()
-    env = make_env(agent.config.env, render_mode="rgb_array", **kwargs)
+    env = agent.make_env(render_mode="rgb_array")
     if env.render_mode != "rgb_array":
         env.close()
         raise DeepRLError(f"env {agent.config.env!r} cannot render RGB frames, so no dream video can be made")
@@ -210,7 +218,7 @@ def dream_video(agent: Any, path: str | Path, *, steps: int = 200, seed: int = 0
     real_obs, real_frames, actions = [np.asarray(obs)], [env.render()], []
     done = False
     while not done and len(actions) < steps:
-        action = agent._act(np.asarray(obs)[None], deterministic=True)[0]
+        action = agent.predict(np.asarray(obs), deterministic=True)
         obs, _, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
         actions.append(action)

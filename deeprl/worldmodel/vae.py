@@ -231,11 +231,11 @@ def _grid_coder(c: int, h: int, w: int, latent_dim: int, hidden: list[int]) -> t
         nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(),
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
         nn.Flatten(),
-        mlp(flat, hidden, nn.ELU),
+        mlp(flat, hidden, activation=nn.ELU),
     )
     back = hidden[::-1]
     decoder = nn.Sequential(
-        mlp(latent_dim, back, nn.ELU),
+        mlp(latent_dim, back, activation=nn.ELU),
         nn.Linear(back[-1] if back else latent_dim, flat), nn.ReLU(),
         nn.Unflatten(1, (32, h, w)),
         nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(),
@@ -246,8 +246,8 @@ def _grid_coder(c: int, h: int, w: int, latent_dim: int, hidden: list[int]) -> t
 
 def _mlp_coder(dim: int, latent_dim: int, hidden: list[int]) -> tuple[nn.Module, int, nn.Module]:
     back = hidden[::-1]
-    decoder = nn.Sequential(mlp(latent_dim, back, nn.ELU), nn.Linear(back[-1] if back else latent_dim, dim))
-    return mlp(dim, hidden, nn.ELU), hidden[-1] if hidden else dim, decoder
+    decoder = nn.Sequential(mlp(latent_dim, back, activation=nn.ELU), nn.Linear(back[-1] if back else latent_dim, dim))
+    return mlp(dim, hidden, activation=nn.ELU), hidden[-1] if hidden else dim, decoder
 
 
 def _is_binary(space: gym.spaces.Box) -> bool:
