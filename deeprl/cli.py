@@ -1,4 +1,4 @@
-"""``deeprl train | eval | dream | plot | variance | presets``: a thin layer over the Python API.
+"""``deeprl train | eval | dream | plot | variance | presets | bench | sweep``: a thin layer over the API.
 
 Every user error (bad env id, bad setting, bad checkpoint) ends as one line on stderr and exit
 status 2; argparse's own usage errors exit 2 as well.
@@ -104,6 +104,28 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--address", help="join an existing Ray cluster ('auto' or ray://host:port)")
     b.add_argument("--out", required=True, help="folder for the run directories and the report")
 
+    sw = sub.add_parser("sweep", help="search settings over several seeds each, on Ray (local or a cluster)")
+    sw.add_argument("algo", nargs="?", help="algorithm (not with --resume)")
+    sw.add_argument("--env", default=DEFAULT_ENV)
+    sw.add_argument("--space", nargs="+", default=[], metavar="NAME=KIND:ARGS",
+                    help="searched settings: lr=loguniform:1e-4:3e-3 n_steps=choice:128,256 gamma=uniform:0.9:0.999 "
+                         "batch_size=int:32:256")
+    sw.add_argument("--trials", type=_positive_int, default=16, help="candidates to try (default 16)")
+    sw.add_argument("--seeds", type=_positive_int, default=3, help="seeds per candidate (default 3)")
+    sw.add_argument("--first-seed", type=_seed, default=0, help="seeds run from here (default 0)")
+    sw.add_argument("--search", choices=["random", "grid", "optuna"], default="random")
+    sw.add_argument("--search-seed", type=_seed, default=0, help="seed of the search itself")
+    sw.add_argument("--steps", type=_positive_int, help="environment steps per run (default: the preset's)")
+    sw.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="fixed settings of every run")
+    sw.add_argument("--episodes", type=_positive_int, default=20, help="final evaluation episodes per run")
+    sw.add_argument("--workers", type=int, default=0, help="runs at once, one CPU each (default: every core)")
+    sw.add_argument("--backend", choices=["ray", "processes"], default="ray",
+                    help="'ray' (default): a local Ray cluster, or the one at --address; 'processes': no Ray")
+    sw.add_argument("--address", help="join an existing Ray cluster ('auto' or ray://host:port); --out must be "
+                                      "on storage every node sees")
+    sw.add_argument("--out", help="folder for the sweep's state, run directories and report")
+    sw.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR")
+
     pr = sub.add_parser("presets", help="list the tuned presets")
     pr.add_argument("algo", nargs="?")
     return p
@@ -130,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _presets(args)
         if args.command == "bench":
             return _bench(args, argv)
+        if args.command == "sweep":
+            return _sweep(args, argv)
         if args.command == "variance":
             return _variance(args)
     except DeepRLError as e:
@@ -331,6 +355,41 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from deeprl.bench import markdown
     print(markdown(report))
     print(f"wrote {Path(args.out) / 'results.json'}, report.md and curves.png")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    import shlex
+
+    from deeprl.config import parse_assignments
+    from deeprl.errors import ConfigError
+    from deeprl.sweep import markdown, resume_sweep, sweep
+
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    run = dict(workers=args.workers, backend=args.backend, address=args.address)
+    if args.resume:
+        if args.algo or args.space:
+            raise ConfigError("--resume continues a sweep as it was started; give only --resume DIR (and "
+                              "--workers/--backend/--address)")
+        out = Path(args.resume)
+        print(f"sweep: resuming {out}", file=sys.stderr)
+        report = resume_sweep(out, **run)
+    else:
+        if not args.algo or not args.out:
+            raise ConfigError("deeprl sweep needs ALGO, --space and --out (or --resume DIR); example: deeprl sweep "
+                              "ppo --env CartPole-v1 --space lr=loguniform:1e-4:3e-3 --trials 8 --out sweeps/cp")
+        out = Path(args.out)
+        command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+        print(f"sweep: {args.algo} on {args.env}, {args.trials} candidates x {args.seeds} seeds -> {out}",
+              file=sys.stderr)
+        report = sweep(args.algo, args.env, args.space, out, trials=args.trials, seeds=args.seeds,
+                       first_seed=args.first_seed, search=args.search, steps=args.steps,
+                       settings=parse_assignments(args.set), eval_episodes=args.episodes,
+                       search_seed=args.search_seed, command=command, **run)
+    print(markdown(report))
+    best = " and best_preset.yaml" if report["best"] else ""
+    print(f"wrote {out / 'results.json'}, report.md, objective.png{best}")
     return 0
 
 

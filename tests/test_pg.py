@@ -349,3 +349,20 @@ def test_normalized_observations_learn_save_and_resume(tmp_path):
     np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
     with pytest.raises(ConfigError, match="normalize_obs works on vector observations"):
         A2C("tests.envs:DeeprlTest/Chain-v0", normalize_obs=True, **FAST)
+
+
+def test_agents_draw_from_their_own_random_streams():
+    """Constructing, training or querying an agent leaves torch's global random stream as it was,
+    and two agents trained turn by turn end as each trained alone."""
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a, b = (PPO("CartPole-v1", seed=s, num_envs=2, n_steps=16, minibatch_size=16, n_epochs=2, **FAST) for s in (0, 1))
+    for _ in range(2):
+        a.learn(64)
+        b.learn(64)
+    a.predict(np.zeros(4, np.float32), deterministic=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    alone = PPO("CartPole-v1", seed=0, num_envs=2, n_steps=16, minibatch_size=16, n_epochs=2, **FAST)
+    alone.learn(128)
+    for p, q in zip(a.net.parameters(), alone.net.parameters()):
+        assert torch.equal(p, q)

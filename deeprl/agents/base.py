@@ -268,13 +268,17 @@ class Algorithm(ABC):
         self.best_eval_return = -float("inf")  # best periodic evaluation so far (best_model.safetensors)
         self._logger: MetricsLogger | None = None
         self.warnings: dict[str, str] = {}  # what the run warned about, once each (also in eval.json)
-        torch.manual_seed(config.seed)
         if spaces is None:
             self._open_envs()
             spaces = (self.envs.single_observation_space, self.envs.single_action_space)
         self.observation_space, self.action_space = spaces
         self._check_spaces()
-        self._build()
+        # torch's random streams are the agent's own: seeded here for the networks' initial
+        # weights, swapped in while it trains or acts (_own_rng), the process's left as they were
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            torch.manual_seed(config.seed)
+            self._build()
+            self._torch_state = self._torch_rng()
 
     def _env_kwargs(self) -> dict[str, Any]:
         c = self.config
@@ -400,7 +404,7 @@ class Algorithm(ABC):
         elif self.run is not None:
             self.run.lock()
         try:
-            with self._threads():
+            with self._threads(), self._own_rng():
                 self._learn(progress)
         finally:
             if self.run is not None:
@@ -449,7 +453,8 @@ class Algorithm(ABC):
         obs = np.asarray(obs)
         single = obs.shape == tuple(self.observation_space.shape or ())
         batch = obs[None] if single else obs
-        actions = self._act(batch, deterministic)
+        with self._own_rng():
+            actions = self._act(batch, deterministic)
         return actions[0] if single else actions
 
     def save(self, path: str | Path) -> Path:
@@ -542,7 +547,7 @@ class Algorithm(ABC):
         self.run, self._resumed = run, True
         try:
             self._restore_common(state)
-            self._set_torch_rng(loader("rng"))
+            self._torch_state = dict(loader("rng"))
             self._restore(state, loader)
         except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as e:
             self.close()
@@ -693,6 +698,18 @@ class Algorithm(ABC):
     def _cuda_devices(self) -> list[torch.device]:
         """The CUDA device whose random stream this run draws from, if any."""
         return [self.device] if self.device.type == "cuda" else []
+
+    @contextlib.contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        """The agent's torch random streams in place of the process's while it trains or acts;
+        the agent's carry on where they stopped (checkpoints hold them), the process's are
+        restored after."""
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            self._set_torch_rng(self._torch_state)
+            try:
+                yield
+            finally:
+                self._torch_state = self._torch_rng()
 
     def _torch_rng(self) -> dict[str, torch.Tensor]:
         """torch's random streams that training draws from: the CPU's, and the GPU's on CUDA."""

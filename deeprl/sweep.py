@@ -1,0 +1,434 @@
+"""``deeprl sweep``: search an algorithm's settings, every candidate judged over several seeds.
+
+A sweep draws *candidates* (one value per searched setting) by random search, grid search or
+Optuna's TPE sampler, trains each candidate on every seed with the trial runner that ``deeprl
+bench`` uses (:mod:`deeprl.runner`: ordinary run directories, one torch thread each, on a local
+Ray cluster, an existing one, or worker processes), and scores it by the mean *final* evaluation
+of its seeds (as rl-baselines3-zoo#204 asks: one lucky seed does not win).
+
+Everything the sweep knows is in ``<out>/sweep.json``, written atomically as candidates are drawn
+and finished, so ``deeprl sweep --resume OUT`` continues a stopped or killed sweep: the same
+candidates are drawn again, finished runs are read back and stopped runs resume from their last
+checkpoint.  The sweep's own state is JSON; nothing is unpickled.
+
+Search spaces, one ``name=kind:arguments`` per setting::
+
+    lr=loguniform:1e-4:3e-3     n_steps=choice:128,256,512     gamma=uniform:0.95:0.999
+    batch_size=int:32:256       net_arch=choice:[64,64],[256,256]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from deeprl.checkpoint import atomic_write_json, read_json
+from deeprl.errors import ConfigError
+from deeprl.runner import Trial, run_trials
+
+SEARCHES = ("random", "grid", "optuna")
+KINDS = ("uniform", "loguniform", "int", "choice")
+STATE_FILE = "sweep.json"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting: ``kind`` with ``low``/``high`` (numbers) or ``choices``."""
+
+    name: str
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        if self.kind == "choice":
+            return self.choices[int(rng.integers(len(self.choices)))]
+        if self.kind == "int":
+            return int(rng.integers(int(self.low), int(self.high) + 1))
+        if self.kind == "loguniform":
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def grid(self) -> list[Any]:
+        if self.kind == "choice":
+            return list(self.choices)
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1))
+        raise ConfigError(f"grid search needs a finite set of values, but {self.name} is {self.kind}; "
+                          f"use {self.name}=choice:a,b,c or --search random/optuna")
+
+    def suggest(self, trial: Any) -> Any:
+        """The value an Optuna trial suggests."""
+        if self.kind == "choice":
+            index = trial.suggest_categorical(self.name, list(range(len(self.choices))))
+            return self.choices[index]
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.kind == "loguniform")
+
+    def spec(self) -> str:
+        if self.kind == "choice":
+            return f"{self.name}=choice:" + ",".join(yaml.safe_dump(c, default_flow_style=True).strip()
+                                                     .removesuffix("\n...") for c in self.choices)
+        return f"{self.name}={self.kind}:{self.low:g}:{self.high:g}"
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``"[64,64],[256,256]"`` -> ``["[64,64]", "[256,256]"]``: commas inside brackets stay."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts]
+
+
+def parse_space(items: list[str]) -> list[Param]:
+    """``["lr=loguniform:1e-4:3e-3", "n_steps=choice:128,256"]`` -> parameters; malformed specs
+    are a :class:`ConfigError` that shows the form."""
+    form = "write name=kind:args, e.g. lr=loguniform:1e-4:3e-3 or n_steps=choice:128,256 (kinds: " + \
+        ", ".join(KINDS) + ")"
+    params: list[Param] = []
+    for item in items:
+        name, sep, rest = item.partition("=")
+        kind, sep2, args = rest.partition(":")
+        name, kind = name.strip(), kind.strip()
+        if not sep or not sep2 or not name or kind not in KINDS:
+            raise ConfigError(f"cannot read the search space {item!r}; {form}")
+        if any(p.name == name for p in params):
+            raise ConfigError(f"{name} is searched twice in --space")
+        if kind == "choice":
+            choices = tuple(yaml.safe_load(v) for v in _split_top_level(args) if v)
+            if not choices:
+                raise ConfigError(f"{item!r} lists no choices; {form}")
+            params.append(Param(name, kind, choices=choices))
+            continue
+        bounds = args.split(":")
+        try:
+            low, high = (float(b) for b in bounds)
+        except ValueError:
+            raise ConfigError(f"{item!r} needs two numbers, low:high; {form}") from None
+        if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+            raise ConfigError(f"{item!r}: low must be below high")
+        if kind == "loguniform" and low <= 0:
+            raise ConfigError(f"{item!r}: loguniform needs low > 0")
+        if kind == "int" and (low != int(low) or high != int(high)):
+            raise ConfigError(f"{item!r}: int bounds must be whole numbers")
+        params.append(Param(name, kind, low, high))
+    if not params:
+        raise ConfigError(f"--space names no setting to search; {form}")
+    return params
+
+
+# --------------------------------------------------------------------------------------------
+# searches: each proposes candidates in a fixed order, so a resumed sweep draws the same ones
+
+
+class _Random:
+    def __init__(self, params: list[Param], seed: int):
+        self.params, self.rng = params, np.random.default_rng([seed, 0x5EE9])
+
+    def ask(self, index: int) -> dict[str, Any]:
+        return {p.name: p.sample(self.rng) for p in self.params}
+
+    def tell(self, index: int, value: float | None) -> None:
+        pass
+
+
+class _Grid:
+    def __init__(self, params: list[Param], seed: int):
+        self.points = [dict(zip([p.name for p in params], values))
+                       for values in itertools.product(*(p.grid() for p in params))]
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def ask(self, index: int) -> dict[str, Any]:
+        return dict(self.points[index])
+
+    def tell(self, index: int, value: float | None) -> None:
+        pass
+
+
+class _Optuna:
+    """Optuna's TPE sampler (seeded) through its ask-and-tell interface, in memory.  A resumed
+    sweep replays its history: the same asks and tells in the same order draw the same
+    candidates again, so no Optuna storage file is needed."""
+
+    def __init__(self, params: list[Param], seed: int):
+        try:
+            import optuna
+        except ImportError:
+            raise ConfigError("--search optuna needs Optuna; install it with: pip install -e \".[ray]\"") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.optuna, self.params = optuna, params
+        self.study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        self.asked: dict[int, Any] = {}
+
+    def ask(self, index: int) -> dict[str, Any]:
+        trial = self.study.ask()
+        self.asked[index] = trial
+        return {p.name: p.suggest(trial) for p in self.params}
+
+    def tell(self, index: int, value: float | None) -> None:
+        trial = self.asked.pop(index)
+        if value is None:
+            self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(trial, value)
+
+
+def make_search(kind: str, params: list[Param], seed: int) -> Any:
+    if kind not in SEARCHES:
+        raise ConfigError(f"unknown search {kind!r}; use one of {', '.join(SEARCHES)}")
+    return {"random": _Random, "grid": _Grid, "optuna": _Optuna}[kind](params, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# the sweep
+
+
+def sweep(algo: str, env: str, space: list[str], out: str | Path, *, trials: int = 16, seeds: int = 3,
+          first_seed: int = 0, search: str = "random", steps: int | None = None,
+          settings: dict[str, Any] | None = None, workers: int = 0, eval_episodes: int = 20,
+          backend: str = "ray", address: str | None = None, search_seed: int = 0, quiet: bool = False,
+          command: str | None = None) -> dict[str, Any]:
+    """Run a new sweep into ``out`` (see the module docstring); returns the ranked results."""
+    out = Path(out)
+    if (out / STATE_FILE).exists():
+        raise ConfigError(f"{str(out)!r} already holds a sweep; continue it with 'deeprl sweep --resume {out}' "
+                          "or choose another --out")
+    spec = {"algo": algo, "env": env, "space": list(space), "trials": trials, "seeds": seeds,
+            "first_seed": first_seed, "search": search, "steps": steps, "settings": _typed(algo, settings or {}),
+            "eval_episodes": eval_episodes, "search_seed": search_seed, "command": command}
+    _check(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"spec": spec, "candidates": []}
+    atomic_write_json(out / STATE_FILE, state)
+    return _run(out, state, workers=workers, backend=backend, address=address, quiet=quiet)
+
+
+def resume_sweep(out: str | Path, *, workers: int = 0, backend: str = "ray", address: str | None = None,
+                 quiet: bool = False) -> dict[str, Any]:
+    """Continue the sweep in ``out``: candidates drawn before are drawn again, finished runs are
+    read back, stopped runs resume."""
+    out = Path(out)
+    state = read_json(out / STATE_FILE, "sweep state")
+    if not isinstance(state, dict) or not isinstance(state.get("spec"), dict) \
+            or not isinstance(state.get("candidates"), list):
+        raise ConfigError(f"{str(out / STATE_FILE)!r} is not a deeprl sweep state")
+    _check(state["spec"])
+    return _run(out, state, workers=workers, backend=backend, address=address, quiet=quiet)
+
+
+def _typed(algo: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` strings as the config types them (``"2"`` -> 2), for sweep.json and the preset block."""
+    from deeprl import ALGORITHMS
+    from deeprl.config import build_config, config_to_dict
+    from deeprl.errors import did_you_mean
+
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {algo!r}." + did_you_mean(algo, ALGORITHMS))
+    typed = config_to_dict(build_config(ALGORITHMS[algo].config_cls, settings))
+    return {k: typed[k] for k in settings}
+
+
+def _fixed(spec: dict[str, Any]) -> dict[str, Any]:
+    fixed = dict(spec["settings"])
+    if spec["steps"] is not None:
+        fixed["total_steps"] = spec["steps"]
+    return fixed
+
+
+def _check(spec: dict[str, Any]) -> list[Param]:
+    """Every problem a sweep can know of before it trains: the algorithm, the space's settings
+    (names and types, at both ends of every range), the env and its spaces."""
+    from deeprl import ALGORITHMS
+    from deeprl.config import build_config, default_preset
+    from deeprl.errors import did_you_mean
+
+    algo = spec["algo"]
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {algo!r}." + did_you_mean(algo, ALGORITHMS))
+    for key in ("trials", "seeds"):
+        if not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 1:
+            raise ConfigError(f"--{key} must be a positive integer, got {spec[key]!r}")
+    params = parse_space(spec["space"])
+    cls = ALGORITHMS[algo]
+    base = [default_preset(algo, spec["env"]), _fixed(spec), {"env": spec["env"]}]
+    fixed_keys = set(_fixed(spec))
+    for p in params:
+        if p.name in fixed_keys:
+            raise ConfigError(f"{p.name} is both searched (--space) and fixed (--set/--steps); drop one")
+        ends = list(p.choices) if p.kind == "choice" else [p.low, p.high]
+        for value in ends:
+            value = int(value) if p.kind == "int" else value
+            try:
+                build_config(cls.config_cls, *base, {p.name: value})
+            except ConfigError as e:
+                raise ConfigError(f"--space {p.name}: {e}") from None
+    make_search(spec["search"], params, spec["search_seed"])
+    cls.check(build_config(cls.config_cls, *base))
+    return params
+
+
+def _run(out: Path, state: dict[str, Any], *, workers: int, backend: str, address: str | None,
+         quiet: bool) -> dict[str, Any]:
+    spec = state["spec"]
+    params = _check(spec)
+    search = make_search(spec["search"], params, spec["search_seed"])
+    total = min(spec["trials"], len(search)) if isinstance(search, _Grid) else spec["trials"]
+    seeds = list(range(spec["first_seed"], spec["first_seed"] + spec["seeds"]))
+    done: dict[int, dict[str, Any]] = {c["index"]: c for c in state["candidates"] if c.get("status") != "running"}
+    start = time.time()
+
+    def runs_of(index: int, values: dict[str, Any]) -> list[Trial]:
+        settings = {**_fixed(spec), **values}
+        return [Trial(spec["algo"], spec["env"], seed, str(out / f"trial_{index:04d}" / f"seed_{seed}"),
+                      settings=settings, eval_episodes=spec["eval_episodes"]) for seed in seeds]
+
+    # Optuna learns from finished candidates: propose in batches of as many candidates as run at once;
+    # random and grid propose everything up front
+    batch = max(1, (workers or _cpus()) // len(seeds)) if spec["search"] == "optuna" else total
+    index = 0
+    while index < total:
+        proposed = []
+        for i in range(index, min(total, index + batch)):
+            recorded = state["candidates"][i]["params"] if i < len(state["candidates"]) else None
+            values = search.ask(i)
+            if recorded is not None:  # drawn before the sweep stopped: it must be the same candidate again
+                if recorded != _jsonable(values):
+                    raise ConfigError(f"{str(out)!r} holds candidates this search does not draw again (another "
+                                      "deeprl or Optuna version?); start a new sweep")
+            else:
+                state["candidates"].append({"index": i, "params": _jsonable(values), "status": "running"})
+            proposed.append((i, values))
+        atomic_write_json(out / STATE_FILE, state)
+        pending = [(i, values) for i, values in proposed if i not in done]
+        trials = [t for i, values in pending for t in runs_of(i, values)]
+        results = run_trials(trials, workers=workers, backend=backend, address=address,
+                             on_result=None if quiet else _progress) if trials else []
+        for k, (i, values) in enumerate(pending):
+            mine = results[k * len(seeds):(k + 1) * len(seeds)]
+            finals = [r.get("final") for r in mine]
+            errors = [r["error"] for r in mine if r.get("error")]
+            objective = float(np.mean(finals)) if not errors else None
+            done[i] = {"index": i, "params": _jsonable(values), "status": "error" if errors else "done",
+                       "objective": objective, "finals": finals, "seeds": seeds, "errors": errors}
+            state["candidates"][i] = done[i]
+        for i, _ in proposed:
+            search.tell(i, done[i]["objective"])
+        atomic_write_json(out / STATE_FILE, state)
+        index += len(proposed)
+    report = _report(out, state, params, time.time() - start)
+    return report
+
+
+def _cpus() -> int:
+    import os
+    return os.cpu_count() or 1
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+
+
+def _progress(result: dict[str, Any]) -> None:
+    t = result["trial"]
+    what = f"final {result['final']:.1f}" if result.get("final") is not None else f"error: {result['error']}"
+    print(f"  {Path(t['out']).parent.name} seed {t['seed']}: {what}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the report: results.json, report.md, best_preset.yaml, objective.png
+
+
+def _report(out: Path, state: dict[str, Any], params: list[Param], elapsed: float) -> dict[str, Any]:
+    spec = state["spec"]
+    ranked = sorted(state["candidates"], key=lambda c: (c.get("objective") is None, -(c.get("objective") or 0.0)))
+    report = {"spec": spec, "date": time.strftime("%Y-%m-%d"), "elapsed": elapsed, "ranked": ranked,
+              "best": ranked[0] if ranked and ranked[0].get("objective") is not None else None}
+    atomic_write_json(out / "results.json", report)
+    (out / "report.md").write_text(markdown(report))
+    if report["best"] is not None:
+        (out / "best_preset.yaml").write_text(preset_yaml(report))
+    plot_objective(report, params, out / "objective.png")
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    spec = report["spec"]
+    names = [p.split("=", 1)[0].strip() for p in spec["space"]]
+    seeds = f"{spec['first_seed']}-{spec['first_seed'] + spec['seeds'] - 1}"
+    lines = [f"# deeprl sweep: {spec['algo']} on {spec['env']}", "",
+             f"{spec['search']} search, {len(report['ranked'])} candidates, seeds {seeds}; objective: the mean "
+             f"final evaluation ({spec['eval_episodes']} episodes) over the seeds. {report['date']}.", "",
+             "| rank | candidate | " + " | ".join(names) + " | objective | per-seed finals |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " | --- | --- |"]
+    for rank, c in enumerate(report["ranked"], 1):
+        objective = f"{c['objective']:.1f}" if c.get("objective") is not None else c.get("status", "?")
+        finals = " / ".join("-" if f is None else f"{f:.1f}" for f in c.get("finals", []))
+        values = " | ".join(_fmt(c["params"].get(n)) for n in names)
+        lines.append(f"| {rank} | {c['index']} | {values} | {objective} | {finals} |")
+    if spec.get("command"):
+        lines += ["", f"Command: `{spec['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def preset_yaml(report: dict[str, Any]) -> str:
+    """The best candidate as a block for ``deeprl/presets/<algo>.yaml``."""
+    spec, best = report["spec"], report["best"]
+    seeds = f"{spec['first_seed']}-{spec['first_seed'] + spec['seeds'] - 1}"
+    finals = ", ".join(f"{f:.1f}" for f in best["finals"])
+    block = {spec["env"]: {
+        "description": f"from deeprl sweep ({spec['search']} search, {len(report['ranked'])} candidates)",
+        "results": f"sweep objective {best['objective']:.1f}: mean final evaluation over seeds {seeds} "
+                   f"({finals}), {report['date']}; tuned on these seeds, so confirm with deeprl bench",
+        **_fixed(spec), **best["params"]}}
+    return yaml.safe_dump(block, sort_keys=False, default_flow_style=False, width=10_000)
+
+
+def plot_objective(report: dict[str, Any], params: list[Param], path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [c for c in report["ranked"] if c.get("objective") is not None]
+    fig, axes = plt.subplots(1, len(params), figsize=(4 * len(params), 3.4), dpi=110, squeeze=False)
+    for ax, p in zip(axes[0], params):
+        y = [c["objective"] for c in scored]
+        if p.kind == "choice":
+            labels = [str(v) for v in p.choices]
+            x = [labels.index(str(c["params"][p.name])) for c in scored]
+            ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        else:
+            x = [c["params"][p.name] for c in scored]
+            if p.kind == "loguniform":
+                ax.set_xscale("log")
+        ax.scatter(x, y, s=22, alpha=0.8)
+        ax.set_xlabel(p.name)
+        ax.set_ylabel("objective (mean final return)")
+        ax.grid(alpha=0.3)
+    spec = report["spec"]
+    fig.suptitle(f"deeprl sweep: {spec['algo']} on {spec['env']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

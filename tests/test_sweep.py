@@ -1,0 +1,128 @@
+"""deeprl sweep: search spaces, searches, the ranked report, resuming; Ray in tests/test_sweep_ray.py."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from deeprl.config import build_config
+from deeprl.errors import ConfigError
+from deeprl.sweep import make_search, parse_space, resume_sweep, sweep
+
+TINY = dict(num_envs=2, minibatch_size=32, n_epochs=1, eval_freq=0, checkpoint_freq=128)
+
+
+def test_space_forms():
+    params = {p.name: p for p in parse_space(["lr=loguniform:1e-4:3e-3", "n_steps=choice:128,256,512",
+                                              "gamma=uniform:0.9:0.999", "batch_size=int:32:64",
+                                              "net_arch=choice:[64,64],[256,256]", "double_q=choice:true,false"])}
+    assert params["lr"].kind == "loguniform" and (params["lr"].low, params["lr"].high) == (1e-4, 3e-3)
+    assert params["n_steps"].choices == (128, 256, 512)
+    assert params["net_arch"].choices == ([64, 64], [256, 256])  # commas inside brackets belong to a value
+    assert params["double_q"].choices == (True, False)
+    rng = np.random.default_rng(0)
+    draws = [params["lr"].sample(rng) for _ in range(2000)]
+    assert 1e-4 <= min(draws) and max(draws) <= 3e-3
+    assert np.median(np.log(draws)) == pytest.approx(np.log(np.sqrt(1e-4 * 3e-3)), abs=0.1)  # uniform in log
+    assert {params["batch_size"].sample(rng) for _ in range(500)} == set(range(32, 65))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("lr", "cannot read"), ("lr=normal:0:1", "cannot read"), ("lr=uniform:1", "two numbers"),
+    ("lr=uniform:2:1", "below high"), ("lr=loguniform:0:1", "low > 0"), ("n=int:1.5:3", "whole numbers"),
+    ("n=choice:", "no choices"),
+])
+def test_malformed_spaces_say_how_to_write_them(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space([spec])
+
+
+def test_searches_are_reproducible_and_grid_is_the_product():
+    params = parse_space(["lr=loguniform:1e-4:1e-2", "n_steps=choice:16,32"])
+    a, b = make_search("random", params, 3), make_search("random", params, 3)
+    assert [a.ask(i) for i in range(5)] == [b.ask(i) for i in range(5)]
+    grid = make_search("grid", parse_space(["n_steps=choice:16,32", "n_epochs=int:1:3"]), 0)
+    assert len(grid) == 6 and [grid.ask(i) for i in range(6)][:3] == [
+        {"n_steps": 16, "n_epochs": 1}, {"n_steps": 16, "n_epochs": 2}, {"n_steps": 16, "n_epochs": 3}]
+    with pytest.raises(ConfigError, match="grid search needs a finite set"):
+        make_search("grid", params, 0)
+
+
+@pytest.mark.parametrize("space, settings, message", [
+    (["lrr=uniform:0.1:0.2"], {}, "unknown setting 'lrr'.*lr"),
+    (["lr=uniform:-1:1"], {}, "--space lr"),
+    (["n_steps=choice:16,abc"], {}, "--space n_steps"),
+    (["lr=uniform:0.1:0.2"], {"lr": "0.1"}, "both searched"),
+])
+def test_bad_settings_are_refused_before_training(tmp_path, space, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep("ppo", "CartPole-v1", space, tmp_path / "s", settings=settings, backend="processes")
+    assert not (tmp_path / "s").exists()
+
+
+def _tiny_sweep(out, **kw):
+    return sweep("ppo", "CartPole-v1", ["lr=loguniform:1e-4:3e-3", "n_steps=choice:16,32"], out,
+                 **{"trials": 3, "seeds": 2, "steps": 256, "settings": TINY, "eval_episodes": 2, "workers": 1,
+                    "backend": "processes", "quiet": True, **kw})
+
+
+@pytest.mark.parametrize("search", ["random", "optuna"])
+def test_sweep_ranks_candidates_by_their_mean_final_over_seeds(tmp_path, search):
+    report = _tiny_sweep(tmp_path / "s", search=search)
+    ranked = report["ranked"]
+    assert len(ranked) == 3 and [c["status"] for c in ranked] == ["done"] * 3
+    objectives = [c["objective"] for c in ranked]
+    assert objectives == sorted(objectives, reverse=True)
+    for c in ranked:
+        finals = [json.loads((tmp_path / "s" / f"trial_{c['index']:04d}" / f"seed_{s}" / "final.json").read_text())
+                  ["final"] for s in (0, 1)]
+        assert c["finals"] == finals and c["objective"] == pytest.approx(np.mean(finals))
+        assert (tmp_path / "s" / f"trial_{c['index']:04d}" / "seed_0" / "model.safetensors").exists()  # a real run
+    assert json.loads((tmp_path / "s" / "results.json").read_text())["best"]["index"] == ranked[0]["index"]
+    assert "| rank | candidate | lr | n_steps |" in (tmp_path / "s" / "report.md").read_text()
+    assert (tmp_path / "s" / "objective.png").stat().st_size > 1000
+    block = yaml.safe_load((tmp_path / "s" / "best_preset.yaml").read_text())["CartPole-v1"]
+    assert block["lr"] == ranked[0]["params"]["lr"] and block["total_steps"] == 256 and block["num_envs"] == 2
+    from deeprl.config import PPOConfig
+    build_config(PPOConfig, {k: v for k, v in block.items() if k not in ("description", "results")})
+
+
+def test_a_stopped_sweep_resumes_without_redoing_finished_runs(tmp_path):
+    out = tmp_path / "s"
+    first = _tiny_sweep(out, search="optuna")
+    state = json.loads((out / "sweep.json").read_text())
+    # as if killed while candidate 1 ran and before candidate 2 was drawn: its seed-1 run unfinished
+    state["candidates"] = state["candidates"][:2]
+    state["candidates"][1]["status"] = "running"
+    (out / "sweep.json").write_text(json.dumps(state))
+    (out / "trial_0001" / "seed_1" / "final.json").unlink()
+    import shutil
+    shutil.rmtree(out / "trial_0002")
+    kept = (out / "trial_0000" / "seed_0" / "model.safetensors").stat().st_mtime_ns
+    again = resume_sweep(out, workers=1, backend="processes", quiet=True)
+    assert (out / "trial_0000" / "seed_0" / "model.safetensors").stat().st_mtime_ns == kept  # not retrained
+    assert [(c["index"], c["params"], c["finals"]) for c in again["ranked"]] == \
+        [(c["index"], c["params"], c["finals"]) for c in first["ranked"]]  # the same candidates and results
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "deeprl", "sweep", *args], capture_output=True, text=True,
+                              timeout=120)
+    for args, message in [((), "needs ALGO"), (("ppo", "--out", str(tmp_path / "x"), "--space", "lr=u:1:2"),
+                                                 "cannot read the search space"),
+                          (("--resume", str(tmp_path / "none")), "is missing")]:
+        proc = run(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 2
+
+
+def test_training_never_imports_ray(tmp_path):
+    code = ("import sys, deeprl.cli; deeprl.cli.main(['train', 'reinforce', '--steps', '200', '--out', sys.argv[1], "
+            "'--set', 'eval_freq=0']); assert 'ray' not in sys.modules and 'optuna' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
