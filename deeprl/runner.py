@@ -118,6 +118,11 @@ def eval_curve(run: Path) -> dict[str, Any]:
             "training_time": times[-1] if times else None}
 
 
+def resolve_workers(workers: int) -> int:
+    """How many runs go at once: ``workers``, or one per CPU core for 0."""
+    return workers or os.cpu_count() or 1
+
+
 def run_trials(trials: Iterable[Trial], *, workers: int = 0, address: str | None = None,
                backend: str = "auto", on_result: Callable[[dict[str, Any]], None] | None = None
                ) -> list[dict[str, Any]]:
@@ -125,7 +130,7 @@ def run_trials(trials: Iterable[Trial], *, workers: int = 0, address: str | None
     order given.  ``backend``: ``"ray"``, ``"processes"`` or ``"auto"`` (Ray when ``address`` is
     given, else processes)."""
     trials = list(trials)
-    workers = workers or os.cpu_count() or 1
+    workers = resolve_workers(workers)
     if backend == "auto":  # Ray's own services cost more than they give on one small machine (see docstring)
         backend = "ray" if address else "processes"
     results: dict[int, dict[str, Any]] = {}

@@ -31,7 +31,7 @@ import yaml
 
 from deeprl.checkpoint import atomic_write_json, read_json
 from deeprl.errors import ConfigError
-from deeprl.runner import Trial, run_trials
+from deeprl.runner import Trial, resolve_workers, run_trials
 
 SEARCHES = ("random", "grid", "optuna")
 KINDS = ("uniform", "loguniform", "int", "choice")
@@ -73,12 +73,6 @@ class Param:
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high))
         return trial.suggest_float(self.name, self.low, self.high, log=self.kind == "loguniform")
-
-    def spec(self) -> str:
-        if self.kind == "choice":
-            return f"{self.name}=choice:" + ",".join(yaml.safe_dump(c, default_flow_style=True).strip()
-                                                     .removesuffix("\n...") for c in self.choices)
-        return f"{self.name}={self.kind}:{self.low:g}:{self.high:g}"
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -214,11 +208,11 @@ def sweep(algo: str, env: str, space: list[str], out: str | Path, *, trials: int
     spec = {"algo": algo, "env": env, "space": list(space), "trials": trials, "seeds": seeds,
             "first_seed": first_seed, "search": search, "steps": steps, "settings": _typed(algo, settings or {}),
             "eval_episodes": eval_episodes, "search_seed": search_seed, "command": command}
-    _check(spec)
+    params = _check(spec)
     out.mkdir(parents=True, exist_ok=True)
     state = {"spec": spec, "candidates": []}
     atomic_write_json(out / STATE_FILE, state)
-    return _run(out, state, workers=workers, backend=backend, address=address, quiet=quiet)
+    return _run(out, state, params, workers=workers, backend=backend, address=address, quiet=quiet)
 
 
 def resume_sweep(out: str | Path, *, workers: int = 0, backend: str = "ray", address: str | None = None,
@@ -230,8 +224,8 @@ def resume_sweep(out: str | Path, *, workers: int = 0, backend: str = "ray", add
     if not isinstance(state, dict) or not isinstance(state.get("spec"), dict) \
             or not isinstance(state.get("candidates"), list):
         raise ConfigError(f"{str(out / STATE_FILE)!r} is not a deeprl sweep state")
-    _check(state["spec"])
-    return _run(out, state, workers=workers, backend=backend, address=address, quiet=quiet)
+    params = _check(state["spec"])
+    return _run(out, state, params, workers=workers, backend=backend, address=address, quiet=quiet)
 
 
 def _typed(algo: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -285,10 +279,10 @@ def _check(spec: dict[str, Any]) -> list[Param]:
     return params
 
 
-def _run(out: Path, state: dict[str, Any], *, workers: int, backend: str, address: str | None,
-         quiet: bool) -> dict[str, Any]:
+def _run(out: Path, state: dict[str, Any], params: list[Param], *, workers: int, backend: str,
+         address: str | None, quiet: bool) -> dict[str, Any]:
+    """Draw, train and score the candidates of a checked spec (:func:`_check` gave ``params``)."""
     spec = state["spec"]
-    params = _check(spec)
     search = make_search(spec["search"], params, spec["search_seed"])
     total = min(spec["trials"], len(search)) if isinstance(search, _Grid) else spec["trials"]
     seeds = list(range(spec["first_seed"], spec["first_seed"] + spec["seeds"]))
@@ -302,7 +296,7 @@ def _run(out: Path, state: dict[str, Any], *, workers: int, backend: str, addres
 
     # Optuna learns from finished candidates: propose in batches of as many candidates as run at once;
     # random and grid propose everything up front
-    batch = max(1, (workers or _cpus()) // len(seeds)) if spec["search"] == "optuna" else total
+    batch = max(1, resolve_workers(workers) // len(seeds)) if spec["search"] == "optuna" else total
     index = 0
     while index < total:
         proposed = []
@@ -335,11 +329,6 @@ def _run(out: Path, state: dict[str, Any], *, workers: int, backend: str, addres
         index += len(proposed)
     report = _report(out, state, params, time.time() - start)
     return report
-
-
-def _cpus() -> int:
-    import os
-    return os.cpu_count() or 1
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
