@@ -116,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--search", choices=["random", "grid", "optuna"], default="random")
     sw.add_argument("--search-seed", type=_seed, default=0, help="seed of the search itself")
     sw.add_argument("--steps", type=_positive_int, help="environment steps per run (default: the preset's)")
+    sw.add_argument("--scheduler", choices=["none", "asha"], default="none",
+                    help="'asha': judge candidates at rungs along the run and train only the best 1/eta on")
+    sw.add_argument("--min-steps", type=_positive_int,
+                    help="ASHA's first rung in env steps (default: the run's length / eta^2)")
+    sw.add_argument("--eta", type=int, default=3, help="ASHA's reduction factor (default 3)")
     sw.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="fixed settings of every run")
     sw.add_argument("--episodes", type=_positive_int, default=20, help="final evaluation episodes per run")
     sw.add_argument("--workers", type=int, default=0, help="runs at once, one CPU each (default: every core)")
@@ -386,7 +391,8 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         report = sweep(args.algo, args.env, args.space, out, trials=args.trials, seeds=args.seeds,
                        first_seed=args.first_seed, search=args.search, steps=args.steps,
                        settings=parse_assignments(args.set), eval_episodes=args.episodes,
-                       search_seed=args.search_seed, command=command, **run)
+                       search_seed=args.search_seed, command=command, scheduler=args.scheduler,
+                       min_steps=args.min_steps, eta=args.eta, **run)
     print(markdown(report))
     best = " and best_preset.yaml" if report["best"] else ""
     print(f"wrote {out / 'results.json'}, report.md, objective.png{best}")

@@ -12,12 +12,19 @@ into its own run directory and then judged by its *final* model on fresh evaluat
 
 Trials are idempotent: a finished one (its ``final.json`` exists) is read back, not redone; one
 that was stopped resumes from its last checkpoint.  So a killed bench continues where it was.
+
+A trial with ``pause_at`` trains only up to that step of its planned run (its schedules keep
+the planned length), checkpoints, and is judged there (``rung_<step>.json``); the same trial
+with a later ``pause_at``, or none, continues it exactly.  The sweep's early-stopping scheduler
+(ASHA) runs on this and on :class:`TrialPool`, which takes trials one at a time as workers free.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -39,18 +46,24 @@ class Trial:
     settings: dict[str, Any] = field(default_factory=dict)
     preset: str | None = "auto"               # the tuned preset named after env, as deeprl train
     eval_episodes: int = 20                   # episodes of the final evaluation
+    pause_at: int | None = None               # judge the run at this step of its plan, not at its end
 
     @property
     def path(self) -> Path:
         return Path(self.out)
 
+    @property
+    def result_file(self) -> Path:
+        return self.path / (FINAL_FILE if self.pause_at is None else f"rung_{self.pause_at}.json")
+
 
 def run_trial(trial: Trial) -> dict[str, Any]:
-    """Train ``trial`` (or resume it, or read back its result) and evaluate its final model.
+    """Train ``trial`` (or resume it, or read back its result) and evaluate its final model
+    (or, with ``pause_at``, the model where it paused).
 
     Returns ``{"trial": ..., "final": mean return, "returns": [...], "wall_time": s, "steps": n,
     "curve": {"step": [...], "eval": [...], "wall_time": [...]}}``, also written to
-    ``<run>/final.json``."""
+    ``<run>/final.json`` (``<run>/rung_<pause_at>.json``)."""
     import torch
 
     from deeprl.errors import DeepRLError
@@ -67,7 +80,7 @@ def _run_trial(trial: Trial) -> dict[str, Any]:
     from deeprl.checkpoint import atomic_write_json, read_json
     from deeprl.run import RunDir
 
-    done_file = trial.path / FINAL_FILE
+    done_file = trial.result_file
     if done_file.exists():
         result = read_json(done_file, "trial result")
         if result.get("trial") == _jsonable(trial):
@@ -80,11 +93,11 @@ def _run_trial(trial: Trial) -> dict[str, Any]:
             agent = cls.load(run.model_file, device="cpu")   # trained, not yet judged
         else:
             agent = cls.resume(run.path)
-            agent.learn(progress=False)
+            agent.learn(progress=False, pause_at=trial.pause_at)
     else:
         settings = {"seed": trial.seed, "torch_threads": 1, "device": "cpu", **trial.settings}
         agent = cls(trial.env, preset=trial.preset, **settings)
-        agent.learn(run_dir=run.path, progress=False)
+        agent.learn(run_dir=run.path, progress=False, pause_at=trial.pause_at)
     try:
         final = agent.evaluate(trial.eval_episodes, seed=FINAL_EVAL_SEED + trial.seed)
     finally:
@@ -98,7 +111,10 @@ def _run_trial(trial: Trial) -> dict[str, Any]:
 
 
 def _jsonable(trial: Trial) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(trial)))
+    d = asdict(trial)
+    if d["pause_at"] is None:  # a whole run is described as before pausing existed: old results still match
+        del d["pause_at"]
+    return json.loads(json.dumps(d))
 
 
 def eval_curve(run: Path) -> dict[str, Any]:
@@ -130,61 +146,123 @@ def run_trials(trials: Iterable[Trial], *, workers: int = 0, address: str | None
     order given.  ``backend``: ``"ray"``, ``"processes"`` or ``"auto"`` (Ray when ``address`` is
     given, else processes)."""
     trials = list(trials)
-    workers = resolve_workers(workers)
-    if backend == "auto":  # Ray's own services cost more than they give on one small machine (see docstring)
-        backend = "ray" if address else "processes"
     results: dict[int, dict[str, Any]] = {}
-
-    def done(i: int, result: dict[str, Any]) -> None:
-        results[i] = result
-        if on_result is not None:
-            on_result(result)
-
-    if backend == "ray":
-        _run_on_ray(trials, workers, address, done)
-    elif workers == 1:
+    with TrialPool(workers=workers, backend=backend, address=address) as pool:
         for i, trial in enumerate(trials):
-            done(i, run_trial(trial))
-    else:
-        import multiprocessing as mp
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            futures = {pool.submit(run_trial, t): i for i, t in enumerate(trials)}
-            for future in as_completed(futures):
-                done(futures[future], future.result())
+            pool.submit(trial, key=i)
+        while pool.pending:
+            i, result = pool.next_result()
+            results[i] = result
+            if on_result is not None:
+                on_result(result)
     return [results[i] for i in range(len(trials))]
 
 
-def _one_thread() -> None:
-    """Worker processes: one thread in every native pool, or side-by-side runs fight for cores."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
+class TrialPool:
+    """Trials submitted one at a time and their results as each finishes, on ``workers`` worker
+    processes, a Ray cluster (``backend="ray"``: a local one of ``workers`` CPUs, or the one at
+    ``address``), or in this process (``workers=1`` with processes: one trial at a time).
 
+    ``submit(trial, key)`` queues a trial; ``next_result()`` blocks until one is done and returns
+    ``(key, result)``.  Use it as a context manager: leaving shuts the workers down."""
 
-def _run_on_ray(trials: list[Trial], workers: int, address: str | None,
-                done: Callable[[int, dict[str, Any]], None]) -> None:
-    try:
-        import ray
-    except ImportError:
-        from deeprl.errors import ConfigError
-        raise ConfigError("the Ray backend needs Ray; install it with: pip install -e \".[ray]\"") from None
+    def __init__(self, *, workers: int = 0, backend: str = "processes", address: str | None = None):
+        self.workers = resolve_workers(workers)
+        if backend == "auto":  # Ray's own services cost more than they give on one small machine (see docstring)
+            backend = "ray" if address else "processes"
+        self.backend, self.address = backend, address
+        self._futures: dict[Any, Any] = {}   # future or Ray ref -> key
+        self._inline: list[tuple[Any, Trial]] = []
+        self._executor: Any = None
+        self._ray: Any = None
+        self._ray_started_here = False
+        if backend == "ray":
+            self._start_ray()
+        elif self.workers > 1:
+            import multiprocessing as mp
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                                 initializer=_worker_init)
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        env = {"env_vars": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
-        if address:
-            ray.init(address=address, runtime_env=env, log_to_driver=False)
+    @property
+    def pending(self) -> int:
+        """Trials submitted whose results have not been taken yet."""
+        return len(self._futures) + len(self._inline)
+
+    def submit(self, trial: Trial, key: Any = None) -> None:
+        if self._ray is not None:
+            self._futures[self._remote.remote(trial)] = key
+        elif self._executor is not None:
+            self._futures[self._executor.submit(_run_in_worker, trial)] = key
         else:
-            ray.init(num_cpus=workers, runtime_env=env, include_dashboard=False, log_to_driver=False)
-    try:
+            self._inline.append((key, trial))
+
+    def next_result(self) -> tuple[Any, dict[str, Any]]:
+        if self._inline:
+            key, trial = self._inline.pop(0)
+            return key, run_trial(trial)
+        if not self._futures:
+            raise RuntimeError("next_result() with no trial pending")
+        if self._ray is not None:
+            ready, _ = self._ray.wait(list(self._futures), num_returns=1)
+            return self._futures.pop(ready[0]), self._ray.get(ready[0])
+        future = next(as_completed(list(self._futures)))
+        return self._futures.pop(future), future.result()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._ray is not None and self._ray_started_here:
+            self._ray.shutdown()
+        self._ray = None
+
+    def __enter__(self) -> "TrialPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _start_ray(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            from deeprl.errors import ConfigError
+            raise ConfigError("the Ray backend needs Ray; install it with: pip install -e \".[ray]\"") from None
+        self._ray_started_here = not ray.is_initialized()
+        if self._ray_started_here:
+            env = {"env_vars": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
+            if self.address:
+                ray.init(address=self.address, runtime_env=env, log_to_driver=False)
+            else:
+                ray.init(num_cpus=self.workers, runtime_env=env, include_dashboard=False, log_to_driver=False)
+        self._ray = ray
         # a worker that dies (killed, out of memory) is retried; the retry resumes from the
         # trial's last checkpoint, since run_trial is idempotent
-        remote = ray.remote(num_cpus=1, max_retries=3)(run_trial)
-        pending = {remote.remote(t): i for i, t in enumerate(trials)}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                done(pending.pop(ref), ray.get(ref))
-    finally:
-        if started_here:
-            ray.shutdown()
+        self._remote = ray.remote(num_cpus=1, max_retries=3)(run_trial)
+
+
+def _worker_init() -> None:
+    """A pool worker: one thread in every native pool, or side-by-side runs fight for cores; and
+    no orphans: a worker whose driver is gone (killed, even with SIGKILL) stops its trial as
+    SIGTERM would, with a checkpoint, so a rerun of the bench resumes it."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="deeprl-orphan-watch", daemon=True).start()
+
+
+def _run_in_worker(trial: Trial) -> dict[str, Any]:
+    """:func:`run_trial` in a pool worker.  A trial stopped by a signal has written its checkpoint;
+    the worker then exits instead of taking the next queued trial (the driver is stopping)."""
+    from deeprl.errors import Interrupted
+
+    try:
+        return run_trial(trial)
+    except Interrupted:
+        os._exit(1)

@@ -11,6 +11,14 @@ and finished, so ``deeprl sweep --resume OUT`` continues a stopped or killed swe
 candidates are drawn again, finished runs are read back and stopped runs resume from their last
 checkpoint.  The sweep's own state is JSON; nothing is unpickled.
 
+With ``scheduler="asha"`` (asynchronous successive halving, Li et al. 2020) a candidate is
+judged at *rungs* along its run, ``min_steps · eta^k`` env steps, and only the best 1/``eta`` of
+the candidates at a rung train on to the next one; the rest stop there.  It is sound here
+because a run paused at a rung continues exactly as if it had not paused (its schedules keep
+the planned length, :meth:`~deeprl.agents.base.Algorithm.learn`'s ``pause_at``), so a candidate
+that reaches the last rung has the very finals a plain sweep would give it.  Judging early
+favours settings that learn fast: keep the first rung late enough to mean something.
+
 Search spaces, one ``name=kind:arguments`` per setting::
 
     lr=loguniform:1e-4:3e-3     n_steps=choice:128,256,512     gamma=uniform:0.95:0.999
@@ -31,9 +39,10 @@ import yaml
 
 from deeprl.checkpoint import atomic_write_json, read_json
 from deeprl.errors import ConfigError
-from deeprl.runner import Trial, resolve_workers, run_trials
+from deeprl.runner import Trial, TrialPool, resolve_workers, run_trials
 
 SEARCHES = ("random", "grid", "optuna")
+SCHEDULERS = ("none", "asha")
 KINDS = ("uniform", "loguniform", "int", "choice")
 STATE_FILE = "sweep.json"
 
@@ -90,6 +99,18 @@ def _split_top_level(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
+def _choice(text: str) -> Any:
+    """One choice as YAML reads it, except that numbers YAML 1.1 leaves as text (``1e-4``, with no
+    decimal point) are numbers."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def parse_space(items: list[str]) -> list[Param]:
     """``["lr=loguniform:1e-4:3e-3", "n_steps=choice:128,256"]`` -> parameters; malformed specs
     are a :class:`ConfigError` that shows the form."""
@@ -105,7 +126,7 @@ def parse_space(items: list[str]) -> list[Param]:
         if any(p.name == name for p in params):
             raise ConfigError(f"{name} is searched twice in --space")
         if kind == "choice":
-            choices = tuple(yaml.safe_load(v) for v in _split_top_level(args) if v)
+            choices = tuple(_choice(v) for v in _split_top_level(args) if v)
             if not choices:
                 raise ConfigError(f"{item!r} lists no choices; {form}")
             params.append(Param(name, kind, choices=choices))
@@ -199,8 +220,12 @@ def sweep(algo: str, env: str, space: list[str], out: str | Path, *, trials: int
           first_seed: int = 0, search: str = "random", steps: int | None = None,
           settings: dict[str, Any] | None = None, workers: int = 0, eval_episodes: int = 20,
           backend: str = "ray", address: str | None = None, search_seed: int = 0, quiet: bool = False,
-          command: str | None = None) -> dict[str, Any]:
-    """Run a new sweep into ``out`` (see the module docstring); returns the ranked results."""
+          command: str | None = None, scheduler: str = "none", min_steps: int | None = None,
+          eta: int = 3) -> dict[str, Any]:
+    """Run a new sweep into ``out`` (see the module docstring); returns the ranked results.
+
+    ``scheduler="asha"`` stops weak candidates early: rungs at ``min_steps · eta^k`` env steps
+    (default ``min_steps``: the run's length / eta², so three rungs)."""
     out = Path(out)
     if (out / STATE_FILE).exists():
         raise ConfigError(f"{str(out)!r} already holds a sweep; continue it with 'deeprl sweep --resume {out}' "
@@ -208,6 +233,8 @@ def sweep(algo: str, env: str, space: list[str], out: str | Path, *, trials: int
     spec = {"algo": algo, "env": env, "space": list(space), "trials": trials, "seeds": seeds,
             "first_seed": first_seed, "search": search, "steps": steps, "settings": _typed(algo, settings or {}),
             "eval_episodes": eval_episodes, "search_seed": search_seed, "command": command}
+    if scheduler != "none":
+        spec.update(scheduler=scheduler, min_steps=min_steps, eta=eta)
     params = _check(spec)
     out.mkdir(parents=True, exist_ok=True)
     state = {"spec": spec, "candidates": []}
@@ -275,14 +302,45 @@ def _check(spec: dict[str, Any]) -> list[Param]:
             except ConfigError as e:
                 raise ConfigError(f"--space {p.name}: {e}") from None
     make_search(spec["search"], params, spec["search_seed"])
-    cls.check(build_config(cls.config_cls, *base))
+    config = build_config(cls.config_cls, *base)
+    cls.check(config)
+    scheduler = spec.get("scheduler", "none")
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")
+    if scheduler == "asha":
+        if spec["search"] == "optuna":
+            raise ConfigError("--scheduler asha works with --search random or grid (Optuna learns from whole "
+                              "runs here); drop one of them")
+        if any(p.name == "total_steps" for p in params):
+            raise ConfigError("--scheduler asha needs one run length for every candidate; fix it with --steps "
+                              "instead of searching total_steps")
+        eta, min_steps = spec.get("eta", 3), spec.get("min_steps")
+        if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+            raise ConfigError(f"--eta must be an integer of at least 2, got {eta!r}")
+        if min_steps is not None and (isinstance(min_steps, bool) or not isinstance(min_steps, int)
+                                      or not 0 < min_steps < config.total_steps):
+            raise ConfigError(f"--min-steps must be a step count below the run's {config.total_steps:,} steps, "
+                              f"got {min_steps!r}")
     return params
+
+
+def rungs(total_steps: int, min_steps: int | None, eta: int) -> list[int]:
+    """ASHA's rungs: ``min_steps · eta^k`` up to ``total_steps / eta``, then ``total_steps`` itself
+    (a rung closer to the end than that would judge almost the whole run twice)."""
+    first = min_steps or max(1, total_steps // eta**2)
+    out, step = [], first
+    while step * eta <= total_steps:
+        out.append(step)
+        step *= eta
+    return out + [total_steps]
 
 
 def _run(out: Path, state: dict[str, Any], params: list[Param], *, workers: int, backend: str,
          address: str | None, quiet: bool) -> dict[str, Any]:
     """Draw, train and score the candidates of a checked spec (:func:`_check` gave ``params``)."""
     spec = state["spec"]
+    if spec.get("scheduler", "none") == "asha":
+        return _run_asha(out, state, params, workers=workers, backend=backend, address=address, quiet=quiet)
     search = make_search(spec["search"], params, spec["search_seed"])
     total = min(spec["trials"], len(search)) if isinstance(search, _Grid) else spec["trials"]
     seeds = list(range(spec["first_seed"], spec["first_seed"] + spec["seeds"]))
@@ -331,14 +389,128 @@ def _run(out: Path, state: dict[str, Any], params: list[Param], *, workers: int,
     return report
 
 
+def _rungs_of(spec: dict[str, Any]) -> list[int]:
+    """The spec's ASHA rungs, each rounded up to a whole log interval (a run pauses where an
+    interval ends, so the paused run logs exactly the rows of an unpaused one)."""
+    from deeprl import ALGORITHMS
+    from deeprl.config import build_config, default_preset
+
+    cls = ALGORITHMS[spec["algo"]]
+    config = build_config(cls.config_cls, default_preset(spec["algo"], spec["env"]), _fixed(spec),
+                          {"env": spec["env"]})
+    every = config.log_interval
+    steps = {-(-r // every) * every for r in rungs(config.total_steps, spec.get("min_steps"), spec.get("eta", 3))}
+    return sorted(r for r in steps if r < config.total_steps) + [config.total_steps]
+
+
+def _run_asha(out: Path, state: dict[str, Any], params: list[Param], *, workers: int, backend: str,
+              address: str | None, quiet: bool) -> dict[str, Any]:
+    """Asynchronous successive halving over candidates x seeds.
+
+    Whenever a worker is free: promote the best candidate not yet promoted among the top 1/eta of
+    those that completed a rung (the highest rung first); failing that, draw a new candidate for
+    the first rung.  A candidate has completed a rung when every one of its seeds has been judged
+    there; each seed's run pauses at the rung (a checkpoint) and continues from it if promoted.
+    ``state`` records every candidate's rung results and the rung it was sent to, so a resumed
+    sweep rebuilds the same bookkeeping and resubmits what was in flight.
+    """
+    spec = state["spec"]
+    search = make_search(spec["search"], params, spec["search_seed"])
+    total = min(spec["trials"], len(search)) if isinstance(search, _Grid) else spec["trials"]
+    seeds = list(range(spec["first_seed"], spec["first_seed"] + spec["seeds"]))
+    eta = spec.get("eta", 3)
+    steps = _rungs_of(spec)
+    top = len(steps) - 1
+    start = time.time()
+    candidates: list[dict[str, Any]] = state["candidates"]
+    values: dict[int, dict[str, Any]] = {}
+    for i in range(len(candidates)):  # redraw the recorded candidates: the search's stream continues after them
+        values[i] = search.ask(i)
+        if _jsonable(values[i]) != candidates[i]["params"]:
+            raise ConfigError(f"{str(out)!r} holds candidates this search does not draw again (another deeprl "
+                              "version?); start a new sweep")
+
+    def trial(i: int, seed: int, rung: int) -> Trial:
+        return Trial(spec["algo"], spec["env"], seed, str(out / f"trial_{i:04d}" / f"seed_{seed}"),
+                     settings={**_fixed(spec), **values[i]}, eval_episodes=spec["eval_episodes"],
+                     pause_at=None if rung == top else steps[rung])
+
+    queue: list[tuple[int, int, int]] = []  # (candidate, seed, rung) not yet submitted
+    for c in candidates:  # what was in flight when the sweep stopped
+        if c["status"] == "stopped":  # a finished sweep's verdict; bookkeeping knows it as paused
+            c["status"] = "paused"
+        if c["status"] == "running":
+            done_seeds = c["rungs"].get(str(c["target"]), {}).get("finals", {})
+            queue += [(c["index"], seed, c["target"]) for seed in seeds if str(seed) not in done_seeds]
+
+    def completed(rung: int) -> list[dict[str, Any]]:
+        return [c for c in candidates if c["rungs"].get(str(rung), {}).get("objective") is not None]
+
+    def next_jobs(idle: bool) -> list[tuple[int, int, int]]:
+        for rung in range(top - 1, -1, -1):  # promote from the highest rung that allows it
+            ranked = sorted(completed(rung), key=lambda c: -c["rungs"][str(rung)]["objective"])
+            for c in ranked[:len(ranked) // eta]:
+                if c["target"] == rung and c["status"] == "paused":
+                    c["target"], c["status"] = rung + 1, "running"
+                    return [(c["index"], seed, rung + 1) for seed in seeds]
+        i = len(candidates)
+        if i >= total:
+            if idle and not any(c["status"] == "done" for c in candidates):
+                # the candidates ran out before any reached the last rung (fewer than eta^rungs of
+                # them): finish the best one of the highest rung anyway, so the sweep names a winner
+                paused = [c for c in candidates if c["status"] == "paused"]
+                if paused:
+                    c = max(paused, key=lambda c: (c["target"], c["rungs"][str(c["target"])]["objective"]))
+                    c["target"], c["status"] = c["target"] + 1, "running"
+                    return [(c["index"], seed, c["target"]) for seed in seeds]
+            return []
+        values[i] = search.ask(i)
+        candidates.append({"index": i, "params": _jsonable(values[i]), "status": "running", "target": 0,
+                           "rungs": {}, "seeds": seeds})
+        return [(i, seed, 0) for seed in seeds]
+
+    with TrialPool(workers=workers, backend=backend, address=address) as pool:
+        while True:
+            while pool.pending < pool.workers:
+                if not queue:
+                    queue = next_jobs(idle=not pool.pending)
+                    atomic_write_json(out / STATE_FILE, state)
+                    if not queue:
+                        break
+                i, seed, rung = queue.pop(0)
+                pool.submit(trial(i, seed, rung), key=(i, seed, rung))
+            if not pool.pending:
+                break
+            (i, seed, rung), result = pool.next_result()
+            if not quiet:
+                _progress(result, f"rung {rung + 1}/{top + 1} ({steps[rung]:,} steps)")
+            c = candidates[i]
+            record = c["rungs"].setdefault(str(rung), {"finals": {}})
+            record["finals"][str(seed)] = result.get("final")
+            if result.get("error"):
+                c.setdefault("errors", []).append(result["error"])
+            if len(record["finals"]) == len(seeds):
+                finals = [record["finals"][str(s)] for s in seeds]
+                errors = c.get("errors", [])
+                record["objective"] = None if errors else float(np.mean(finals))
+                c["status"] = "error" if errors else ("done" if rung == top else "paused")
+                c["reached"], c["finals"], c["objective"] = steps[rung], finals, record["objective"]
+            atomic_write_json(out / STATE_FILE, state)
+    for c in candidates:
+        if c["status"] == "paused":
+            c["status"] = "stopped"  # not among the best at its last rung
+    atomic_write_json(out / STATE_FILE, state)
+    return _report(out, state, params, time.time() - start)
+
+
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
 
 
-def _progress(result: dict[str, Any]) -> None:
+def _progress(result: dict[str, Any], where: str = "") -> None:
     t = result["trial"]
     what = f"final {result['final']:.1f}" if result.get("final") is not None else f"error: {result['error']}"
-    print(f"  {Path(t['out']).parent.name} seed {t['seed']}: {what}", flush=True)
+    print(f"  {Path(t['out']).parent.name} seed {t['seed']}{' ' + where if where else ''}: {what}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,9 +519,11 @@ def _progress(result: dict[str, Any]) -> None:
 
 def _report(out: Path, state: dict[str, Any], params: list[Param], elapsed: float) -> dict[str, Any]:
     spec = state["spec"]
-    ranked = sorted(state["candidates"], key=lambda c: (c.get("objective") is None, -(c.get("objective") or 0.0)))
+    # candidates that ran further first (ASHA stops some early), then by objective
+    ranked = sorted(state["candidates"], key=lambda c: (c.get("objective") is None, -c.get("reached", 0),
+                                                        -(c.get("objective") or 0.0)))
     report = {"spec": spec, "date": time.strftime("%Y-%m-%d"), "elapsed": elapsed, "ranked": ranked,
-              "best": ranked[0] if ranked and ranked[0].get("objective") is not None else None}
+              "best": next((c for c in ranked if c.get("status") == "done"), None)}
     atomic_write_json(out / "results.json", report)
     (out / "report.md").write_text(markdown(report))
     if report["best"] is not None:
@@ -362,16 +536,20 @@ def markdown(report: dict[str, Any]) -> str:
     spec = report["spec"]
     names = [p.split("=", 1)[0].strip() for p in spec["space"]]
     seeds = f"{spec['first_seed']}-{spec['first_seed'] + spec['seeds'] - 1}"
+    asha = spec.get("scheduler") == "asha"
+    how = (f"; ASHA (eta {spec.get('eta', 3)}) stopped candidates early, each judged at the last step it reached"
+           if asha else "")
     lines = [f"# deeprl sweep: {spec['algo']} on {spec['env']}", "",
              f"{spec['search']} search, {len(report['ranked'])} candidates, seeds {seeds}; objective: the mean "
-             f"final evaluation ({spec['eval_episodes']} episodes) over the seeds. {report['date']}.", "",
-             "| rank | candidate | " + " | ".join(names) + " | objective | per-seed finals |",
-             "| --- | --- | " + " | ".join("---" for _ in names) + " | --- | --- |"]
+             f"final evaluation ({spec['eval_episodes']} episodes) over the seeds{how}. {report['date']}.", "",
+             "| rank | candidate | " + " | ".join(names) + (" | steps" if asha else "") + " | objective | per-seed finals |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + (" | ---" if asha else "") + " | --- | --- |"]
     for rank, c in enumerate(report["ranked"], 1):
         objective = f"{c['objective']:.1f}" if c.get("objective") is not None else c.get("status", "?")
         finals = " / ".join("-" if f is None else f"{f:.1f}" for f in c.get("finals", []))
         values = " | ".join(_fmt(c["params"].get(n)) for n in names)
-        lines.append(f"| {rank} | {c['index']} | {values} | {objective} | {finals} |")
+        reached = f" | {c.get('reached', 0):,}" + (" (stopped)" if c.get("status") == "stopped" else "") if asha else ""
+        lines.append(f"| {rank} | {c['index']} | {values}{reached} | {objective} | {finals} |")
     if spec.get("command"):
         lines += ["", f"Command: `{spec['command']}`"]
     return "\n".join(lines) + "\n"
@@ -411,7 +589,12 @@ def plot_objective(report: dict[str, Any], params: list[Param], path: Path) -> P
             x = [c["params"][p.name] for c in scored]
             if p.kind == "loguniform":
                 ax.set_xscale("log")
-        ax.scatter(x, y, s=22, alpha=0.8)
+        finished = np.array([c.get("status") != "stopped" for c in scored], dtype=bool)
+        x, y = np.asarray(x), np.asarray(y)
+        ax.scatter(x[finished], y[finished], s=22, alpha=0.8, label="whole run")
+        if not finished.all():  # ASHA: judged at the rung where it stopped
+            ax.scatter(x[~finished], y[~finished], s=22, facecolors="none", edgecolors="grey", label="stopped early")
+            ax.legend(fontsize=7)
         ax.set_xlabel(p.name)
         ax.set_ylabel("objective (mean final return)")
         ax.grid(alpha=0.3)

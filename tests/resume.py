@@ -37,3 +37,23 @@ def crash_and_resume(make: Callable[[], Algorithm], tmp_path: Path, crash_at: in
     for (name, p), (_, q) in zip(whole._model_tensors().items(), resumed._model_tensors().items()):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
     return whole, resumed
+
+
+def pause_and_continue(make: Callable[[], Algorithm], tmp_path: Path, pause_at: int) -> Algorithm:
+    """Train ``make()`` once whole and once paused at ``pause_at`` (``learn(pause_at=...)``, as a
+    sweep's scheduler does) then resumed from the run directory; assert the pause left a
+    checkpoint and no final model, and that both runs logged the same rows and hold identical
+    weights.  Returns the paused-and-continued agent."""
+    whole = make().learn(run_dir=tmp_path / "whole")
+    paused = make().learn(run_dir=tmp_path / "paused", pause_at=pause_at)
+    assert paused.paused and pause_at <= paused.num_timesteps < whole.num_timesteps
+    assert not (tmp_path / "paused" / "model.safetensors").exists()  # paused, not finished
+    paused.close()
+    resumed = type(whole).resume(tmp_path / "paused")
+    assert resumed.num_timesteps == paused.num_timesteps
+    resumed.learn()
+    assert not resumed.paused and (tmp_path / "paused" / "model.safetensors").exists()
+    assert metrics_rows(tmp_path / "whole" / "metrics.csv") == metrics_rows(tmp_path / "paused" / "metrics.csv")
+    for (name, p), (_, q) in zip(whole._model_tensors().items(), resumed._model_tensors().items()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+    return resumed

@@ -97,3 +97,47 @@ def test_bad_bench_input_is_one_line(tmp_path, capsys):
     assert main(["bench", "--algos", "dqm", "--out", str(tmp_path)]) == 2
     assert "did you mean 'dqn'" in capsys.readouterr().err.lower()
     assert main(["bench", "--algos", "dqn", "--envs", "Pendulum-v1", "--out", str(tmp_path)]) == 2
+
+
+def test_a_killed_bench_leaves_no_orphan_runs(tmp_path):
+    """SIGKILL the bench itself: its worker processes notice, stop their runs with a checkpoint
+    (as SIGTERM would) and exit, instead of training on unseen."""
+    import fcntl
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "b"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "deeprl", "bench", "--algos", "dqn", "--seeds", "2", "--workers",
+                             "2", "--backend", "processes", "--steps", "500000", "--out", str(out), "--set",
+                             "checkpoint_freq=500", "eval_freq=0", "log_interval=500"], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    runs = [out / "dqn" / "CartPole-v1" / f"seed_{s}" for s in (1000, 1001)]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all((r / "checkpoints" / "latest").exists() for r in runs):
+        time.sleep(0.2)
+    assert all((r / "checkpoints" / "latest").exists() for r in runs)
+    proc.kill()
+    proc.wait(timeout=30)
+
+    def free(run):
+        with open(run / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False
+            return True
+    deadline = time.time() + 60
+    while time.time() < deadline and not all(free(r) for r in runs):
+        time.sleep(0.5)
+    assert all(free(r) for r in runs), "a worker kept training after its bench was killed"
+    for r in runs:
+        assert not (r / "model.safetensors").exists()
+        state = json.loads(((r / "checkpoints") / (r / "checkpoints" / "latest").read_text().strip() / "state.json")
+                           .read_text())
+        assert 0 < state["num_timesteps"] < 500_000 and not state["finished"]

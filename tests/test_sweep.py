@@ -23,6 +23,7 @@ def test_space_forms():
     assert params["n_steps"].choices == (128, 256, 512)
     assert params["net_arch"].choices == ([64, 64], [256, 256])  # commas inside brackets belong to a value
     assert params["double_q"].choices == (True, False)
+    assert parse_space(["lr=choice:1e-4,3e-3,0.01"])[0].choices == (1e-4, 3e-3, 0.01)  # YAML 1.1 reads '1e-4' as text
     rng = np.random.default_rng(0)
     draws = [params["lr"].sample(rng) for _ in range(2000)]
     assert 1e-4 <= min(draws) and max(draws) <= 3e-3
@@ -126,3 +127,121 @@ def test_training_never_imports_ray(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_rungs():
+    from deeprl.sweep import rungs
+    assert rungs(100_000, None, 3) == [11_111, 33_333, 100_000]
+    assert rungs(90_000, 10_000, 3) == [10_000, 30_000, 90_000]
+    assert rungs(100_000, 10_000, 3) == [10_000, 30_000, 100_000]  # not 90,000: almost the whole run
+    assert rungs(1000, 400, 2) == [400, 1000]
+
+
+ASHA = dict(TINY, log_interval=64, n_steps=16)
+
+
+def _asha_sweep(out, **kw):
+    return sweep("ppo", "CartPole-v1", ["lr=choice:1e-4,3e-3,3e-2"], out,
+                 **{"trials": 3, "seeds": 2, "steps": 768, "settings": ASHA, "eval_episodes": 2, "workers": 1,
+                    "backend": "processes", "quiet": True, "search": "grid", **kw})
+
+
+def test_asha_stops_the_weak_and_its_survivor_has_a_plain_sweeps_finals(tmp_path):
+    plain = {c["index"]: c for c in _asha_sweep(tmp_path / "plain")["ranked"]}
+    report = _asha_sweep(tmp_path / "asha", scheduler="asha", min_steps=256)
+    ranked = report["ranked"]
+    # rungs [256, 768]: 3 candidates judged at 256 steps, the best third (one) trained on
+    assert [c["status"] for c in ranked] == ["done", "stopped", "stopped"]
+    best, stopped = ranked[0], ranked[1:]
+    at_first = {c["index"]: c["rungs"]["0"]["objective"] for c in ranked}
+    assert at_first[best["index"]] == max(at_first.values())
+    assert best["finals"] == plain[best["index"]]["finals"]  # pausing at the rung changed nothing
+    assert report["best"]["index"] == best["index"]
+    for c in stopped:
+        assert c["reached"] == 256 and c["objective"] == at_first[c["index"]]
+        run = tmp_path / "asha" / f"trial_{c['index']:04d}" / "seed_0"
+        assert (run / "rung_256.json").exists() and not (run / "model.safetensors").exists()
+    assert "| steps |" in (tmp_path / "asha" / "report.md").read_text()
+    assert "(stopped)" in (tmp_path / "asha" / "report.md").read_text()
+
+
+def test_an_asha_sweep_resumes_its_bookkeeping(tmp_path):
+    out = tmp_path / "s"
+    first = _asha_sweep(out, scheduler="asha", min_steps=256)
+    state = json.loads((out / "sweep.json").read_text())
+    # as if killed while the survivor trained past its rung
+    best = next(c for c in state["candidates"] if c["status"] == "done")
+    best["status"] = "running"
+    del best["rungs"]["1"]
+    for c in state["candidates"]:
+        if c["status"] == "stopped":
+            c["status"] = "paused"
+    (out / "sweep.json").write_text(json.dumps(state))
+    for seed in (0, 1):
+        (out / f"trial_{best['index']:04d}" / f"seed_{seed}" / "final.json").unlink()
+    again = resume_sweep(out, workers=1, backend="processes", quiet=True)
+    assert [(c["index"], c["status"], c["finals"]) for c in again["ranked"]] == \
+        [(c["index"], c["status"], c["finals"]) for c in first["ranked"]]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(scheduler="asha", search="optuna"), "works with --search random or grid"),
+    (dict(scheduler="asha", eta=1), "--eta"),
+    (dict(scheduler="asha", min_steps=768), "--min-steps"),
+])
+def test_asha_settings_are_checked(tmp_path, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        _asha_sweep(tmp_path / "s", **kw)
+
+
+class _ScoredPool:
+    """A stand-in for the runner's TrialPool that 'trains' instantly: a run's score is a known
+    function of its learning rate and seed, so the scheduler's choices can be checked exactly."""
+
+    def __init__(self, *, workers=0, backend="processes", address=None):
+        self.workers, self.queue, self.log = workers or 1, [], []
+
+    @property
+    def pending(self):
+        return len(self.queue)
+
+    def submit(self, trial, key=None):
+        self.queue.append((key, trial))
+        self.log.append((trial.settings["lr"], trial.seed, trial.pause_at))
+
+    def next_result(self):
+        key, trial = self.queue.pop(0)
+        score = 1000 * trial.settings["lr"] + trial.seed + (trial.pause_at or 0) / 1000
+        return key, {"trial": {"out": trial.out, "seed": trial.seed}, "final": score}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def test_asha_promotes_the_best_third_of_each_rung(tmp_path, monkeypatch):
+    import deeprl.sweep
+    pools = []
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", lambda **kw: pools.append(_ScoredPool(**kw)) or pools[-1])
+    lrs = ",".join(f"{k}e-3" for k in range(9, 0, -1))  # drawn best first, so no later one overtakes
+    report = sweep("ppo", "CartPole-v1", [f"lr=choice:{lrs}"], tmp_path / "s", trials=9, seeds=2, search="grid",
+                   steps=9000, settings={"log_interval": 1000}, scheduler="asha", workers=2, quiet=True,
+                   backend="processes")
+    by_rung = {r: sorted(c["index"] for c in report["ranked"] if str(r) in c["rungs"]) for r in range(3)}
+    assert by_rung == {0: list(range(9)), 1: [0, 1, 2], 2: [0]}  # rungs of 1,000 / 3,000 / 9,000 steps
+    assert report["best"]["index"] == 0 and report["best"]["reached"] == 9000
+    assert [c["status"] for c in report["ranked"]] == ["done"] + ["stopped"] * 8
+    assert [p for _, _, p in pools[0].log].count(None) == 2  # only the winner's two seeds ran whole
+    # asynchronous: candidate 0 went on once it led three finished candidates, long before the last was drawn
+    log = [(lr, p) for lr, _, p in pools[0].log]
+    assert log.index((9e-3, 3000)) < log.index((1e-3, 1000))
+
+
+def test_asha_finishes_one_candidate_even_when_too_few_are_drawn(tmp_path, monkeypatch):
+    import deeprl.sweep
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _ScoredPool)
+    report = sweep("ppo", "CartPole-v1", ["lr=choice:1e-3,2e-3"], tmp_path / "s", trials=2, seeds=1, search="grid",
+                   steps=9000, settings={"log_interval": 1000}, scheduler="asha", quiet=True, backend="processes")
+    assert report["best"]["index"] == 1 and report["best"]["reached"] == 9000  # 2 < eta: none would pass a rung

@@ -34,6 +34,18 @@ def test_a_sweep_on_ray_gives_the_results_of_one_without(tmp_path, cluster):
                                                                       for c in local["ranked"]]
 
 
+def test_asha_on_ray_gives_the_results_of_asha_without(tmp_path, cluster):
+    kw = dict(trials=3, seeds=1, steps=768, search="grid", eval_episodes=2, quiet=True, scheduler="asha",
+              min_steps=256, settings=dict(num_envs=2, n_steps=16, minibatch_size=32, n_epochs=1, eval_freq=0,
+                                           log_interval=64, checkpoint_freq=128))
+    space = ["lr=choice:1e-4,1e-3,1e-2"]
+    on_ray = sweep("ppo", "CartPole-v1", space, tmp_path / "ray", backend="ray", workers=2, **kw)
+    local = sweep("ppo", "CartPole-v1", space, tmp_path / "local", backend="processes", workers=1, **kw)
+    summary = lambda report: [(c["index"], c["rungs"]["0"]["objective"], c.get("reached")) for c in report["ranked"]]  # noqa: E731
+    assert sorted(summary(on_ray)) == sorted(summary(local))
+    assert on_ray["best"]["finals"] == local["best"]["finals"]
+
+
 def _holder_of(lock: Path) -> int | None:
     """The process that has ``lock`` open (the run's trainer)."""
     target = str(lock.resolve())

@@ -257,6 +257,8 @@ class Algorithm(ABC):
         self.planned_steps = config.total_steps   # train until this many steps
         self.schedule_steps = config.total_steps  # the length ε, β and lr schedules run over
         self._resumed = False                     # rebuilt by resume(): logs continue, not restart
+        self.paused = False                       # the last learn() stopped at its pause_at
+        self._pause_at: int | None = None
         self.episodes = 0
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.rng = np.random.Generator(np.random.PCG64(config.seed))
@@ -371,7 +373,8 @@ class Algorithm(ABC):
 
     # ------------------------------------------------------------------------------ public API
     def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,
-              progress: bool | None = None, callback: Callable[["Algorithm"], Any] | None = None) -> "Algorithm":
+              progress: bool | None = None, callback: Callable[["Algorithm"], Any] | None = None,
+              pause_at: int | None = None) -> "Algorithm":
         """Train for ``total_steps`` more environment steps (default: up to ``config.total_steps``).
 
         With ``run_dir`` the run writes its config, metrics, TensorBoard events, checkpoints and
@@ -382,9 +385,19 @@ class Algorithm(ABC):
         planned for; a later ``learn`` that extends the run holds them at their final values.
         With a run directory, SIGINT (Ctrl-C) and SIGTERM stop training at the next clean point
         and write a checkpoint first; :class:`~deeprl.errors.Interrupted` then says how to resume.
+
+        ``pause_at`` stops early without finishing, as an interruption does: at the first log
+        interval that ends at or after that step, with a checkpoint written (with a run
+        directory) and no final evaluation; a later ``learn()`` (or ``resume``) continues the
+        planned run exactly (a sweep's early-stopping scheduler pauses runs at its rungs).
+        ``self.paused`` says whether it stopped there.
         """
         self._callback = callback
         self._stop = False
+        self.paused = False
+        if pause_at is not None and (isinstance(pause_at, bool) or not isinstance(pause_at, (int, np.integer))):
+            raise ConfigError(f"pause_at must be a step count, got {pause_at!r}")
+        self._pause_at = None if pause_at is None else int(pause_at)
         if total_steps is not None:
             if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
                 raise ConfigError(f"total_steps must be a positive integer, got {total_steps!r}")
@@ -425,7 +438,10 @@ class Algorithm(ABC):
         signals = _StopOnSignal(self) if self.run is not None else None
         try:
             with signals or contextlib.nullcontext():
-                self._train(self.planned_steps)
+                if self._pause_at is not None and self.num_timesteps >= self._pause_at:
+                    self.paused = True  # already there (a resumed run paused at this step)
+                else:
+                    self._train(self.planned_steps)
         finally:
             self._elapsed = time.perf_counter() - self._t0
             self._progress.close()
@@ -434,7 +450,12 @@ class Algorithm(ABC):
             raise Interrupted(f"{signals.NAMES[signals.received]} at step {self.num_timesteps:,}: checkpoint written "
                               f"to {self.run.checkpoints.latest()}; continue with 'deeprl train --resume "
                               f"{self.run.path}'", signals.received)
-        if self.run is not None:
+        if self.paused and self.num_timesteps < self.planned_steps:
+            latest = self.run.checkpoints.latest() if self.run is not None else None
+            if self.run is not None and (latest is None or latest.name != f"step_{self.num_timesteps:012d}"):
+                self._write_checkpoint(finished=False)  # (unless this very step's is already written)
+        elif self.run is not None:
+            self.paused = False
             self._finish_run()
 
     def _check_extension(self) -> None:
@@ -637,6 +658,8 @@ class Algorithm(ABC):
         self._maybe_checkpoint(since)
         if self._callback is not None and self._callback(self) is False:
             self._stop = True
+        if self._pause_at is not None and self.num_timesteps >= self._pause_at:
+            self._stop = self.paused = True
 
     def _check_finite(self, row: dict[str, Any]) -> None:
         """Stop with a clear error, before anything is logged or checkpointed, once a statistic of

@@ -64,6 +64,7 @@ class _Slot:
         self.env, self.seed, self.index = env, seed, index
         self.episode = 0        # resets done so far (real or not)
         self.log: list[Any] = []  # events since the last real reset: seed first, then actions / None
+        self.action_dtype: str | None = None  # of array actions: a replay must pass the very same numbers
         self.own_stats = not _records_episodes(env)
         self.ep_return, self.ep_length = 0.0, 0
 
@@ -80,7 +81,13 @@ class _Slot:
 
     def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, float, bool, bool, tuple | None]:
         next_obs, reward, terminated, truncated, info = self.env.step(action)
-        self.log.append(action if type(action) is int else _jsonable(action))
+        if type(action) is int:
+            self.log.append(action)
+        else:
+            self.log.append(_jsonable(action))
+            # float32 and float64 torques give different physics (NumPy keeps float32 arithmetic
+            # float32), so the replay restores the dtype that JSON's numbers lose
+            self.action_dtype = np.asarray(action).dtype.str
         reward = float(reward)
         self.ep_return += reward
         self.ep_length += 1
@@ -96,21 +103,25 @@ class _Slot:
         return obs, next_obs, reward, bool(terminated), bool(truncated), episode
 
     def state(self) -> dict[str, Any]:
-        return {"episode": self.episode, "log": list(self.log)}
+        return {"episode": self.episode, "log": list(self.log), "action_dtype": self.action_dtype}
 
     def restore(self, state: dict[str, Any]) -> np.ndarray:
         log = state["log"]
+        dtype = np.dtype(state["action_dtype"]) if state.get("action_dtype") else None
+        if dtype is not None and dtype.kind not in "biuf":
+            raise ValueError(f"action dtype {dtype}")
         obs, _ = self.env.reset(seed=int(log[0]))
         self.ep_return, self.ep_length = 0.0, 0
         for event in log[1:]:
             if event is None:
                 obs, _ = self.env.reset(seed=0)  # seed ignored by a non-real reset
             else:
-                action = np.asarray(event) if isinstance(event, list) else event
+                action = np.asarray(event, dtype=dtype) if isinstance(event, list) else event
                 obs, reward, _, _, _ = self.env.step(action)
                 self.ep_return += float(reward)
                 self.ep_length += 1
         self.log = list(log)
+        self.action_dtype = None if dtype is None else dtype.str
         self.episode = int(state["episode"])
         return obs
 
