@@ -83,6 +83,26 @@ def test_restore_rebuilds_the_exact_state(env_id):
     fresh.close()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_restore_replays_continuous_actions_in_their_own_dtype(dtype):
+    """Pendulum's physics in float32 differ from float64: the replay must not widen the torques
+    that JSON stored as plain numbers."""
+    rng = np.random.default_rng(1)
+    envs = make_vec_env("Pendulum-v1", 2, seed=3)
+    envs.reset()
+    _rollout(envs, rng.uniform(-2, 2, size=(50, 2, 1)).astype(dtype))
+    state = envs.state()
+    future = rng.uniform(-2, 2, size=(30, 2, 1)).astype(dtype)
+    expected = _rollout(envs, future)
+    fresh = make_vec_env("Pendulum-v1", 2, seed=3)
+    fresh.restore(state)
+    for (o1, r1, *_), (o2, r2, *_) in zip(expected, _rollout(fresh, future)):
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+    envs.close()
+    fresh.close()
+
+
 def test_async_equals_sync():
     fns = [_EnvFactory("CartPole-v1", {}) for _ in range(3)]
     sync, asyn = VecEnv(fns, seed=1), AsyncVecEnv(fns, seed=1, num_workers=2)

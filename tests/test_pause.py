@@ -6,18 +6,8 @@ import torch
 
 from deeprl import ALGORITHMS
 from tests.resume import pause_and_continue
+from tests.test_save_load import TINY  # the same tiny settings per algorithm
 
-TINY = {
-    "dqn": dict(preset=None, learning_starts=16, batch_size=8, buffer_size=256, train_freq=4, net_arch=[16]),
-    "reinforce": dict(preset=None, batch_episodes=1, net_arch=[16]),
-    "actor_critic": dict(preset=None, collect="steps", n_steps=8, net_arch=[16]),
-    "a2c": dict(preset=None, num_envs=2, n_steps=8, net_arch=[16]),
-    "ppo": dict(preset=None, num_envs=2, n_steps=16, minibatch_size=16, n_epochs=1, net_arch=[16]),
-    "worldmodel": dict(preset=None, prefill_steps=40, collect_steps=40, vae_steps=2, model_steps=2,
-                       dream_iterations=1, dream_batch=4, horizon=3, batch_size=8, latent_dim=4, vae_hidden=[16],
-                       model_hidden=[16], net_arch=[16], buffer_size=256, picture_freq=0),
-    "dreamer": dict(preset="debug", prefill_steps=40, buffer_size=512),
-}
 ENV = {"dqn": "CartPole-v1"}
 
 
