@@ -384,6 +384,8 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         if not args.algo or not args.out:
             raise ConfigError("deeprl sweep needs ALGO, --space and --out (or --resume DIR); example: deeprl sweep "
                               "ppo --env CartPole-v1 --space lr=loguniform:1e-4:3e-3 --trials 8 --out sweeps/cp")
+        if args.scheduler != "asha" and (args.min_steps is not None or args.eta != 3):
+            raise ConfigError("--min-steps and --eta set ASHA's rungs; add --scheduler asha or drop them")
         out = Path(args.out)
         command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
         print(f"sweep: {args.algo} on {args.env}, {args.trials} candidates x {args.seeds} seeds -> {out}",

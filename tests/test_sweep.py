@@ -115,7 +115,11 @@ def test_cli_errors_are_one_line(tmp_path):
                               timeout=120)
     for args, message in [((), "needs ALGO"), (("ppo", "--out", str(tmp_path / "x"), "--space", "lr=u:1:2"),
                                                  "cannot read the search space"),
-                          (("--resume", str(tmp_path / "none")), "is missing")]:
+                          (("--resume", str(tmp_path / "none")), "is missing"),
+                          (("ppo", "--out", str(tmp_path / "y"), "--space", "lr=uniform:1e-4:1e-3", "--eta", "2"),
+                           "add --scheduler asha"),
+                          (("ppo", "--out", str(tmp_path / "z"), "--space", "lr=uniform:1e-4:1e-3", "--scheduler",
+                            "asha", "--search", "optuna"), "random or grid")]:
         proc = run(*args)
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 2
