@@ -37,6 +37,8 @@ def results_line(report: dict, cell: dict) -> str:
 
 def update_preset(algo: str, env: str, line: str) -> bool:
     path = ROOT / "deeprl" / "presets" / f"{algo}.yaml"
+    if not path.exists():  # an algorithm that ships no presets (worldmodel): its defaults were benched
+        return False
     text = path.read_text()
     start = text.find(f"\n{env}:\n")
     if start < 0:
