@@ -121,13 +121,12 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     """Train every (algo, env, seed) into ``out/<algo>/<env>/seed_<n>`` and write
     ``results.json``, ``report.md`` and ``curves.png`` there."""
     from deeprl import ALGORITHMS
+    from deeprl.agents import algorithm
     from deeprl.config import build_config, default_preset
-    from deeprl.errors import did_you_mean
 
     out = Path(out)
     for algo in algos:
-        if algo not in ALGORITHMS:
-            raise ConfigError(f"unknown algorithm {algo!r}." + did_you_mean(algo, ALGORITHMS))
+        algorithm(algo)
     extra = dict(settings or {})
     if steps is not None:
         extra["total_steps"] = steps

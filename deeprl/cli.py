@@ -181,17 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _algorithm(name: str):
-    from deeprl import ALGORITHMS
-    from deeprl.errors import ConfigError, did_you_mean
-
-    if name not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm {name!r}." + did_you_mean(name, ALGORITHMS)
-                          + f" Available: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[name]
-
-
 def _train(args: argparse.Namespace) -> int:
+    from deeprl.agents import algorithm
     from deeprl.config import build_config, default_preset, describe, parse_assignments, preset_for
     from deeprl.errors import ConfigError
     from deeprl.run import RunDir, default_run_dir
@@ -203,13 +194,13 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with its own settings; drop {', '.join(conflicting or ['ALGO'])}"
                               " (only --steps may change)")
         algo_name, _ = RunDir(args.resume).read_config()
-        cls = _algorithm(algo_name)
+        cls = algorithm(algo_name)
         agent = cls.resume(args.resume, total_steps=args.steps, allow_import=args.allow_import)
         print(f"resuming {args.resume} at step {agent.num_timesteps:,} of {agent.planned_steps:,}", file=sys.stderr)
         return _run(agent, Path(args.resume), args, resume=True)
 
     algo_name = args.algo or DEFAULT_ALGO
-    cls = _algorithm(algo_name)
+    cls = algorithm(algo_name)
     if args.help_config:
         print(f"settings of {algo_name} (use --set KEY=VALUE):\n{describe(cls.config_cls)}")
         return 0
@@ -344,12 +335,15 @@ def _variance(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import shlex
 
+    from deeprl.agents import algorithm
     from deeprl.bench import bench
     from deeprl.config import parse_assignments
     from deeprl.errors import ConfigError
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    for name in args.algos:
+        algorithm(name)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     print(f"bench: {', '.join(args.algos)} on {', '.join(args.envs)}, seeds {seeds[0]}-{seeds[-1]} -> {args.out}",
@@ -366,6 +360,7 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import shlex
 
+    from deeprl.agents import algorithm
     from deeprl.config import parse_assignments
     from deeprl.errors import ConfigError
     from deeprl.sweep import markdown, resume_sweep, sweep
@@ -386,6 +381,7 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                               "ppo --env CartPole-v1 --space lr=loguniform:1e-4:3e-3 --trials 8 --out sweeps/cp")
         if args.scheduler != "asha" and (args.min_steps is not None or args.eta != 3):
             raise ConfigError("--min-steps and --eta set ASHA's rungs; add --scheduler asha or drop them")
+        algorithm(args.algo)
         out = Path(args.out)
         command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
         print(f"sweep: {args.algo} on {args.env}, {args.trials} candidates x {args.seeds} seeds -> {out}",
@@ -403,11 +399,12 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from deeprl import ALGORITHMS
+    from deeprl.agents import algorithm
     from deeprl.config import list_presets
 
     presets = list_presets(ALGORITHMS)
     if args.algo:
-        _algorithm(args.algo)
+        algorithm(args.algo)
         presets = {args.algo: presets.get(args.algo, {})}
     for algo, named in presets.items():
         for name, settings in named.items():

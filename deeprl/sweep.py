@@ -257,13 +257,10 @@ def resume_sweep(out: str | Path, *, workers: int = 0, backend: str = "ray", add
 
 def _typed(algo: str, settings: dict[str, Any]) -> dict[str, Any]:
     """``--set`` strings as the config types them (``"2"`` -> 2), for sweep.json and the preset block."""
-    from deeprl import ALGORITHMS
+    from deeprl.agents import algorithm
     from deeprl.config import build_config, config_to_dict
-    from deeprl.errors import did_you_mean
 
-    if algo not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm {algo!r}." + did_you_mean(algo, ALGORITHMS))
-    typed = config_to_dict(build_config(ALGORITHMS[algo].config_cls, settings))
+    typed = config_to_dict(build_config(algorithm(algo).config_cls, settings))
     return {k: typed[k] for k in settings}
 
 
@@ -277,18 +274,15 @@ def _fixed(spec: dict[str, Any]) -> dict[str, Any]:
 def _check(spec: dict[str, Any]) -> list[Param]:
     """Every problem a sweep can know of before it trains: the algorithm, the space's settings
     (names and types, at both ends of every range), the env and its spaces."""
-    from deeprl import ALGORITHMS
+    from deeprl.agents import algorithm
     from deeprl.config import build_config, default_preset
-    from deeprl.errors import did_you_mean
 
     algo = spec["algo"]
-    if algo not in ALGORITHMS:
-        raise ConfigError(f"unknown algorithm {algo!r}." + did_you_mean(algo, ALGORITHMS))
+    cls = algorithm(algo)
     for key in ("trials", "seeds"):
         if not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 1:
             raise ConfigError(f"--{key} must be a positive integer, got {spec[key]!r}")
     params = parse_space(spec["space"])
-    cls = ALGORITHMS[algo]
     base = [default_preset(algo, spec["env"]), _fixed(spec), {"env": spec["env"]}]
     fixed_keys = set(_fixed(spec))
     for p in params:

@@ -120,7 +120,9 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     (["train", "dqn", "--set", "doubel_q=true"], "unknown setting 'doubel_q'.*'double_q'"),
     (["train", "dqn", "--set", "batch_size=big"], "'batch_size' expects int"),
     (["train", "dqn", "--set", "lr"], "key=value"),
-    (["train", "dqm"], "unknown algorithm 'dqm'.*'dqn'"),
+    (["train", "dqm"], "unknown algorithm 'dqm'.*'dqn'.*Available: dqn"),
+    (["bench", "--algos", "ppoo", "--envs", "CartPole-v1", "--out", "/nonexistent/b"], "unknown algorithm 'ppoo'.*'ppo'"),
+    (["sweep", "a2cc", "--space", "lr=loguniform:1e-4:1e-3", "--out", "/nonexistent/s"], "unknown algorithm 'a2cc'"),
     (["train", "--resume", "/nonexistent/run"], "does not exist"),
     (["eval", "/nonexistent/run"], "does not exist"),
 ])

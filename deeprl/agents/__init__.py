@@ -5,10 +5,19 @@ from deeprl.agents.dqn import DQN
 from deeprl.agents.dreamer import Dreamer
 from deeprl.agents.pg import A2C, PPO, REINFORCE, ActorCriticAgent, PolicyGradient
 from deeprl.agents.worldmodel import WorldModel
+from deeprl.errors import ConfigError, did_you_mean
 
 ALGORITHMS: dict[str, type[Algorithm]] = {"dqn": DQN, "reinforce": REINFORCE, "actor_critic": ActorCriticAgent,
                                           "a2c": A2C, "ppo": PPO, "worldmodel": WorldModel,
                                           "dreamer": Dreamer}
 
+
+def algorithm(name: str) -> type[Algorithm]:
+    """The class registered as ``name``; an unknown name is a ConfigError that lists the choices."""
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {name!r}." + did_you_mean(name, ALGORITHMS)
+                          + f" Available: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
 __all__ = ["A2C", "ALGORITHMS", "Algorithm", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "PolicyGradient", "REINFORCE",
-           "WorldModel"]
+           "WorldModel", "algorithm"]
