@@ -108,6 +108,8 @@ class PGConfig(RunConfig):
     """
 
     lr: float = _f(7e-4, "learning rate (one optimizer over actor and critic)", min=0.0, exclusive_min=True)
+    critic_lr: float = _f(0.0, "the critic's own learning rate α_c, the actor keeping lr as α_a (0 = lr for both; "
+                          "needs shared_torso=false)", min=0.0)
     optimizer: Literal["adam", "rmsprop"] = _f("adam", "optimizer")
     optim_eps: float = _f(1e-5, "optimizer epsilon", min=0.0, exclusive_min=True)
     anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")

@@ -21,26 +21,29 @@ from deeprl.errors import ConfigError
 OPTIMIZERS = ("adam", "rmsprop")
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], kind: str = "adam", *, lr: float,
+def make_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict], kind: str = "adam", *, lr: float,
                    eps: float = 1e-8) -> torch.optim.Optimizer:
-    """``torch.optim.Adam`` or ``torch.optim.RMSprop`` (SB3's settings: α = 0.99) over ``params``.
+    """``torch.optim.Adam`` or ``torch.optim.RMSprop`` (SB3's settings: α = 0.99) over ``params``:
+    parameters, or torch's parameter groups (dicts with ``"params"`` and their own ``"lr"``).
 
     Adam uses torch's fused kernel where the parameters' device has one (CPU and CUDA), else
     the multi-tensor one; RMSprop the multi-tensor one.
     """
     params = list(params)
+    tensors = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
     if kind == "adam":
-        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        fused = bool(tensors) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in tensors)
         return torch.optim.Adam(params, lr=lr, eps=eps, fused=fused, foreach=None if fused else True)
     if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, eps=eps, alpha=0.99, foreach=True)
     raise ConfigError(f"unknown optimizer {kind!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Every parameter group's learning rate (annealing schedules)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+def set_lr(optimizer: torch.optim.Optimizer, lr: float | list[float]) -> None:
+    """Every parameter group's learning rate (annealing schedules): one rate for all, or one per group."""
+    rates = lr if isinstance(lr, list) else [lr] * len(optimizer.param_groups)
+    for group, rate in zip(optimizer.param_groups, rates, strict=True):
+        group["lr"] = rate
 
 
 def grad_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float = 0.0) -> torch.Tensor:

@@ -307,6 +307,30 @@ def test_anneal_lr_reaches_zero_at_the_end():
     assert 0.0 <= lr < 2e-5   # set before the last update, from the steps done so far
 
 
+def test_critic_lr_steps_the_critic_at_its_own_rate(tmp_path):
+    """critic_lr is the lecture's α_c beside α_a = lr: Adam's first step moves each weight by about
+    its group's rate (m̂/√v̂ = ±1), so the largest change of θ is lr and of φ is critic_lr."""
+    agent = ActorCriticAgent("CartPole-v1", lr=1e-3, critic_lr=1e-2, optim_eps=1e-12, **FAST)
+    actor = [p.detach().clone() for p in agent.net.actor_parameters()]
+    critic = [p.detach().clone() for p in agent.net.critic_parameters()]
+    agent.update(agent.collect())
+    step = lambda before, now: max((a - b).abs().max().item() for a, b in zip(now, before))  # noqa: E731
+    assert step(actor, agent.net.actor_parameters()) == pytest.approx(1e-3, rel=1e-3)
+    assert step(critic, agent.net.critic_parameters()) == pytest.approx(1e-2, rel=1e-3)
+    # annealing scales both rates; the two groups survive a save and resume
+    annealed = A2C("CartPole-v1", num_envs=2, n_steps=5, total_steps=1000, anneal_lr=True, lr=1e-3, critic_lr=4e-3,
+                   **{**FAST, "log_interval": 500})
+    rates = []
+    annealed.learn(callback=lambda a: rates.append([g["lr"] for g in a.optimizer.param_groups]))
+    (lr, clr), (end, cend) = rates
+    assert lr == pytest.approx(0.5e-3, abs=2e-5) and clr == pytest.approx(4 * lr)
+    assert 0.0 <= end < 2e-5 and cend == pytest.approx(4 * end)
+    loaded = deeprl.load(annealed.save(tmp_path / "a2c"))
+    assert [g["lr"] for g in loaded.optimizer.param_groups] == [1e-3, 4e-3]
+    with pytest.raises(ConfigError, match="shared_torso"):
+        A2C("CartPole-v1", critic_lr=1e-3, shared_torso=True, **FAST)
+
+
 def test_running_mean_std_matches_numpy():
     from deeprl.agents.pg import RunningMeanStd
     rng = np.random.default_rng(0)

@@ -135,12 +135,19 @@ class PolicyGradient(Algorithm):
             raise ConfigError(f"normalize_obs works on vector observations; this env observes {obs}. "
                               "Set normalize_obs=false")
         check_discrete_or_box_actions(self.action_space, self.algo)
+        if self.config.critic_lr > 0 and self.config.shared_torso:
+            raise ConfigError("critic_lr gives the critic its own learning rate, but with shared_torso=true actor "
+                              "and critic share their torso; set shared_torso=false or critic_lr=0")
 
     def _build(self) -> None:
         c = self.config
         self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
                                log_std_init=c.log_std_init).to(self.device)
-        self.optimizer = make_optimizer(self.net.parameters(), c.optimizer, lr=c.lr, eps=c.optim_eps)
+        # α_a for θ and α_c for φ, as the lecture's actor-critic writes them (one rate unless critic_lr is set)
+        self.lrs = [c.lr] if c.critic_lr == 0 else [c.lr, c.critic_lr]
+        params = self.net.parameters() if c.critic_lr == 0 else [
+            {"params": self.net.actor_parameters()}, {"params": self.net.critic_parameters(), "lr": c.critic_lr}]
+        self.optimizer = make_optimizer(params, c.optimizer, lr=c.lr, eps=c.optim_eps)
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
@@ -334,7 +341,7 @@ class PolicyGradient(Algorithm):
         all ``(T·N,)``; V keeps its graph with ``grad``."""
         c = self.config
         if c.anneal_lr:
-            set_lr(self.optimizer, c.lr * (1.0 - self.progress()))
+            set_lr(self.optimizer, [lr * (1.0 - self.progress()) for lr in self.lrs])
         if not self.uses_critic:
             zeros = torch.zeros_like(r.rewards)
             return None, *self.advantages(r, zeros, zeros)
