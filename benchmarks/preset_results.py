@@ -54,8 +54,9 @@ def main() -> None:
     p.add_argument("reports", nargs="+")
     p.add_argument("--write", action="store_true", help="update deeprl/presets/*.yaml")
     args = p.parse_args()
-    print("| algo | env | IQM [95% CI] | solved | per-seed finals | median time to stay solved | train time / run |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| algo | env | seeds | IQM [95% CI] | solved | per-seed finals | median time to stay solved | "
+          "train time / run |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for file in args.reports:
         report = json.loads(Path(file).read_text())
         for cell in report["results"]:
@@ -63,7 +64,8 @@ def main() -> None:
             solved = "-" if cell["solved_fraction"] is None else \
                 f"{round(cell['solved_fraction'] * len(cell['final']))}/{len(cell['final'])} at {cell['threshold']:g}"
             stay = "-" if cell["median_time_to_stay"] is None else f"{cell['median_time_to_stay']:.0f} s"
-            print(f"| {cell['algo']} | {cell['env']} | {fmt(cell['iqm'])} [{fmt(cell['iqm_ci'][0])}, "
+            print(f"| {cell['algo']} | {cell['env']} | {cell['seeds'][0]}-{cell['seeds'][-1]} | {fmt(cell['iqm'])} "
+                  f"[{fmt(cell['iqm_ci'][0])}, "
                   f"{fmt(cell['iqm_ci'][1])}] | {solved} | {', '.join(fmt(f) for f in cell['final'])} | {stay} | "
                   f"{sum(times) / len(times):.0f} s |")
             if args.write and not update_preset(cell["algo"], cell["env"], results_line(report, cell)):
