@@ -147,13 +147,19 @@ def worker_thread_env() -> dict[str, str]:
     return {k: os.environ.get(k, "1") for k in THREAD_ENV_VARS}
 
 
+def worker_process_env() -> dict[str, str]:
+    """A worker's environment: this one, with the checkout's deeprl first on the path (benchmark
+    the deeprl of this checkout, whatever else is installed) and one thread per native pool."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(worker_thread_env())
+    return env
+
+
 def run_worker(script: str, library: str, args: list[str]) -> dict[str, Any]:
     """Run one training in a fresh interpreter and return its result dict."""
     cmd = [sys.executable, str(Path(script).resolve()), "--worker", library, *args]
-    env = dict(os.environ)
-    # benchmark the deeprl of this checkout, whatever else is installed
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(worker_thread_env())
+    env = worker_process_env()
     log(f"  running {library} {' '.join(args)} ...")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)

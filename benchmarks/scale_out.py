@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ def run_sweep(out: Path, runs: int, seeds: int, workers: int, steps: int | None,
            "--out", str(out)]
     if steps:
         cmd += ["--steps", str(steps)]
-    env = {**os.environ, **C.worker_thread_env(), "PYTHONPATH": str(C.REPO)}
+    env = C.worker_process_env()
     C.log(f"  {' '.join(cmd[2:])}")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=C.REPO)

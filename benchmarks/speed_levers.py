@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MARKER, REPO, emit, log, machine, table, write_json, worker_thread_env  # noqa: E402
+from _common import MARKER, REPO, emit, log, machine, table, worker_process_env, write_json  # noqa: E402
 
 
 def _time_updates(update, inputs: list, n: int) -> float:
@@ -150,10 +149,7 @@ def worker_envs(args: argparse.Namespace) -> None:
 def run(part: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", part, "--updates", str(args.updates), "--blocks", str(args.blocks),
            "--seconds", str(args.seconds)]
-    env = dict(os.environ)
-    # measure the deeprl of this checkout, whatever else is installed
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env.update(worker_thread_env())
+    env = worker_process_env()
     if not args.warm_cache:  # the first compiled call pays what a new machine or torch version pays
         env["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="speed_levers_inductor_")
     log(f"running {part} in a fresh process")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from deeprl.checkpoint import atomic_write_bytes, atomic_write_json
-from deeprl.errors import ConfigError
 from deeprl.runner import Trial, run_trials
 
 # Thresholds where Gymnasium's registry gives none, or a different one than the field uses
@@ -120,13 +120,11 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
           command: str | None = None) -> dict[str, Any]:
     """Train every (algo, env, seed) into ``out/<algo>/<env>/seed_<n>`` and write
     ``results.json``, ``report.md`` and ``curves.png`` there."""
-    from deeprl import ALGORITHMS
     from deeprl.agents import algorithm
     from deeprl.config import build_config, default_preset
 
     out = Path(out)
-    for algo in algos:
-        algorithm(algo)
+    classes = {algo: algorithm(algo) for algo in algos}
     extra = dict(settings or {})
     if steps is not None:
         extra["total_steps"] = steps
@@ -134,11 +132,13 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     for algo in algos:
         for env in envs:
             # check every cell's settings and spaces before anything trains
-            ALGORITHMS[algo].check(build_config(ALGORITHMS[algo].config_cls, default_preset(algo, env), extra,
-                                                {"env": env}))
+            classes[algo].check(build_config(classes[algo].config_cls, default_preset(algo, env), extra,
+                                             {"env": env}))
             for seed in seeds:
                 trials.append(Trial(algo, env, seed, str(out / algo / env.replace("/", "_") / f"seed_{seed}"),
                                     settings=extra, eval_episodes=eval_episodes))
+    if not quiet:
+        print(f"bench: {', '.join(algos)} on {', '.join(envs)}, seeds {seeds[0]}-{seeds[-1]} -> {out}", file=sys.stderr)
     start = time.time()
 
     def progress(result: dict[str, Any]) -> None:

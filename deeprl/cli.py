@@ -335,19 +335,14 @@ def _variance(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import shlex
 
-    from deeprl.agents import algorithm
     from deeprl.bench import bench
     from deeprl.config import parse_assignments
     from deeprl.errors import ConfigError
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    for name in args.algos:
-        algorithm(name)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
-    print(f"bench: {', '.join(args.algos)} on {', '.join(args.envs)}, seeds {seeds[0]}-{seeds[-1]} -> {args.out}",
-          file=sys.stderr)
     report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, settings=parse_assignments(args.set),
                    workers=args.workers, eval_episodes=args.episodes, backend=args.backend, address=args.address,
                    command=command)
@@ -360,7 +355,6 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import shlex
 
-    from deeprl.agents import algorithm
     from deeprl.config import parse_assignments
     from deeprl.errors import ConfigError
     from deeprl.sweep import markdown, resume_sweep, sweep
@@ -381,11 +375,8 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                               "ppo --env CartPole-v1 --space lr=loguniform:1e-4:3e-3 --trials 8 --out sweeps/cp")
         if args.scheduler != "asha" and (args.min_steps is not None or args.eta != 3):
             raise ConfigError("--min-steps and --eta set ASHA's rungs; add --scheduler asha or drop them")
-        algorithm(args.algo)
         out = Path(args.out)
         command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
-        print(f"sweep: {args.algo} on {args.env}, {args.trials} candidates x {args.seeds} seeds -> {out}",
-              file=sys.stderr)
         report = sweep(args.algo, args.env, args.space, out, trials=args.trials, seeds=args.seeds,
                        first_seed=args.first_seed, search=args.search, steps=args.steps,
                        settings=parse_assignments(args.set), eval_episodes=args.episodes,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +237,8 @@ def sweep(algo: str, env: str, space: list[str], out: str | Path, *, trials: int
     if scheduler != "none":
         spec.update(scheduler=scheduler, min_steps=min_steps, eta=eta)
     params = _check(spec)
+    if not quiet:
+        print(f"sweep: {algo} on {env}, {trials} candidates x {seeds} seeds -> {out}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     state = {"spec": spec, "candidates": []}
     atomic_write_json(out / STATE_FILE, state)

@@ -317,7 +317,7 @@ def test_critic_lr_steps_the_critic_at_its_own_rate(tmp_path):
     step = lambda before, now: max((a - b).abs().max().item() for a, b in zip(now, before))  # noqa: E731
     assert step(actor, agent.net.actor_parameters()) == pytest.approx(1e-3, rel=1e-3)
     assert step(critic, agent.net.critic_parameters()) == pytest.approx(1e-2, rel=1e-3)
-    # annealing scales both rates; the two groups survive a save and resume
+    # annealing scales both rates; the two groups survive a save and load
     annealed = A2C("CartPole-v1", num_envs=2, n_steps=5, total_steps=1000, anneal_lr=True, lr=1e-3, critic_lr=4e-3,
                    **{**FAST, "log_interval": 500})
     rates = []

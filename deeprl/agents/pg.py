@@ -144,9 +144,12 @@ class PolicyGradient(Algorithm):
         self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
                                log_std_init=c.log_std_init).to(self.device)
         # α_a for θ and α_c for φ, as the lecture's actor-critic writes them (one rate unless critic_lr is set)
-        self.lrs = [c.lr] if c.critic_lr == 0 else [c.lr, c.critic_lr]
-        params = self.net.parameters() if c.critic_lr == 0 else [
-            {"params": self.net.actor_parameters()}, {"params": self.net.critic_parameters(), "lr": c.critic_lr}]
+        if c.critic_lr == 0:
+            self.lrs, params = [c.lr], self.net.parameters()
+        else:
+            self.lrs = [c.lr, c.critic_lr]
+            params = [{"params": self.net.actor_parameters(), "lr": c.lr},
+                      {"params": self.net.critic_parameters(), "lr": c.critic_lr}]
         self.optimizer = make_optimizer(params, c.optimizer, lr=c.lr, eps=c.optim_eps)
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         if not self.discrete:
