@@ -34,7 +34,7 @@ NET_ARCH = [64, 64]  # per network: the actor and the critic each get their own 
 # policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.ReLU) on top:
 # SB3 2.9.2's default for MLP policies is the same separate 64-64 networks but with Tanh
 # (ActorCriticPolicy: activation_fn=nn.Tanh, net_arch=dict(pi=[64, 64], vf=[64, 64])), and deeprl's
-# MLPs are ReLU.  Both initialise orthogonally with the same gains (sqrt 2 hidden, 0.01 policy head,
+# default is ReLU (``activation="relu"``).  Both initialise orthogonally with the same gains (sqrt 2 hidden, 0.01 policy head,
 # 1 value head) and zero biases.
 ALGOS: dict[str, dict[str, Any]] = {
     # SB3's A2C defaults, with 8 envs: RMSprop(alpha 0.99, eps 1e-5), one gradient step per 8x5 rollout

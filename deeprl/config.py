@@ -130,6 +130,7 @@ class PGConfig(RunConfig):
     vf_coef: float = _f(0.5, "critic loss coefficient", min=0.0)
     max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
     net_arch: list[int] = _f([64, 64], "hidden layers of each MLP torso")
+    activation: Literal["relu", "tanh"] = _f("relu", "the MLP torsos' activation (SB3's and CleanRL's PPO and A2C use tanh)")
     shared_torso: bool = _f(False, "actor and critic share one torso")
     log_std_init: float = _f(0.0, "initial log σ of Gaussian policies")
 
@@ -178,6 +179,7 @@ class PPOConfig(PGConfig):
     n_epochs: int = _f(10, "passes over each rollout", min=1)
     minibatch_size: int = _f(64, "minibatch size (0 = the whole rollout in one batch)", min=0)
     clip_range: float = _f(0.2, "ratio clip ε", min=0.0, exclusive_min=True)
+    anneal_clip_range: bool = _f(False, "decay the ratio clip ε linearly to 0 over total_steps (SB3's lin_ε)")
     clip_range_vf: float = _f(0.0, "clip the value update around the old values (0 = off)", min=0.0)
     target_kl: float = _f(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
     max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)

@@ -19,6 +19,9 @@ def dense(in_dim: int, out_dim: int, activation: type[nn.Module] = nn.SiLU) -> n
     return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim), activation())
 
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}  # by their config names
+
+
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None, *,
         activation: type[nn.Module] = nn.ReLU, layer_norm: bool = False) -> nn.Sequential:
     """Every MLP in deeprl: hidden layers of the given widths, then a linear output if ``out_dim``.
@@ -94,11 +97,11 @@ class GridCNN(nn.Module):
 class VectorTorso(nn.Module):
     """MLP over float vectors, or over one-hot codes of a Discrete observation (FrozenLake, Taxi)."""
 
-    def __init__(self, space: gym.Space, hidden: list[int]):
+    def __init__(self, space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU):
         super().__init__()
         self.one_hot = isinstance(space, gym.spaces.Discrete)
         self.in_dim = int(space.n) if self.one_hot else int(np.prod(space.shape))
-        self.body = mlp(self.in_dim, hidden)
+        self.body = mlp(self.in_dim, hidden, activation=activation)
         self.out_features = hidden[-1] if hidden else self.in_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,13 +112,14 @@ class VectorTorso(nn.Module):
         return self.body(x)
 
 
-def make_torso(space: gym.Space, hidden: list[int]) -> nn.Module:
-    """CNN for images (uint8, channels first; small grids get :class:`GridCNN`), MLP otherwise. ``.out_features`` tells the width."""
+def make_torso(space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Module:
+    """CNN for images (uint8, channels first; small grids get :class:`GridCNN`), MLP otherwise (its hidden
+    layers with ``activation``; the CNNs keep ReLU). ``.out_features`` tells the width."""
     if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3:
         if min(space.shape[1:]) < 36:  # the Nature CNN's three convolutions need 36 pixels a side
             return GridCNN(tuple(space.shape), scale=float(space.high.max()))
         return NatureCNN(tuple(space.shape))
-    return VectorTorso(space, hidden)
+    return VectorTorso(space, hidden, activation)
 
 
 class QNetwork(nn.Module):
@@ -205,11 +209,11 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(self, obs_space: gym.Space, action_space: gym.Space, hidden: list[int], shared: bool = False,
-                 log_std_init: float = 0.0):
+                 log_std_init: float = 0.0, activation: type[nn.Module] = nn.ReLU):
         super().__init__()
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.actor_torso = make_torso(obs_space, hidden)
-        self.critic_torso = self.actor_torso if shared else make_torso(obs_space, hidden)
+        self.actor_torso = make_torso(obs_space, hidden, activation)
+        self.critic_torso = self.actor_torso if shared else make_torso(obs_space, hidden, activation)
         self.shared = shared
         f = self.actor_torso.out_features
         if self.discrete:

@@ -279,11 +279,16 @@ def test_cnn_policy_smoke():
     assert type(agent.net.actor_torso).__name__ == "NatureCNN" and agent.updates == 4
 
 
-def test_save_load_round_trip(tmp_path):
-    agent = PPO("Pendulum-v1", n_steps=64, minibatch_size=32, n_epochs=1, total_steps=128, **FAST)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_save_load_round_trip(tmp_path, activation):
+    agent = PPO("Pendulum-v1", n_steps=64, minibatch_size=32, n_epochs=1, total_steps=128, activation=activation,
+                **FAST)
     agent.learn()
     loaded = deeprl.load(agent.save(tmp_path / "ppo"))
     assert isinstance(loaded, PPO)
+    expected = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation]
+    for torso in (loaded.net.actor_torso, loaded.net.critic_torso):
+        assert [type(m) for m in torso.body if not isinstance(m, torch.nn.Linear)] == [expected, expected]
     obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
 
@@ -305,6 +310,28 @@ def test_anneal_lr_reaches_zero_at_the_end():
     agent.learn()
     lr = agent.optimizer.param_groups[0]["lr"]
     assert 0.0 <= lr < 2e-5   # set before the last update, from the steps done so far
+
+
+def test_anneal_clip_range_narrows_the_clip_linearly():
+    """SB3's ``clip_range=lin_0.2``: ε(p) = 0.2 (1 - p); a ratio of 1.15 is inside the clip at the
+    start and clipped (no gradient through it) from halfway on."""
+    agent = PPO("CartPole-v1", num_envs=2, n_steps=16, minibatch_size=32, n_epochs=1, total_steps=1000,
+                clip_range=0.2, anneal_clip_range=True, normalize_advantage=False, **FAST)
+    logits = torch.zeros(4, 2, requires_grad=True)
+    actions, psi = torch.zeros(4, dtype=torch.long), torch.ones(4)
+    old = Categorical(logits.detach()).log_prob(actions) - np.log(1.15)     # ρ = 1.15 for every sample
+    for steps, eps, clipped in [(0, 0.2, 0.0), (500, 0.1, 1.0), (1000, 0.0, 1.0)]:
+        agent.num_timesteps = steps
+        assert agent.clip_range() == pytest.approx(eps)
+        loss, stats = agent.loss(Categorical(logits), None, actions, psi, psi, old)
+        assert stats["policy/clip_fraction"].item() == clipped
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert (grad.abs().sum().item() > 0) == (not clipped)
+    assert PPO("CartPole-v1", total_steps=1000, **FAST).clip_range() == 0.2   # off by default
+    agent.num_timesteps = 0
+    seen = []
+    agent.learn(64, callback=lambda a: seen.append(a.clip_range()))  # a 64-step run lays ε over its 64 steps
+    assert seen[-1] == 0.0
 
 
 def test_critic_lr_steps_the_critic_at_its_own_rate(tmp_path):

@@ -460,8 +460,11 @@ class Algorithm(ABC):
 
     def _check_extension(self) -> None:
         c = self.config
-        if getattr(c, "anneal_lr", False) and self.planned_steps > self.schedule_steps:
-            raise ConfigError(f"this run anneals its learning rate to 0 over its first {self.schedule_steps:,} steps, "
+        annealed = [what for key, what in (("anneal_lr", "learning rate"), ("anneal_clip_range", "clip range"))
+                    if getattr(c, key, False)]
+        if annealed and self.planned_steps > self.schedule_steps:
+            raise ConfigError(f"this run anneals its {' and '.join(annealed)} to 0 over its first "
+                              f"{self.schedule_steps:,} steps, "
                               f"so training it to {self.planned_steps:,} would change nothing; start a new run "
                               "with more steps instead")
 

@@ -24,7 +24,7 @@ from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, Rei
 from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions
 from deeprl.errors import ConfigError
-from deeprl.nets import ActorCritic, Categorical, DiagGaussian
+from deeprl.nets import ACTIVATIONS, ActorCritic, Categorical, DiagGaussian
 from deeprl.optim import grad_step, make_optimizer, set_lr
 from deeprl.returns import gae, reward_to_go
 
@@ -142,7 +142,7 @@ class PolicyGradient(Algorithm):
     def _build(self) -> None:
         c = self.config
         self.net = ActorCritic(self.observation_space, self.action_space, c.net_arch, shared=c.shared_torso,
-                               log_std_init=c.log_std_init).to(self.device)
+                               log_std_init=c.log_std_init, activation=ACTIVATIONS[c.activation]).to(self.device)
         # α_a for θ and α_c for φ, as the lecture's actor-critic writes them (one rate unless critic_lr is set)
         if c.critic_lr == 0:
             self.lrs, params = [c.lr], self.net.parameters()
@@ -427,9 +427,10 @@ class PPO(PolicyGradient):
         c = self.config
         if c.normalize_advantage and psi.numel() > 1:
             psi = (psi - psi.mean()) / (psi.std() + 1e-8)
+        eps = self.clip_range()
         log_ratio = dist.log_prob(actions) - old_log_probs
         ratio = log_ratio.exp()
-        actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * psi).mean()
+        actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - eps, 1 + eps) * psi).mean()
         entropy = dist.entropy().mean()
         loss = actor_loss - c.ent_coef * entropy
         stats = {"loss/actor": actor_loss, "loss/entropy": entropy}
@@ -440,8 +441,13 @@ class PPO(PolicyGradient):
             loss = loss + c.vf_coef * critic_loss
         with torch.no_grad():
             stats["policy/approx_kl"] = ((ratio - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
-            stats["policy/clip_fraction"] = ((ratio - 1).abs() > c.clip_range).float().mean()
+            stats["policy/clip_fraction"] = ((ratio - 1).abs() > eps).float().mean()
         return loss, stats
+
+    def clip_range(self) -> float:
+        """This update's ratio clip ε: ``clip_range``, decayed linearly to 0 with ``anneal_clip_range``."""
+        c = self.config
+        return c.clip_range * (1.0 - self.progress()) if c.anneal_clip_range else c.clip_range
 
     def update(self, r: Rollout) -> None:
         """``n_epochs`` passes over the rollout in shuffled minibatches."""
