@@ -104,7 +104,6 @@ def test_a_killed_bench_leaves_no_orphan_runs(tmp_path):
     (as SIGTERM would) and exit, instead of training on unseen."""
     import fcntl
     import os
-    import signal
     import subprocess
     import sys
     import time

@@ -2,7 +2,6 @@
 
 import copy
 import csv
-import os
 
 import numpy as np
 import pytest

@@ -13,7 +13,6 @@ n = 1 is the online actor-critic), and for PPO a clipped ratio π_θ/π_old over
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
