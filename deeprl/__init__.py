@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from collections.abc import Iterable
 from pathlib import Path
 
 from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, Dreamer, WorldModel
 from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
+from deeprl.version import __version__
 
 
 def load(path: str | Path, *, device: str = "auto", allow_import: Iterable[str] = ()) -> Algorithm:

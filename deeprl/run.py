@@ -25,6 +25,7 @@ from typing import Any
 
 from deeprl.checkpoint import CheckpointDir, atomic_write_bytes, atomic_write_json, read_json
 from deeprl.errors import CheckpointError, ConfigError
+from deeprl.version import __version__
 
 
 def default_run_dir(algo: str, env_id: str) -> Path:
@@ -97,7 +98,6 @@ class RunDir:
             self._lock = None
 
     def write_config(self, algo: str, config: dict[str, Any]) -> None:
-        from deeprl import __version__
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.config_file, {"algo": algo, "deeprl_version": __version__, "config": config})
 

@@ -87,6 +87,17 @@ def test_a_run_that_crashed_before_its_first_checkpoint_starts_again(tmp_path):
     again.close()
 
 
+def test_a_metric_without_a_column_is_an_error_not_dropped(tmp_path):
+    from deeprl.run import MetricsLogger
+    logger = MetricsLogger(RunDir(tmp_path), ["loss/td"], tensorboard=False)
+    logger.log(1, {"loss/td": 0.5}, 0.0)
+    with pytest.raises(ValueError, match=r"\['loss/typo'\] are not among this run's columns"):
+        logger.log(2, {"loss/td": 0.4, "loss/typo": 1.0}, 0.0)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows == ["step,wall_time,loss/td", "1,0,0.5"]   # nothing half-written
+    logger.close()
+
+
 def test_a_second_process_cannot_train_the_same_run(tmp_path):
     first, second = RunDir(tmp_path), RunDir(tmp_path)
     first.lock()
