@@ -218,6 +218,8 @@ class Algorithm(ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[RunConfig]]
     metric_keys: ClassVar[list[str]]
+    # boolean settings that decay something to 0 over the planned run -> what they decay
+    schedules: ClassVar[dict[str, str]] = {"anneal_lr": "learning rate"}
 
     def __init__(self, env: str = "CartPole-v1", *, preset: str | None = "auto", **settings: Any):
         """``preset='auto'`` uses the tuned preset named after ``env`` when one ships (see
@@ -460,8 +462,7 @@ class Algorithm(ABC):
 
     def _check_extension(self) -> None:
         c = self.config
-        annealed = [what for key, what in (("anneal_lr", "learning rate"), ("anneal_clip_range", "clip range"))
-                    if getattr(c, key, False)]
+        annealed = [what for key, what in self.schedules.items() if getattr(c, key, False)]
         if annealed and self.planned_steps > self.schedule_steps:
             raise ConfigError(f"this run anneals its {' and '.join(annealed)} to 0 over its first "
                               f"{self.schedule_steps:,} steps, "

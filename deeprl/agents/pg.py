@@ -417,6 +417,7 @@ class PPO(PolicyGradient):
     config_cls = PPOConfig
     config: PPOConfig
     metric_keys = PolicyGradient.metric_keys + ["policy/approx_kl", "policy/clip_fraction"]
+    schedules = {**PolicyGradient.schedules, "anneal_clip_range": "clip range"}
 
     def loss(self, dist: Categorical | DiagGaussian, v: torch.Tensor | None, actions: torch.Tensor,
              psi: torch.Tensor, target: torch.Tensor, old_log_probs: torch.Tensor | None = None,
