@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from deeprl.checkpoint import atomic_write_bytes, atomic_write_json
-from deeprl.runner import Trial, run_trials
+from deeprl.runner import Trial, config_differences, describe_differences, run_trials
 
 # Thresholds where Gymnasium's registry gives none, or a different one than the field uses
 THRESHOLDS: dict[str, float] = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "LunarLander-v3": 200.0,
@@ -80,20 +81,32 @@ def stays_above(curve: dict[str, list[float]], final: float, threshold: float) -
 
 
 def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
+    """One (algo, env) cell over its seeds.  A seed that errored has no final model: it is left out
+    of the return statistics (IQM, CI, mean, std, curves), which say so (``n_evaluated`` of
+    ``n_seeds``, ``n_errored``), and counts as not solved (``n_solved`` of ``n_seeds``)."""
     ok = [r for r in results if r.get("final") is not None]
+    failed = [r for r in results if r.get("final") is None]
     finals = np.array([r["final"] for r in ok], dtype=float)
     solved = [stays_above(r["curve"], r["final"], threshold) for r in ok] if threshold is not None else []
     reached = [s for s in solved if s["step"] is not None]
+    n_solved = int(np.sum(finals >= threshold)) if threshold is not None else None
     return {
         "algo": algo, "env": env, "seeds": [r["trial"]["seed"] for r in ok], "final": finals.tolist(),
+        # how many seeds ran, how many errored, and how many the return statistics are over
+        "n_seeds": len(results), "n_errored": len(failed), "n_evaluated": len(ok),
+        "errored_seeds": [r["trial"]["seed"] for r in failed],
         "iqm": iqm(finals) if len(finals) else None, "iqm_ci": iqm_ci(finals) if len(finals) else None,
         "mean": float(finals.mean()) if len(finals) else None, "std": float(finals.std()) if len(finals) else None,
         "threshold": threshold,
-        "solved_fraction": (float(np.mean(finals >= threshold)) if threshold is not None and len(finals) else None),
+        # over every seed run: an errored seed is not solved
+        "n_solved": n_solved,
+        "solved_fraction": n_solved / len(results) if n_solved is not None and results else None,
         "steps_to_stay": [s["step"] for s in solved], "time_to_stay": [s["wall_time"] for s in solved],
+        # the median is over the n_stayed_solved runs (of n_seeds) whose evaluations stayed solved
+        "n_stayed_solved": len(reached) if threshold is not None else None,
         "median_time_to_stay": float(np.median([s["wall_time"] for s in reached])) if reached else None,
         "train_time": [r.get("wall_time") for r in ok], "env_steps": [r.get("steps") for r in ok],
-        "errors": [r["error"] for r in results if r.get("error")],
+        "errors": [r.get("error") or "no final evaluation" for r in failed],
         "curve": iqm_curve([r["curve"] for r in ok]),
     }
 
@@ -117,9 +130,14 @@ def iqm_curve(curves: list[dict[str, list[float]]]) -> dict[str, list[float]]:
 def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, *, steps: int | None = None,
           settings: dict[str, Any] | None = None, workers: int = 0, eval_episodes: int = 20,
           backend: str = "auto", address: str | None = None, quiet: bool = False,
-          command: str | None = None) -> dict[str, Any]:
+          command: str | None = None, retrain: bool = False) -> dict[str, Any]:
     """Train every (algo, env, seed) into ``out/<algo>/<env>/seed_<n>`` and write
-    ``results.json``, ``report.md`` and ``curves.png`` there."""
+    ``results.json``, ``report.md`` and ``curves.png`` there.
+
+    Run again into the same ``out`` with the same settings, it continues: finished runs are read
+    back, stopped ones resume.  If a run there was trained with other resolved settings (its
+    ``config.json``), the bench is refused before anything trains, unless ``retrain``: then
+    those run directories are deleted and trained again."""
     from deeprl.agents import algorithm
     from deeprl.config import build_config, default_preset
 
@@ -137,6 +155,7 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
             for seed in seeds:
                 trials.append(Trial(algo, env, seed, str(out / algo / env.replace("/", "_") / f"seed_{seed}"),
                                     settings=extra, eval_episodes=eval_episodes))
+    _check_reruns(trials, retrain=retrain, quiet=quiet)
     if not quiet:
         print(f"bench: {', '.join(algos)} on {', '.join(envs)}, seeds {seeds[0]}-{seeds[-1]} -> {out}", file=sys.stderr)
     start = time.time()
@@ -162,6 +181,40 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     return report
 
 
+def _check_reruns(trials: list[Trial], *, retrain: bool, quiet: bool) -> None:
+    """Refuse, before anything trains, to judge runs trained with other settings as these trials;
+    with ``retrain``, delete those runs so that they train again.  A run whose config cannot be
+    read is left to its trial, which reports it as that seed's error."""
+    from deeprl.errors import CheckpointError, ConfigError
+    from deeprl.run import RunDir
+
+    stale = []
+    for trial in trials:
+        try:
+            differences = config_differences(trial)
+        except CheckpointError:
+            continue
+        if differences:
+            stale.append((trial, differences))
+    if not stale:
+        return
+    if not retrain:
+        trial, differences = stale[0]
+        more = f" (and {len(stale) - 1} more runs)" if len(stale) > 1 else ""
+        raise ConfigError(f"run {trial.out!r}{more} was trained with other settings "
+                          f"({describe_differences(differences)}); choose another --out, or add --retrain to "
+                          f"delete {'those runs' if more else 'it'} and train again")
+    for trial, _ in stale:
+        run = RunDir(trial.path)
+        run.lock()  # refused if another process is training it
+        try:
+            shutil.rmtree(run.path)
+        finally:
+            run.unlock()
+        if not quiet:
+            print(f"bench: deleted {trial.out} (trained with other settings) to train it again", file=sys.stderr)
+
+
 def machine() -> dict[str, Any]:
     import os
 
@@ -181,20 +234,26 @@ def markdown(report: dict[str, Any]) -> str:
              f"{m['cpus']} CPUs, {m['processor']}, {m['platform']}, torch {m['torch']}"
              + (f", {m['cuda']}" if m.get("cuda") else "") + ".",
              f"Seeds {report['seeds']}; each run's final model over {report['eval_episodes']} fresh episodes. "
-             "Results are machine-specific: the same seed gives other numbers on another machine.", "",
+             "Results are machine-specific: the same seed gives other numbers on another machine. "
+             "Each aggregate says over how many seeds it is taken; a seed that errored has no final model, "
+             "so it is left out of the returns and counts as not solved.", "",
              "| algo | env | IQM [95% CI] | mean ± std | solved | threshold | per-seed finals | "
              "median time to stay solved | train time / run |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in report["results"]:
         ci = c["iqm_ci"] or [None, None]
-        solved = "-" if c["solved_fraction"] is None else f"{round(c['solved_fraction'] * len(c['final']))}/{len(c['final'])}"
+        n, errored, evaluated = c["n_seeds"], c["n_errored"], c["n_evaluated"]
+        over = f"({evaluated} of {n} seeds" + (f"; {errored} errored)" if errored else ")")
+        solved = "-" if c["n_solved"] is None else f"{c['n_solved']}/{n}"
+        median = "-" if c["median_time_to_stay"] is None else f"{c['median_time_to_stay']:.0f} s"
+        stay = "-" if c["n_stayed_solved"] is None else f"{median} ({c['n_stayed_solved']} of {n} stayed solved)"
         times = [t for t in c["train_time"] if t is not None]
-        lines.append(f"| {c['algo']} | {c['env']} | {_fmt(c['iqm'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
-                     f"{_fmt(c['mean'])} ± {_fmt(c['std'])} | {solved} | {_fmt(c['threshold'], 0)} | "
-                     f"{', '.join(_fmt(f) for f in c['final'])} | "
-                     f"{_fmt(c['median_time_to_stay'], 0)} s | {_fmt(float(np.mean(times)) if times else None, 0)} s |")
-        for error in c["errors"]:
-            lines.append(f"|  | error: {error} |  |  |  |  |  |  |  |")
+        lines.append(f"| {c['algo']} | {c['env']} | {_fmt(c['iqm'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] {over} | "
+                     f"{_fmt(c['mean'])} ± {_fmt(c['std'])} ({evaluated} of {n}) | {solved} | "
+                     f"{_fmt(c['threshold'], 0)} | {', '.join(_fmt(f) for f in c['final'])} | {stay} | "
+                     f"{_fmt(float(np.mean(times)) if times else None, 0)} s ({len(times)} of {n}) |")
+        for seed, error in zip(c["errored_seeds"], c["errors"]):
+            lines.append(f"|  | seed {seed} error: {error} |  |  |  |  |  |  |  |")
     return "\n".join(lines) + "\n"
 
 

@@ -102,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", choices=["auto", "ray", "processes"], default="auto",
                    help="'auto': worker processes, or Ray with --address; 'ray' starts a local Ray cluster")
     b.add_argument("--address", help="join an existing Ray cluster ('auto' or ray://host:port)")
-    b.add_argument("--out", required=True, help="folder for the run directories and the report")
+    b.add_argument("--out", required=True, help="folder for the run directories and the report; run again with "
+                                                "the same settings, a bench continues the runs there")
+    b.add_argument("--retrain", action="store_true",
+                   help="delete the runs in --out trained with other settings and train them again (without it, "
+                        "such a bench is refused)")
 
     sw = sub.add_parser("sweep", help="search settings over several seeds each, on Ray (local or a cluster)")
     sw.add_argument("algo", nargs="?", help="algorithm (not with --resume)")
@@ -345,7 +349,7 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, settings=parse_assignments(args.set),
                    workers=args.workers, eval_episodes=args.episodes, backend=args.backend, address=args.address,
-                   command=command)
+                   command=command, retrain=args.retrain)
     from deeprl.bench import markdown
     print(markdown(report))
     print(f"wrote {Path(args.out) / 'results.json'}, report.md and curves.png")

@@ -12,6 +12,9 @@ into its own run directory and then judged by its *final* model on fresh evaluat
 
 Trials are idempotent: a finished one (its ``final.json`` exists) is read back, not redone; one
 that was stopped resumes from its last checkpoint.  So a killed bench continues where it was.
+A run directory already holding a run trained with other resolved settings (its ``config.json``,
+see :func:`config_differences`) is never taken for the trial: the trial is refused instead of
+judging the old model.
 
 A trial with ``pause_at`` trains only up to that step of its planned run (its schedules keep
 the planned length), checkpoints, and is judged there (``rung_<step>.json``); the same trial
@@ -75,11 +78,67 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         return {"trial": _jsonable(trial), "final": None, "error": str(e)}
 
 
+def trial_config(trial: Trial) -> dict[str, Any]:
+    """Every resolved setting ``trial`` trains with: what ``learn`` writes to its ``config.json``
+    (the preset, then the seed, one CPU thread and the trial's settings, then the env)."""
+    from deeprl import ALGORITHMS
+    from deeprl.config import build_config, config_to_dict, default_preset, preset_for
+
+    layers: list[dict[str, Any]] = []
+    if trial.preset == "auto":
+        layers.append(default_preset(trial.algo, trial.env))
+    elif trial.preset is not None:
+        layers.append(preset_for(trial.algo, trial.preset))
+    layers.append({"seed": trial.seed, "torch_threads": 1, "device": "cpu", **trial.settings})
+    layers.append({"env": trial.env})
+    return config_to_dict(build_config(ALGORITHMS[trial.algo].config_cls, *layers))
+
+
+def config_differences(trial: Trial) -> list[tuple[str, Any, Any]] | None:
+    """How the run already in ``trial``'s directory was set up differently from ``trial``:
+    ``[(setting, old value, new value), ...]``, empty when it is the same run; ``None`` when the
+    directory holds no run (no ``config.json``).  The stored config is rebuilt with today's
+    defaults, so a setting added since it was written is no difference.  A config that cannot
+    be read raises :class:`~deeprl.errors.CheckpointError`."""
+    from deeprl import ALGORITHMS
+    from deeprl.config import build_config, config_to_dict
+    from deeprl.errors import CheckpointError, ConfigError
+    from deeprl.run import RunDir
+
+    run = RunDir(trial.path)
+    if not run.exists():
+        return None
+    algo, stored = run.read_config()
+    if algo != trial.algo:
+        return [("algo", algo, trial.algo)]
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{str(run.config_file)!r} is damaged: its config is not an object")
+    try:
+        old = config_to_dict(build_config(ALGORITHMS[trial.algo].config_cls, stored))
+    except ConfigError as e:
+        raise CheckpointError(f"{str(run.config_file)!r} holds an invalid config: {e}") from None
+    new = trial_config(trial)
+    return [(key, old.get(key), value) for key, value in new.items() if old.get(key) != value]
+
+
+def describe_differences(differences: list[tuple[str, Any, Any]], most: int = 4) -> str:
+    """``"total_steps 1500 -> 3000, lr 0.001 -> 0.0005"`` (at most ``most``, then how many more)."""
+    text = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in differences[:most])
+    if len(differences) > most:
+        text += f" and {len(differences) - most} more"
+    return text
+
+
 def _run_trial(trial: Trial) -> dict[str, Any]:
     from deeprl import ALGORITHMS
     from deeprl.checkpoint import atomic_write_json, read_json
+    from deeprl.errors import ConfigError
     from deeprl.run import RunDir
 
+    differences = config_differences(trial)
+    if differences:  # another run lives there: never judge its model as this trial's
+        raise ConfigError(f"run {trial.out!r} was trained with other settings ({describe_differences(differences)});"
+                          " its model is not judged as this trial's: choose another folder, or delete the run")
     done_file = trial.result_file
     if done_file.exists():
         result = read_json(done_file, "trial result")

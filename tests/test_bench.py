@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from deeprl.bench import iqm, iqm_ci, iqm_curve, stays_above, threshold_for
+from deeprl.bench import iqm, iqm_ci, iqm_curve, markdown, stays_above, summarize, threshold_for
 from deeprl.cli import main
-from deeprl.runner import FINAL_FILE, Trial, run_trials
+from deeprl.runner import FINAL_FILE, Trial, config_differences, run_trial, run_trials
 
 
 def test_iqm_is_the_mean_of_the_middle_half():
@@ -59,6 +59,7 @@ def test_bench_smoke_writes_results_report_and_curves(tmp_path, capsys):
         assert c["env"] == "CartPole-v1" and c["seeds"] == [1000, 1001] and len(c["final"]) == 2
         assert c["threshold"] == 475 and c["iqm_ci"][0] <= c["iqm"] <= c["iqm_ci"][1]
         assert 0.0 <= c["solved_fraction"] <= 1.0 and c["curve"]["step"]
+        assert c["n_seeds"] == c["n_evaluated"] == 2 and c["n_errored"] == 0 and c["errored_seeds"] == []
         run = out / algo / "CartPole-v1" / "seed_1000"
         assert (run / "model.safetensors").exists() and (run / FINAL_FILE).exists()
         assert main(["eval", str(run), "--episodes", "1"]) == 0        # an ordinary run directory
@@ -140,3 +141,130 @@ def test_a_killed_bench_leaves_no_orphan_runs(tmp_path):
         state = json.loads(((r / "checkpoints") / (r / "checkpoints" / "latest").read_text().strip() / "state.json")
                            .read_text())
         assert 0 < state["num_timesteps"] < 500_000 and not state["finished"]
+
+
+def _tiny_bench(out, *extra, settings=()):
+    """A one-seed DQN bench that trains in about a second (no gradient step before 1,000 steps)."""
+    return ["bench", "--algos", "dqn", "--envs", "CartPole-v1", "--seeds", "1", "--set", "eval_freq=200",
+            "eval_episodes=2", *settings, "--episodes", "2", "--workers", "1", "--out", str(out), *extra]
+
+
+def _snapshot(folder):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_with_other_settings_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(_tiny_bench(out, "--steps", "400")) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert main(_tiny_bench(out, "--steps", "800")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("deeprl: error:")
+    assert str(out / "dqn" / "CartPole-v1" / "seed_1000") in err and "total_steps 400 -> 800" in err
+    assert "--out" in err and "--retrain" in err
+    assert _snapshot(out) == before          # nothing trained, evaluated or rewritten
+    # another setting, given with --set, is named the same way
+    assert main(_tiny_bench(out, "--steps", "400", settings=["gamma=0.9"])) == 2
+    assert "gamma 0.98 -> 0.9" in capsys.readouterr().err
+    assert _snapshot(out) == before
+
+
+def test_the_same_settings_rerun_reads_back_and_resumes(tmp_path):
+    out = tmp_path / "b"
+    args = _tiny_bench(out, "--steps", "400")
+    assert main(args) == 0
+    run = out / "dqn" / "CartPole-v1" / "seed_1000"
+    trial = Trial("dqn", "CartPole-v1", 1000, str(run), settings={"eval_freq": "200", "eval_episodes": "2",
+                                                                  "total_steps": 400}, eval_episodes=2)
+    assert config_differences(trial) == []
+    assert config_differences(Trial("dqn", "CartPole-v1", 1000, str(tmp_path / "none"))) is None
+    assert [k for k, _, _ in config_differences(Trial("dqn", "CartPole-v1", 1000, str(run)))] == ["total_steps",
+                                                                                                   "eval_freq",
+                                                                                                   "eval_episodes"]
+    # a setting added to deeprl after the run was written is no difference: today's default fills it
+    stored = json.loads((run / "config.json").read_text())
+    del stored["config"]["log_interval"]
+    (run / "config.json").write_text(json.dumps(stored))
+    assert config_differences(trial) == []
+    final = json.loads((run / FINAL_FILE).read_text())
+    model = (run / "model.safetensors").stat().st_mtime_ns
+    assert main(args) == 0                                   # read back: nothing trained or judged again
+    assert json.loads((run / FINAL_FILE).read_text()) == final
+    assert (run / "model.safetensors").stat().st_mtime_ns == model
+    report = json.loads((out / "results.json").read_text())["results"][0]
+    assert report["final"] == [final["final"]] and report["env_steps"] == [400]
+    # a judged run whose result is gone is judged again from its model, not retrained
+    (run / FINAL_FILE).unlink()
+    assert main(args) == 0
+    assert json.loads((run / FINAL_FILE).read_text())["final"] == final["final"]
+    assert (run / "model.safetensors").stat().st_mtime_ns == model
+
+
+def test_a_trial_never_judges_a_run_trained_with_other_settings(tmp_path):
+    """The runner's own defence (sweeps start trials without bench's check): an error, not the old model."""
+    trial = Trial("dqn", "CartPole-v1", 0, str(tmp_path / "t"), settings={"total_steps": 300, "eval_freq": 0},
+                  eval_episodes=2)
+    assert run_trial(trial)["steps"] == 300
+    (tmp_path / "t" / FINAL_FILE).unlink()
+    longer = Trial("dqn", "CartPole-v1", 0, str(tmp_path / "t"), settings={"total_steps": 600, "eval_freq": 0},
+                   eval_episodes=2)
+    result = run_trial(longer)
+    assert result["final"] is None and "total_steps 300 -> 600" in result["error"]
+    assert not (tmp_path / "t" / FINAL_FILE).exists()
+
+
+def test_retrain_deletes_the_runs_with_other_settings_and_trains_them_again(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(_tiny_bench(out, "--steps", "400")) == 0
+    run = out / "dqn" / "CartPole-v1" / "seed_1000"
+    (run / "stale-marker").write_text("from the 400-step run")
+    assert main(_tiny_bench(out, "--steps", "800", "--retrain")) == 0
+    assert not (run / "stale-marker").exists()
+    final = json.loads((run / FINAL_FILE).read_text())
+    assert final["steps"] == 800 and final["trial"]["settings"]["total_steps"] == 800
+    assert json.loads((run / "config.json").read_text())["config"]["total_steps"] == 800
+    report = json.loads((out / "results.json").read_text())
+    assert report["settings"]["total_steps"] == 800 and report["results"][0]["env_steps"] == [800]
+    # now the same settings: read back, not retrained, with or without --retrain
+    model = (run / "model.safetensors").stat().st_mtime_ns
+    assert main(_tiny_bench(out, "--steps", "800", "--retrain")) == 0
+    assert (run / "model.safetensors").stat().st_mtime_ns == model
+
+
+def _result(seed, final=None, evals=(), error=None):
+    if final is None:
+        return {"trial": {"algo": "dqn", "env": "CartPole-v1", "seed": seed}, "final": None, "error": error}
+    steps = [1000 * (i + 1) for i in range(len(evals))]
+    return {"trial": {"algo": "dqn", "env": "CartPole-v1", "seed": seed}, "final": final, "steps": steps[-1],
+            "wall_time": 10.0 * len(evals), "curve": {"step": steps, "eval": list(evals),
+                                                      "wall_time": [10.0 * (i + 1) for i in range(len(evals))]}}
+
+
+def test_errored_seeds_count_in_the_summary_and_the_report():
+    results = [_result(1000, 500.0, [100, 480, 500]),         # stays solved from step 2000 (20 s)
+               _result(1001, 490.0, [480, 300, 490]),         # solved at the end only: stays from step 3000
+               _result(1002, 480.0, [490, 470]),              # the final model passes, the last evaluation missed
+               _result(1003, error="training produced NaN"),
+               _result(1004, error="worker died")]
+    c = summarize("dqn", "CartPole-v1", results, 475.0)
+    assert c["n_seeds"] == 5 and c["n_errored"] == 2 and c["n_evaluated"] == 3
+    assert c["seeds"] == [1000, 1001, 1002] and c["errored_seeds"] == [1003, 1004]
+    assert c["n_solved"] == 3 and c["solved_fraction"] == pytest.approx(3 / 5)   # errored seeds are not solved
+    assert c["n_stayed_solved"] == 2 and c["median_time_to_stay"] == pytest.approx(25.0)
+    assert c["iqm"] == pytest.approx(iqm(np.array([500.0, 490.0, 480.0])))
+    report = {"machine": {"cpus": 2, "processor": "x86_64", "platform": "Linux", "torch": "2"}, "date": "2026-01-01",
+              "seeds": [1000, 1001, 1002, 1003, 1004], "eval_episodes": 20, "results": [c]}
+    row = next(line for line in markdown(report).splitlines() if line.startswith("| dqn | CartPole-v1 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2].endswith("(3 of 5 seeds; 2 errored)") and cells[3].endswith("(3 of 5)")
+    assert cells[4] == "3/5" and cells[7] == "25 s (2 of 5 stayed solved)"
+    text = markdown(report)
+    assert "seed 1003 error: training produced NaN" in text and "seed 1004 error: worker died" in text
+    # no errors: the counts still say over how many seeds
+    clean = summarize("dqn", "CartPole-v1", results[:3], 475.0)
+    assert clean["n_errored"] == 0 and "(3 of 3 seeds)" in markdown({**report, "results": [clean]})
+    # every seed errored: nothing to aggregate, nothing solved
+    failed = summarize("dqn", "CartPole-v1", results[3:], 475.0)
+    assert failed["n_solved"] == 0 and failed["solved_fraction"] == 0.0 and failed["iqm"] is None
+    assert "| 0/2 |" in markdown({**report, "results": [failed]})
