@@ -2,14 +2,17 @@
 
 :func:`make_atari` builds an environment whose observations are ``(frame_stack, 84, 84)`` uint8
 stacks of grayscale frames and whose ``info["episode"]`` reports the real game score.  The
-individual wrappers are public so they can be tested, or reused in a different stack.
+individual wrappers are public so they can be tested, or reused in a different stack.  Each
+records its constructor arguments (``gymnasium.utils.RecordConstructorArgs``), so ``env.spec``
+describes the whole stack and ``gymnasium.make(env.spec)`` rebuilds it, as Gymnasium's own
+``check_env`` and other tools expect.
 
 Wrapper order, innermost (closest to the emulator) first::
 
     AtariEnv(frameskip=1)        raw 210x160 RGB frames, sticky actions as registered
     NoopReset                    1..noop_max raw-frame no-ops after every real reset
     MaxAndSkip                   one agent step = frame_skip emulator frames
-    TimeLimit                    only if max_episode_steps is given (counts agent steps)
+    GameStepLimit                only if max_episode_steps is given (a TimeLimit counting agent steps)
     RecordEpisodeStatistics      info["episode"] = unclipped score / length of a whole game
     EpisodicLife                 a lost life ends the agent's episode, not the game
     FireReset                    press FIRE after each reset (games that need it)
@@ -37,6 +40,7 @@ __all__ = [
     "ClipReward",
     "EpisodicLife",
     "FireReset",
+    "GameStepLimit",
     "MaxAndSkip",
     "NoopReset",
     "WarpFrame",
@@ -101,7 +105,7 @@ def _lives(env: gym.Env) -> int:
     return int(env.unwrapped.ale.lives())
 
 
-class NoopReset(gym.Wrapper):
+class NoopReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """After each reset, do a random number (1..noop_max) of no-op actions.
 
     This makes the start states of an otherwise deterministic game differ.  The number is drawn
@@ -111,6 +115,7 @@ class NoopReset(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, noop_max: int = 30):
+        gym.utils.RecordConstructorArgs.__init__(self, noop_max=noop_max)
         super().__init__(env)
         if noop_max < 1:
             raise ValueError(f"noop_max must be >= 1, got {noop_max}")
@@ -132,7 +137,7 @@ class NoopReset(gym.Wrapper):
         return obs, info
 
 
-class FireReset(gym.Wrapper):
+class FireReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Press FIRE (then action 2) after each reset, for games that wait for FIRE to start.
 
     Only for games whose action 1 means 'FIRE' (see :meth:`applies_to`).  The rewards of these
@@ -148,6 +153,7 @@ class FireReset(gym.Wrapper):
     max_attempts = 8  # resets tried before giving up on starting without an episode end
 
     def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         if not self.applies_to(env):
             raise ValueError(f"FireReset needs action {FIRE} to be 'FIRE'; actions: {_action_meanings(env)}")
@@ -187,7 +193,7 @@ class FireReset(gym.Wrapper):
         return obs, info
 
 
-class MaxAndSkip(gym.Wrapper):
+class MaxAndSkip(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Repeat each action ``skip`` times; return the summed reward and the pixel-wise max frame.
 
     The max is over the last two emulator frames of the step.  Atari games often draw some
@@ -197,6 +203,7 @@ class MaxAndSkip(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, skip: int = 4):
+        gym.utils.RecordConstructorArgs.__init__(self, skip=skip)
         super().__init__(env)
         if skip < 1:
             raise ValueError(f"skip must be >= 1, got {skip}")
@@ -216,7 +223,7 @@ class MaxAndSkip(gym.Wrapper):
         return frame, total_reward, terminated, truncated, info
 
 
-class EpisodicLife(gym.Wrapper):
+class EpisodicLife(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """End the agent's episode when a life is lost, without restarting the game.
 
     ``step`` returns ``terminated=True`` when ``ale.lives()`` drops (the DQN trick: losing a life
@@ -231,6 +238,7 @@ class EpisodicLife(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         self._lives = 0
         self._life_lost = False  # the last step ended the agent's episode only by losing a life
@@ -265,14 +273,32 @@ class EpisodicLife(gym.Wrapper):
         return obs, info
 
 
-class ClipReward(gym.RewardWrapper):
+class GameStepLimit(gym.wrappers.TimeLimit):
+    """Gymnasium's ``TimeLimit``, kept where it stands in the wrapper stack when the env is remade.
+
+    ``TimeLimit`` records itself in ``env.spec`` as ``max_episode_steps``, and ``gym.make(env.spec)``
+    puts that limit straight on the base env, where it would count emulator frames.  In the Atari
+    stack the limit sits above the frame skip and counts agent steps, so this records itself as an
+    ordinary wrapper (``spec.additional_wrappers``) and is rebuilt in the same place.
+    """
+
+    @property
+    def spec(self) -> gym.envs.registration.EnvSpec | None:
+        return gym.Wrapper.spec.fget(self)
+
+
+class ClipReward(gym.RewardWrapper, gym.utils.RecordConstructorArgs):
     """Replace each reward by its sign: -1.0, 0.0 or 1.0."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
 
     def reward(self, reward: SupportsFloat) -> float:
         return float(np.sign(float(reward)))
 
 
-class WarpFrame(gym.ObservationWrapper):
+class WarpFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Grayscale and resize frames to ``size`` x ``size`` uint8, with numpy only.
 
     Grayscale uses the ITU-R 601 luma weights (0.299 R + 0.587 G + 0.114 B).  Resizing is an area
@@ -283,6 +309,7 @@ class WarpFrame(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, size: int = 84):
+        gym.utils.RecordConstructorArgs.__init__(self, size=size)
         super().__init__(env)
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (2, 3):
@@ -335,7 +362,7 @@ def wrap_atari(
     if frame_skip > 1:
         env = MaxAndSkip(env, skip=frame_skip)
     if max_episode_steps is not None:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
+        env = GameStepLimit(env, max_episode_steps=max_episode_steps)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if episodic_life:
         env = EpisodicLife(env)
@@ -374,7 +401,8 @@ def make_atari(
     1. ``NoopReset`` (if ``noop_max > 0``): below the frame skip, so the random start offset is
        1..noop_max single frames.
     2. ``MaxAndSkip`` (if ``frame_skip > 1``): one agent step = ``frame_skip`` frames.
-    3. ``TimeLimit`` (if ``max_episode_steps``): counts agent steps, truncates the whole game.
+    3. ``GameStepLimit`` (if ``max_episode_steps``): a ``TimeLimit`` that counts agent steps and
+       truncates the whole game.
        (ALE itself truncates a game after 108000 frames.)
     4. ``RecordEpisodeStatistics``: below EpisodicLife, so an "episode" is a whole game, not one
        life; below ClipReward, so ``info["episode"]["r"]`` is the real score; and below

@@ -21,10 +21,11 @@ from deeprl.envs.pixels import PixelObservation
 from deeprl.errors import EnvError, closest
 
 
-class ChannelsFirst(gym.ObservationWrapper):
+class ChannelsFirst(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """(H, W, C) uint8 images -> (C, H, W), the layout torch convolutions expect."""
 
     def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box)

@@ -23,17 +23,19 @@ __all__ = ["PixelObservation"]
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as WarpFrame
 
 
-class PixelObservation(gym.ObservationWrapper):
+class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Replace an env's observations by its rendered frames, area-resized to ``size`` x ``size`` uint8.
 
     ``grayscale`` keeps one luma channel instead of RGB; ``stack=k`` concatenates the last k frames
     along the channel axis (oldest first), giving ``(size, size, k·channels)``.  After a reset the
     stack holds k copies of the first frame.  The env must have been made with
-    ``render_mode="rgb_array"``.  Resizing averages the source pixels each output pixel covers
-    (NumPy only, no image library), the same method as the Atari ``WarpFrame``.
+    ``render_mode="rgb_array"``, so the wrapped env declares that one render mode only (Gymnasium's
+    ``check_env`` remakes the env in every declared mode).  Resizing averages the source pixels each
+    output pixel covers (NumPy only, no image library), the same method as the Atari ``WarpFrame``.
     """
 
     def __init__(self, env: gym.Env, size: int = 64, grayscale: bool = False, stack: int = 1):
+        gym.utils.RecordConstructorArgs.__init__(self, size=size, grayscale=grayscale, stack=stack)
         super().__init__(env)
         if size < 1 or stack < 1:
             raise ValueError(f"PixelObservation needs size >= 1 and stack >= 1, got size={size}, stack={stack}")
@@ -44,6 +46,7 @@ class PixelObservation(gym.ObservationWrapper):
                 f"pixel observations of {name!r} need its rgb_array render, but it was made with "
                 f"render_mode={env.render_mode!r} (it supports {list(modes)}); make it with "
                 f"gym.make({name!r}, render_mode='rgb_array')")
+        self.metadata = {**env.metadata, "render_modes": ["rgb_array"]}
         self.size = size
         self.grayscale = grayscale
         self._frames: deque[np.ndarray] = deque(maxlen=stack)
