@@ -171,6 +171,7 @@ class ReplayBuffer:
         return {"pos": self.pos, "full": self.full, "rows": self.rows, "num_envs": self.num_envs}
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        check_saved_arrays(arrays, {*self._storage(), "head_next", "final_index", "final_obs"}, "replay")
         if meta["rows"] != self.rows or meta["num_envs"] != self.num_envs:
             raise ValueError("replay buffer shape differs from the configured one")
         self.pos, self.full = int(meta["pos"]), bool(meta["full"])
@@ -182,14 +183,25 @@ class ReplayBuffer:
             if saved.shape != (n, *current.shape[1:]) or saved.dtype != current.dtype:
                 raise ValueError(f"replay array {name!r} has shape {saved.shape}, expected {(n, *current.shape[1:])}")
             current[:n] = saved
-        if arrays["head_next"].shape != self._head_next.shape:
+        if arrays["head_next"].shape != self._head_next.shape or arrays["head_next"].dtype != self._head_next.dtype:
             raise ValueError("replay array 'head_next' does not fit this buffer")
         self._head_next[...] = arrays["head_next"]
         index, obs = arrays["final_index"], arrays["final_obs"]
-        if len(index) != len(obs) or obs.shape[1:] != self.obs.shape[2:] or (len(index) and (
+        if index.ndim != 1 or index.dtype.kind not in "iu" or obs.dtype != self.obs.dtype or len(index) != len(obs) \
+                or obs.shape[1:] != self.obs.shape[2:] or (len(index) and (
                 index.min() < 0 or index.max() >= n * self.num_envs)):
             raise ValueError("replay final observations do not fit this buffer")
         self._finals = {int(i): o.copy() for i, o in zip(index, obs)}
+
+
+def check_saved_arrays(arrays: dict[str, np.ndarray], names: set[str], what: str) -> None:
+    """Raise ValueError unless a checkpoint's arrays are exactly ``names`` and hold no NaN or
+    infinity (shapes and dtypes are checked by the buffer that knows them)."""
+    if set(arrays) != names:
+        raise ValueError(f"{what} arrays are {sorted(arrays)}, expected {sorted(names)}")
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"{what} array {name!r} holds NaN or infinite values")
 
 
 class SumTree:
@@ -274,7 +286,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         priorities = arrays.pop("priorities", None)
         super().load_state(arrays, meta)
-        if priorities is None or priorities.shape != (self.tree.size,):
-            raise ValueError("prioritized replay checkpoint lacks its priorities")
+        if priorities is None or priorities.shape != (self.tree.size,) or priorities.dtype != np.float64 \
+                or not np.isfinite(priorities).all() or (priorities < 0).any():
+            raise ValueError("prioritized replay checkpoint lacks its priorities, or they are damaged")
         self.tree.set(np.arange(self.tree.size), priorities)
         self.max_priority = float(meta["max_priority"])

@@ -116,24 +116,61 @@ def module_tensors(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Tenso
     return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
 
 
+def check_tensor(name: str, saved: Any, like: torch.Tensor, *, finite: bool = True) -> None:
+    """Raise ValueError unless ``saved`` is a tensor of ``like``'s shape and dtype and, for floating
+    point with ``finite``, holds no NaN or infinity: a damaged file is refused, never used (a short
+    optimizer moment crashes a fused kernel; an int32 weight is silently truncated)."""
+    if not isinstance(saved, torch.Tensor):
+        raise ValueError(f"{name} is not a tensor")
+    if saved.shape != like.shape or saved.dtype != like.dtype:
+        raise ValueError(f"{name} is {saved.dtype} of shape {tuple(saved.shape)}, expected {like.dtype} of shape "
+                         f"{tuple(like.shape)}")
+    if finite and saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+        raise ValueError(f"{name} holds NaN or infinite values")
+
+
 def load_module_tensors(modules: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor]) -> None:
-    """The inverse of :func:`module_tensors`; keys of no module, or missing keys, raise."""
+    """The inverse of :func:`module_tensors`; keys of no module, missing keys, or tensors of another
+    shape or dtype than the module's, or non-finite floats, raise before any module changes."""
     stray = [k for k in tensors if k.split(".", 1)[0] not in modules]
     if stray:
         raise KeyError(f"tensors of no module: {', '.join(stray[:3])}")
+    for name, module in modules.items():
+        current = module.state_dict()
+        for key, like in current.items():
+            if f"{name}.{key}" not in tensors:
+                raise KeyError(f"tensor {name}.{key} is missing")
+            check_tensor(f"tensor {name}.{key}", tensors[f"{name}.{key}"], like)
+        extra = [k for k in tensors if k.startswith(f"{name}.") and k[len(name) + 1:] not in current]
+        if extra:
+            raise KeyError(f"unexpected tensors {', '.join(extra[:3])}")
     for name, module in modules.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
 
 
 def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    if isinstance(skeleton, dict) and "__tensor__" in skeleton:
-        return tensors[skeleton["__tensor__"]]
-    if isinstance(skeleton, dict) and "__items__" in skeleton:
-        return {k: unflatten_state(v, tensors) for k, v in skeleton["__items__"]}
-    if isinstance(skeleton, list):
-        return [unflatten_state(v, tensors) for v in skeleton]
-    return skeleton
+    """The inverse of :func:`flatten_state`; a tensor the skeleton names but the file lacks, or
+    one the file holds but the skeleton never names, raises KeyError."""
+    used: set[str] = set()
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict) and "__tensor__" in x:
+            if x["__tensor__"] not in tensors:
+                raise KeyError(f"tensor {x['__tensor__']!r} is missing")
+            used.add(x["__tensor__"])
+            return tensors[x["__tensor__"]]
+        if isinstance(x, dict) and "__items__" in x:
+            return {k: walk(v) for k, v in x["__items__"]}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x
+
+    state = walk(skeleton)
+    stray = sorted(set(tensors) - used)
+    if stray:
+        raise KeyError(f"unexpected tensors {', '.join(stray[:3])}")
+    return state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,21 +180,32 @@ def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 def save_model_file(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """One safetensors file: the weights, with ``meta`` (config, spaces) as JSON in its header."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"cannot save the model to {str(path)!r}: it exists and is not a regular file")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
                   metadata={"format": FORMAT, "meta": json.dumps(json_safe(meta), allow_nan=False)})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as e:  # safetensors raises its own type on a full disk
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(f"could not save the model to {str(path)!r} ({getattr(e, 'strerror', None) or e}); "
+                              "check the folder, its permissions and free disk space") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def load_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"a model path is a str or a pathlib.Path, not {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         for candidate in (path / "model.safetensors",):
@@ -227,6 +275,15 @@ class CheckpointDir:
         atomic_write_bytes(self.root / "latest", (name + "\n").encode())
         self._prune(keep_name=name)
         return final
+
+    def mark_finished(self, path: Path | None, **fields: Any) -> None:
+        """Mark the checkpoint at ``path`` as the end of a finished run (its final evaluation done),
+        by replacing its ``state.json`` atomically: the tensors written before stay as they are."""
+        if path is None:
+            return
+        state = read_json(path / "state.json", "checkpoint state")
+        atomic_write_bytes(path / "state.json", json.dumps(json_safe({**state, **fields, "finished": True}),
+                                                           allow_nan=False).encode())
 
     def _own(self, path: Path) -> bool:
         """A real folder of ours: not a symlink, and inside the checkpoints folder."""

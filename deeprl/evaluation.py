@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from deeprl.envs import make_env, make_vec_env
 from deeprl.errors import DeepRLError
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training episodes
+# An env registered without a time limit is evaluated with this one (training keeps the larger
+# DEFAULT_EPISODE_LIMIT): a greedy policy that loops (CliffWalking) would otherwise play each
+# evaluation episode for 100,000 steps.  Episodes it cuts are counted and reported.
+EVAL_EPISODE_CAP = 10_000
 
 Policy = Callable[[np.ndarray], np.ndarray]  # batch of observations -> batch of actions
 # A policy with memory (Dreamer's recurrent state) also has ``reset(mask)``: the envs flagged in
@@ -30,7 +36,11 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs:
     over-represented (counting the first N to finish would favour them).
     """
     num_envs = num_envs or min(episodes, 8)
-    envs = make_vec_env(env_id, num_envs, seed + EVAL_SEED_OFFSET, **(env_kwargs or {}))
+    kwargs = {**(env_kwargs or {}), "episode_limit": EVAL_EPISODE_CAP}
+    probe = make_env(env_id, **kwargs)
+    cap = getattr(probe, "deeprl_episode_limit", None)  # None: the env's own limit (or the user's) applies
+    probe.close()
+    envs = make_vec_env(env_id, num_envs, seed + EVAL_SEED_OFFSET, **kwargs)
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     returns: list[list[float]] = [[] for _ in range(num_envs)]
     lengths: list[list[int]] = [[] for _ in range(num_envs)]
@@ -50,7 +60,13 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs:
     flat = [r for rs in returns for r in rs]
     flat_len = [n for ns in lengths for n in ns]
     return {"mean_return": float(np.mean(flat)), "std_return": float(np.std(flat)), "episodes": len(flat),
-            "mean_length": float(np.mean(flat_len)), "returns": flat}
+            "mean_length": float(np.mean(flat_len)), "returns": flat, "episode_cap": cap,
+            "capped_episodes": sum(n >= cap for n in flat_len) if cap else 0}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
 
 
 def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, episodes: int = 1,
@@ -58,13 +74,25 @@ def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, ep
     """Plays ``episodes`` episodes and writes the rendered frames to an MP4 file."""
     import imageio.v2 as imageio
 
-    env = make_env(env_id, render_mode="rgb_array", **(env_kwargs or {}))
-    if env.render_mode != "rgb_array":
-        raise DeepRLError(f"env {env_id!r} cannot render RGB frames, so no video can be made")
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DeepRLError(f"{str(path)!r} exists and is not a regular file; give --video a new .mp4 path or a "
+                          "file it may replace")
+    try:
+        with warnings.catch_warnings():  # an env without rgb_array is refused below, in deeprl's one line
+            warnings.filterwarnings("ignore", message=".*render_mode.*")
+            env = make_env(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    except (TypeError, AssertionError, gym.error.Error) as e:
+        raise DeepRLError(f"env {env_id!r} cannot be made with render_mode='rgb_array' ({_first_line(e)}), so no "
+                          "video can be made") from None
+    if env.render_mode != "rgb_array" or "rgb_array" not in (env.metadata.get("render_modes") or []):
+        env.close()
+        raise DeepRLError(f"env {env_id!r} cannot render RGB frames (its render modes: "
+                          f"{env.metadata.get('render_modes')}), so no video can be made; add 'rgb_array' rendering")
     path.parent.mkdir(parents=True, exist_ok=True)
     frames, returns = 0, []
     tmp = path.with_name(f".{path.name}.tmp.mp4")
+    tmp.unlink(missing_ok=True)
     try:
         with imageio.get_writer(str(tmp), fps=fps, macro_block_size=8, codec="libx264", quality=7) as writer:
             for ep in range(episodes):
@@ -83,6 +111,8 @@ def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, ep
                         total = float(info["episode"]["r"])
                 returns.append(total)
         tmp.replace(path)
+    except (OSError, AssertionError, ValueError, RuntimeError) as e:  # ffmpeg's, or the env's render
+        raise DeepRLError(f"could not write the video {str(path)!r} ({_first_line(e)})") from None
     finally:
         env.close()
         tmp.unlink(missing_ok=True)

@@ -100,13 +100,14 @@ class VectorTorso(nn.Module):
     def __init__(self, space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU):
         super().__init__()
         self.one_hot = isinstance(space, gym.spaces.Discrete)
+        self.start = int(space.start) if self.one_hot else 0  # Discrete(n, start): codes start..start+n-1
         self.in_dim = int(space.n) if self.one_hot else int(np.prod(space.shape))
         self.body = mlp(self.in_dim, hidden, activation=activation)
         self.out_features = hidden[-1] if hidden else self.in_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.one_hot:
-            x = nn.functional.one_hot(x.long(), self.in_dim).float()
+            x = nn.functional.one_hot(x.long().reshape(-1) - self.start, self.in_dim).float()
         else:
             x = x.float().flatten(1)
         return self.body(x)

@@ -59,6 +59,11 @@ class RunDir:
         return self.config_file.exists()
 
     def check_target(self) -> None:
+        try:
+            str(self.path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"--out {str(self.path)!r} is not valid UTF-8 (TensorBoard and the logs could not "
+                              "name it); choose another --out") from None
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--out {str(self.path)!r} is a file, not a folder; choose another --out")
 
@@ -105,8 +110,9 @@ class RunDir:
         if not self.path.exists():
             raise CheckpointError(f"run directory {str(self.path)!r} does not exist")
         data = read_json(self.config_file, "run config")
-        if not isinstance(data, dict) or "algo" not in data or "config" not in data:
-            raise CheckpointError(f"{str(self.config_file)!r} is not a deeprl run config")
+        if not isinstance(data, dict) or not isinstance(data.get("algo"), str) or not isinstance(data.get("config"), dict):
+            raise CheckpointError(f"{str(self.config_file)!r} is not a deeprl run config (it needs a string 'algo' "
+                                  "and an object 'config')")
         return data["algo"], data["config"]
 
 
@@ -138,15 +144,22 @@ class MetricsLogger:
             self._tb = SummaryWriter(log_dir=str(run.path / "tb"), purge_step=resume_step)
 
     def _truncate_after(self, step: int) -> None:
-        with open(self.file, newline="") as f:
-            rows = list(csv.reader(f))
+        """Keep the rows up to ``step``, under this run's header.  Rows are matched to columns by
+        name; a damaged header (a write cut short), damaged rows or bytes that are not UTF-8 lose
+        only what they damaged, and the file is rewritten whole and valid."""
+        rows = _csv_rows(self.file)
         if not rows:
             return
         header, body = rows[0], rows[1:]
-        kept = [r for r in body if r and _step_of(r) <= step]  # damaged rows go with the rest
+        kept = []
+        for r in body:
+            if len(r) != len(header) or not r or _step_of(r, header) > step:  # damaged rows go with the rest
+                continue
+            named = dict(zip(header, r))
+            kept.append([named.get(k, "") for k in self.keys])
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(header)
+        writer.writerow(self.keys)
         writer.writerows(kept)
         atomic_write_bytes(self.file, buf.getvalue().encode())
 
@@ -169,11 +182,26 @@ class MetricsLogger:
             self._tb.close()
 
 
-def _step_of(row: list[str]) -> float:
+def _step_of(row: list[str], header: list[str]) -> float:
     try:
-        return float(row[0])
+        return float(row[header.index("step")])
     except ValueError:
         return math.inf
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a CSV file; bytes that are not UTF-8 become U+FFFD, NUL bytes are dropped."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace").replace("\0", "")
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:  # a field cut open by damage: keep the lines before it
+        rows = []
+        for line in text.splitlines():
+            try:
+                rows.extend(csv.reader([line]))
+            except csv.Error:
+                continue
+        return rows
 
 
 def _fmt(v: Any) -> str:
@@ -183,12 +211,15 @@ def _fmt(v: Any) -> str:
 
 
 def read_metrics(path: str | Path) -> dict[str, list[float]]:
-    """``metrics.csv`` as columns of floats (NaN where a row has no value)."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    """``metrics.csv`` as columns of floats (NaN where a row has no value); a file whose header
+    lacks the ``step`` and ``wall_time`` columns is refused in one line."""
+    rows = _csv_rows(Path(path))
     if not rows:
         return {}
     header = rows[0]
+    if not {"step", "wall_time"} <= set(header) or len(set(header)) != len(header):
+        raise CheckpointError(f"{str(path)!r} is damaged: its header {','.join(header)[:80]!r} lacks the step and "
+                              "wall_time columns (delete it, or restore it from a copy)")
     cols: dict[str, list[float]] = {k: [] for k in header}
     for r in rows[1:]:
         if len(r) != len(header):  # a damaged row (a write cut short) is skipped

@@ -177,3 +177,19 @@ gym.register("DeeprlTest/NaNReward-v0", entry_point=BrokenRewardEnv)
 NAN_REWARD = "tests.envs:DeeprlTest/NaNReward-v0"
 gym.register("DeeprlTest/Endless-v0", entry_point=EndlessEnv)
 ENDLESS = "tests.envs:DeeprlTest/Endless-v0"
+
+
+class SlowEnv(IdentityEnv):
+    """IdentityEnv whose every step sleeps ``DEEPRL_TEST_STEP_SLEEP`` seconds (0 when unset): gives a
+    test time to send a signal during a chosen phase of a run, then runs at full speed on resume."""
+
+    def step(self, action):
+        import os
+        import time
+
+        time.sleep(float(os.environ.get("DEEPRL_TEST_STEP_SLEEP", "0")))
+        return super().step(action)
+
+
+gym.register("DeeprlTest/Slow-v0", entry_point=SlowEnv)
+SLOW = "tests.envs:DeeprlTest/Slow-v0"

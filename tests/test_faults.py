@@ -24,12 +24,14 @@ from deeprl.checkpoint import CheckpointDir, load_model_file, save_model_file
 from deeprl.cli import main
 from deeprl.errors import CheckpointError, ConfigError, EnvError, TrainingError
 from deeprl.run import RunDir
-from tests.envs import ENDLESS, IDENTITY, NAN_REWARD
+from tests.envs import ENDLESS, IDENTITY, NAN_REWARD, SLOW
 from tests.resume import metrics_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(preset=None, eval_freq=0, checkpoint_freq=500, log_interval=250, learning_starts=100, batch_size=16,
              train_freq=4, net_arch=[16])
+QUICK_SETTINGS = ["eval_freq=0", "checkpoint_freq=500", "log_interval=100", "learning_starts=100", "batch_size=16",
+                  "train_freq=4", "net_arch=[16]"]
 
 
 def deeprl_cli(*args, cwd=ROOT, timeout=300):
@@ -68,6 +70,59 @@ def test_signal_writes_a_checkpoint_and_the_run_resumes(tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run} at step {stopped_at:,}" in resumed.stderr
     assert (run / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_final_evaluation_keeps_the_model_and_resume_only_evaluates(tmp_path, sig):
+    run = tmp_path / "run"
+    # each env step sleeps 2 ms in the first process only: 300 training steps, then a final
+    # evaluation of 100 episodes x 20 steps (about 4 s) for the signal to land in
+    proc = subprocess.Popen([sys.executable, "-m", "deeprl", "train", "dqn", "--env", SLOW, "--steps", "300",
+                             "--out", str(run), "--no-progress", "--set", "eval_episodes=100", *QUICK_SETTINGS],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "DEEPRL_TEST_STEP_SLEEP": "0.002"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "model.safetensors").exists():  # saved before evaluating
+        time.sleep(0.05)
+    assert (run / "model.safetensors").exists() and proc.poll() is None
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert "not yet evaluated" in err or "evaluation cut short" in err, err
+    assert f"--resume {run}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2, err
+    assert not (run / "eval.json").exists()
+    latest = CheckpointDir(run / "checkpoints").latest()
+    state = json.loads((latest / "state.json").read_text())
+    assert state["num_timesteps"] == 300 and not state["finished"]
+    trained = load_model_file(run / "model.safetensors")[0]
+
+    resumed = deeprl_cli("train", "--resume", str(run), "--no-progress", "--allow-import", "tests.envs")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "done: 300 steps" in resumed.stdout
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 100
+    assert json.loads((CheckpointDir(run / "checkpoints").latest() / "state.json").read_text())["finished"]
+    for key, value in load_model_file(run / "model.safetensors")[0].items():  # only evaluated, not retrained
+        assert torch.equal(value, trained[key])
+    again = deeprl_cli("train", "--resume", str(run), "--no-progress", "--allow-import", "tests.envs")
+    one_line_error(again, "already finished")
+
+
+def test_a_signal_as_training_ends_leaves_the_trained_model(tmp_path):
+    """The handler's flag set during the last training step: the model is saved, not thrown away."""
+    agent = DQN(IDENTITY, total_steps=300, **QUICK)
+
+    def signal_at_the_end(a):
+        if a.num_timesteps >= 300:
+            os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(deeprl.errors.Interrupted, match="not yet evaluated"):
+        agent.learn(run_dir=tmp_path / "run", progress=False, callback=signal_at_the_end)
+    agent.close()
+    assert (tmp_path / "run" / "model.safetensors").exists() and not (tmp_path / "run" / "eval.json").exists()
+    resumed = DQN.resume(tmp_path / "run", allow_import=["tests.envs"])
+    resumed.learn(progress=False)
+    resumed.close()
+    assert resumed.num_timesteps == 300 and (tmp_path / "run" / "eval.json").exists()
 
 
 def test_a_run_that_crashed_before_its_first_checkpoint_starts_again(tmp_path):

@@ -32,10 +32,11 @@ from typing import Any, Callable, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from threadpoolctl import threadpool_limits
 
-from deeprl.checkpoint import (atomic_write_json, flatten_state, load_model_file, load_module_tensors, module_tensors,
-                               save_model_file, unflatten_state)
+from deeprl.checkpoint import (atomic_write_json, check_tensor, flatten_state, load_model_file, load_module_tensors,
+                               module_tensors, save_model_file, unflatten_state)
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
@@ -175,18 +176,16 @@ def _as_tensor(value: Any) -> Any:
 def _like(current: Any, saved: Any, name: str) -> Any:
     """``saved`` in the type and shape of ``current``; raises ValueError where they do not fit."""
     if isinstance(current, np.ndarray):
-        if not isinstance(saved, torch.Tensor) or tuple(saved.shape) != current.shape:
-            raise ValueError(f"{name} has shape {getattr(saved, 'shape', None)}, expected {current.shape}")
-        return saved.numpy().astype(current.dtype, copy=False)
+        check_tensor(name, saved, torch.from_numpy(np.ascontiguousarray(current)))
+        return saved.numpy()
     if isinstance(current, torch.Tensor):
-        if not isinstance(saved, torch.Tensor) or saved.shape != current.shape:
-            raise ValueError(f"{name} has shape {getattr(saved, 'shape', None)}, expected {tuple(current.shape)}")
-        return saved.to(current.device, current.dtype)
+        check_tensor(name, saved, current.detach().cpu())
+        return saved.to(current.device)
     if isinstance(current, bool) or current is None:
         return saved
     if isinstance(current, (int, float)):
-        if isinstance(saved, bool) or not isinstance(saved, (int, float)):
-            raise ValueError(f"{name} is {saved!r}, not a number")
+        if isinstance(saved, bool) or not isinstance(saved, (int, float)) or not math.isfinite(saved):
+            raise ValueError(f"{name} is {saved!r}, not a finite number")
         return type(current)(saved)
     if isinstance(current, dict):
         if not isinstance(saved, dict) or set(saved) != set(current):
@@ -194,24 +193,75 @@ def _like(current: Any, saved: Any, name: str) -> Any:
                              f"{sorted(current)}")
         return {k: _like(current[k], saved[k], f"{name}.{k}") for k in current}
     if isinstance(current, list):
-        if not isinstance(saved, list):
-            raise ValueError(f"{name} is {saved!r}, not a list")
+        if not isinstance(saved, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  and math.isfinite(v) for v in saved):
+            raise ValueError(f"{name} is {saved!r:.100}, not a list of finite numbers")
         return saved
     return saved
 
 
-def _load_optimizer(optimizer: torch.optim.Optimizer, state: Any) -> None:
-    """``optimizer.load_state_dict`` with a check that torch leaves out: the saved state is of the same
-    kind of optimizer (the same hyperparameter names), so Adam's moments never land in RMSprop."""
+def _load_optimizer(optimizer: torch.optim.Optimizer, state: Any, name: str = "optimizer") -> None:
+    """``optimizer.load_state_dict`` with the checks torch leaves out, so a damaged file is refused
+    before it is used: the saved state is of the same kind of optimizer (the same hyperparameter
+    names, so Adam's moments never land in RMSprop), every hyperparameter number is finite, and
+    each parameter's state holds exactly the entries this optimizer keeps, each of its parameter's
+    shape and dtype (a step count: a finite number), finite.  torch checks none of the last: a
+    moment with too few rows made the fused Adam kernel read past its end and crash the process."""
     groups = state.get("param_groups") if isinstance(state, dict) else None
-    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
-        raise ValueError("the optimizer state has another number of parameter groups")
+    per_param = state.get("state") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups) or not isinstance(per_param, dict):
+        raise ValueError(f"the {name} state has another number of parameter groups")
+    params: dict[Any, torch.Tensor] = {}
     for saved, group in zip(groups, optimizer.param_groups):
         if not isinstance(saved, dict) or set(saved) != set(group):
-            raise ValueError(f"the saved optimizer is not a {type(optimizer).__name__}")
+            raise ValueError(f"the saved {name} is not a {type(optimizer).__name__}")
+        if not isinstance(saved["params"], list) or len(saved["params"]) != len(group["params"]):
+            raise ValueError(f"the saved {name} has another number of parameters")
+        for key, value in saved.items():
+            bad = isinstance(value, float) and not math.isfinite(value)
+            if bad or (isinstance(value, list) and key != "params"
+                       and any(isinstance(v, float) and not math.isfinite(v) for v in value)):
+                raise ValueError(f"the saved {name}'s {key} is {value!r}")
         if isinstance(saved.get("betas"), list):
             saved["betas"] = tuple(saved["betas"])
+        params.update(zip(saved["params"], group["params"]))
+    expected = _optimizer_state_entries(optimizer)
+    for index, entry in per_param.items():
+        if index not in params or not isinstance(entry, dict):
+            raise ValueError(f"the saved {name} holds state for a parameter it does not have ({index!r})")
+        if expected is not None and set(entry) != set(expected):
+            raise ValueError(f"the saved {name}'s state for parameter {index} holds {sorted(entry)}, expected "
+                             f"{sorted(expected)}")
+        for key, value in entry.items():
+            what = f"{name} state {index}.{key}"
+            if key == "step":  # a count: as the optimizer keeps it (Adam: a 0-d float tensor), finite, >= 0
+                if expected is not None and isinstance(expected["step"], torch.Tensor):
+                    check_tensor(what, value, expected["step"])
+                number = value.item() if isinstance(value, torch.Tensor) and value.ndim == 0 else value
+                if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < 2 ** 53:
+                    raise ValueError(f"{what} is not a step count")
+            else:
+                check_tensor(what, value, params[index])
     optimizer.load_state_dict(state)
+
+
+def _optimizer_state_entries(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """What ``optimizer`` keeps per parameter once it has stepped (Adam: step, exp_avg, exp_avg_sq),
+    as one parameter's entries, found by stepping a copy over zero-valued stand-ins; None if that
+    cannot be done."""
+    stand_ins = [[torch.zeros_like(p, requires_grad=True) for p in g["params"]] for g in optimizer.param_groups]
+    if not any(stand_ins):
+        return None
+    try:
+        probe = type(optimizer)([{**{k: v for k, v in g.items() if k != "params"}, "params": s}
+                                 for g, s in zip(optimizer.param_groups, stand_ins)])
+        for p in (p for s in stand_ins for p in s):
+            p.grad = torch.zeros_like(p)
+        probe.step()
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    entries = [probe.state[p] for s in stand_ins for p in s if probe.state.get(p)]
+    return dict(entries[0]) if entries else None
 
 
 class Algorithm(ABC):
@@ -366,7 +416,7 @@ class Algorithm(ABC):
         if set(opt_states) != set(p.optimizers):
             raise ValueError(f"optimizers {sorted(opt_states)} where {sorted(p.optimizers)} were expected")
         for name, opt in p.optimizers.items():
-            _load_optimizer(opt, opt_states[name])
+            _load_optimizer(opt, opt_states[name], name)
         for name, buffer in p.buffers.items():
             buffer.load_state(loader(name, numpy=True), state["buffers"][name])
         counters = unflatten_state(state["counters"], loader("counters"))
@@ -394,7 +444,7 @@ class Algorithm(ABC):
         planned run exactly (a sweep's early-stopping scheduler pauses runs at its rungs).
         ``self.paused`` says whether it stopped there.
         """
-        self._callback = callback
+        self._callbacks = _callbacks(callback)
         self._stop = False
         self.paused = False
         if pause_at is not None and (isinstance(pause_at, bool) or not isinstance(pause_at, (int, np.integer))):
@@ -438,27 +488,39 @@ class Algorithm(ABC):
         self._t0 = time.perf_counter() - self._elapsed
         self._last_log_steps, self._last_log_time = self.num_timesteps, self._elapsed
         signals = _StopOnSignal(self) if self.run is not None else None
-        try:
-            with signals or contextlib.nullcontext():
+        # the handlers stay in place until the run is saved and judged: a signal at any moment,
+        # the final evaluation included, leaves a run that --resume completes
+        with signals or contextlib.nullcontext():
+            try:
                 if self._pause_at is not None and self.num_timesteps >= self._pause_at:
                     self.paused = True  # already there (a resumed run paused at this step)
                 else:
                     self._train(self.planned_steps)
-        finally:
-            self._elapsed = time.perf_counter() - self._t0
-            self._progress.close()
-        if signals is not None and signals.received:
+            finally:
+                self._elapsed = time.perf_counter() - self._t0
+                self._progress.close()
+            if signals is not None and signals.received and self.num_timesteps < self.planned_steps:
+                self._checkpoint_here()
+                raise self._interrupted(signals.received)
+            if self.paused and self.num_timesteps < self.planned_steps:
+                if self.run is not None:
+                    self._checkpoint_here()
+            elif self.run is not None:
+                self.paused = False
+                self._finish_run(signals)
+
+    def _checkpoint_here(self) -> None:
+        """A checkpoint at this step, unless this very step's is already written."""
+        assert self.run is not None
+        latest = self.run.checkpoints.latest()
+        if latest is None or latest.name != f"step_{self.num_timesteps:012d}":
             self._write_checkpoint(finished=False)
-            raise Interrupted(f"{signals.NAMES[signals.received]} at step {self.num_timesteps:,}: checkpoint written "
-                              f"to {self.run.checkpoints.latest()}; continue with 'deeprl train --resume "
-                              f"{self.run.path}'", signals.received)
-        if self.paused and self.num_timesteps < self.planned_steps:
-            latest = self.run.checkpoints.latest() if self.run is not None else None
-            if self.run is not None and (latest is None or latest.name != f"step_{self.num_timesteps:012d}"):
-                self._write_checkpoint(finished=False)  # (unless this very step's is already written)
-        elif self.run is not None:
-            self.paused = False
-            self._finish_run()
+
+    def _interrupted(self, signum: int, during: str = "") -> Interrupted:
+        assert self.run is not None
+        return Interrupted(f"{_StopOnSignal.NAMES[signum]} at step {self.num_timesteps:,}{during}: checkpoint "
+                           f"written to {self.run.checkpoints.latest()}; continue with 'deeprl train --resume "
+                           f"{self.run.path}'", signum)
 
     def _check_extension(self) -> None:
         c = self.config
@@ -474,9 +536,23 @@ class Algorithm(ABC):
         return min(1.0, self.num_timesteps / max(1, self.schedule_steps))
 
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Action(s) for one observation or a batch (leading dimension)."""
-        obs = np.asarray(obs)
-        single = obs.shape == tuple(self.observation_space.shape or ())
+        """Action(s) for one observation or a batch (leading dimension); an observation that is not
+        of the agent's observation space is a :class:`ConfigError` naming both."""
+        space = self.observation_space
+        shape = tuple(space.shape or ())
+        try:
+            obs = np.asarray(obs)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"predict() takes observations of {space}; this one is not an array ({e})") from None
+        if obs.dtype.kind not in "biuf" or obs.shape[obs.ndim - len(shape):] != shape or obs.ndim not in (
+                len(shape), len(shape) + 1):
+            raise ConfigError(f"predict() takes an observation of {space} or a batch of them; got a "
+                              f"{obs.dtype} array of shape {obs.shape}")
+        if isinstance(space, gym.spaces.Discrete):
+            low, high = int(space.start), int(space.start) + int(space.n)
+            if (obs != np.round(obs)).any() or (obs < low).any() or (obs >= high).any():
+                raise ConfigError(f"predict() takes observations of {space}: integers in [{low}, {high}); got {obs!r:.80}")
+        single = obs.ndim == len(shape)
         batch = obs[None] if single else obs
         with self._own_rng():
             actions = self._act(batch, deterministic)
@@ -545,6 +621,16 @@ class Algorithm(ABC):
             config = build_config(cls.config_cls, config_dict)
         except ConfigError as e:
             raise CheckpointError(f"{str(run.config_file)!r} holds an invalid config: {e}") from None
+        run.lock()  # before the checkpoint is read: a second resume is told that another process trains the run
+        try:
+            return cls._resume_locked(run, config, total_steps)
+        except BaseException:
+            run.unlock()
+            raise
+
+    @classmethod
+    def _resume_locked(cls, run: RunDir, config: RunConfig, total_steps: int | None) -> "Algorithm":
+        run_dir = run.path
         ckpt = run.checkpoints.latest()
         if ckpt is None:  # stopped or crashed before its first checkpoint: start it again
             self = cls.from_config(config)
@@ -556,8 +642,9 @@ class Algorithm(ABC):
         if state.get("algo") != cls.algo:
             raise CheckpointError(f"checkpoint {str(ckpt)!r} is not a {cls.algo} checkpoint")
         try:
-            done, planned = int(state["num_timesteps"]), int(state.get("planned_steps", config.total_steps))
-            schedule = int(state.get("schedule_steps", config.total_steps))
+            done = _step_count(state["num_timesteps"], "num_timesteps")
+            planned = _step_count(state.get("planned_steps", config.total_steps), "planned_steps")
+            schedule = _step_count(state.get("schedule_steps", config.total_steps), "schedule_steps")
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {str(ckpt)!r} has a malformed state.json ({e})") from None
         if total_steps is not None:
@@ -572,9 +659,10 @@ class Algorithm(ABC):
         self.run, self._resumed = run, True
         try:
             self._restore_common(state)
-            self._torch_state = dict(loader("rng"))
+            self._torch_state = self._checked_torch_rng(loader("rng"))
             self._restore(state, loader)
-        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError) as e:
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError, OverflowError,
+                AssertionError) as e:  # (Gymnasium asserts that a replayed action is in the action space)
             self.close()
             raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({_short(e)}); "
                                   "it may come from another run") from None
@@ -589,8 +677,13 @@ class Algorithm(ABC):
         if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
             raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
         with torch.random.fork_rng(devices=self._cuda_devices()):  # evaluating never shifts training's random stream
-            return evaluate(self._eval_policy(), c.env, int(episodes),
-                            c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
+            result = evaluate(self._eval_policy(), c.env, int(episodes),
+                              c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
+        if result["capped_episodes"]:
+            self._warn("eval_cap", f"{result['capped_episodes']} of {result['episodes']} evaluation episodes were cut "
+                       f"at {result['episode_cap']:,} steps (the env has no time limit of its own; the policy may "
+                       "loop); set max_episode_steps to choose the limit")
+        return result
 
     def make_env(self, **overrides: Any) -> gym.Env:
         """One env as this agent trains on (wrappers, pixels, time limit), e.g. ``render_mode="rgb_array"``."""
@@ -660,7 +753,7 @@ class Algorithm(ABC):
         self._log(row)
         self._progress.update(0, ret=row["charts/episode_return"], **progress)
         self._maybe_checkpoint(since)
-        if self._callback is not None and self._callback(self) is False:
+        if any([cb(self) is False for cb in self._callbacks]):  # (a list: every callback runs)
             self._stop = True
         if self._pause_at is not None and self.num_timesteps >= self._pause_at:
             self._stop = self.paused = True
@@ -704,11 +797,12 @@ class Algorithm(ABC):
         tensors, arrays, state = self._checkpoint()
         try:
             self._save_checkpoint(tensors, arrays, state, finished)
-        except OSError as e:
+        except (OSError, SafetensorError) as e:  # safetensors raises its own type on a full disk
             kept = self.run.checkpoints.latest()
             earlier = f"the checkpoint {kept} is intact" if kept else "no earlier checkpoint exists"
             raise CheckpointError(f"could not write the checkpoint at step {self.num_timesteps:,} "
-                                  f"({e.strerror or e}); {earlier}; free space or fix permissions, then resume") from None
+                                  f"({getattr(e, 'strerror', None) or e}); {earlier}; free space or fix permissions, "
+                                  "then resume") from None
 
     def _save_checkpoint(self, tensors: dict, arrays: dict, state: dict, finished: bool) -> None:
         assert self.run is not None
@@ -745,6 +839,18 @@ class Algorithm(ABC):
             states["cuda"] = torch.cuda.get_rng_state(device)
         return states
 
+    def _checked_torch_rng(self, saved: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The saved random streams, checked against the ones they replace (a wrong-sized state is
+        refused here, not when ``learn()`` sets it)."""
+        current = self._torch_rng()
+        unknown = set(saved) - {"torch", "cuda"}
+        if unknown or "torch" not in saved:
+            raise ValueError(f"the random-stream file holds {sorted(saved)}, expected 'torch' (and 'cuda' on a GPU)")
+        for name, like in current.items():
+            if name in saved:
+                check_tensor(f"random stream {name!r}", saved[name], like, finite=False)
+        return dict(saved)
+
     def _set_torch_rng(self, states: dict[str, torch.Tensor]) -> None:
         """Inverse of ``_torch_rng``; a CUDA stream saved on a GPU is ignored when resuming on a CPU."""
         torch.set_rng_state(states["torch"])
@@ -753,8 +859,10 @@ class Algorithm(ABC):
                 torch.cuda.set_rng_state(states["cuda"], device)
 
     def _restore_common(self, state: dict[str, Any]) -> None:
-        self.num_timesteps = int(state["num_timesteps"])
-        self.episodes = int(state["episodes"])
+        self.num_timesteps = _step_count(state["num_timesteps"], "num_timesteps")
+        self.episodes = _step_count(state["episodes"], "episodes")
+        if not isinstance(state["elapsed"], (int, float)) or not 0 <= state["elapsed"] < math.inf:
+            raise ValueError(f"elapsed is {state['elapsed']!r}, not a number of seconds")
         self.recent_returns = deque(state["recent_returns"], maxlen=20)
         self.rng.bit_generator.state = state["rng"]
         self._elapsed = float(state["elapsed"])
@@ -764,16 +872,49 @@ class Algorithm(ABC):
         if state.get("env_state") is not None:
             self._obs = self.envs.restore(state["env_state"])
 
-    def _finish_run(self) -> None:
+    def _finish_run(self, signals: "_StopOnSignal | None" = None) -> None:
+        """After the last training step: the trained model and a checkpoint of this step first,
+        then the final evaluation, then the mark that the run is finished.
+
+        A signal before or during the evaluation stops it (the evaluation is cut at once, since
+        nothing is lost by redoing it) and leaves the model and a checkpoint on disk, so
+        ``--resume`` does only the evaluation.  Saving is never cut: signals wait for it."""
         assert self.run is not None
-        final = self.evaluate()
+        self.save(self.run.model_file)
+        self._checkpoint_here()
+        if signals is not None and signals.received:
+            raise self._interrupted(signals.received, " (trained, not yet evaluated)")
+        try:
+            with signals.cutting() if signals is not None else contextlib.nullcontext():
+                final = self.evaluate()
+        except _Cut:
+            assert signals is not None and signals.received is not None
+            raise self._interrupted(signals.received, " (trained, final evaluation cut short)") from None
         self.last_eval = final
         atomic_write_json(self.run.path / "eval.json", {**final, "step": self.num_timesteps,
                                                          "warnings": list(self.warnings.values())})
-        self.save(self.run.model_file)
-        self._write_checkpoint(finished=True)
         if self._logger is not None:
             self._log({"eval/mean_return": final["mean_return"], "eval/std_return": final["std_return"]})
+        self.run.checkpoints.mark_finished(self.run.checkpoints.latest(), warnings=self.warnings)
+
+
+def _callbacks(callback: Any) -> list[Callable[["Algorithm"], Any]]:
+    """``learn``'s ``callback``: None, a callable, or a list or tuple of callables, checked at the call."""
+    if callback is None:
+        return []
+    found = list(callback) if isinstance(callback, (list, tuple)) else [callback]
+    bad = [c for c in found if not callable(c)]
+    if bad:
+        raise ConfigError(f"callback must be a callable (agent) -> bool or a list of them; got {bad[0]!r:.80}")
+    return found
+
+
+def _step_count(value: Any, name: str) -> int:
+    """A step count read from a checkpoint: a non-negative integer, whole floats accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not 0 <= value < 2 ** 62:
+        raise ValueError(f"{name} is {value!r}, not a step count")
+    return int(value)
 
 
 def _short(error: BaseException) -> str:
@@ -783,10 +924,15 @@ def _short(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class _Cut(BaseException):
+    """Raised by a signal handler to abandon work that is safe to redo (the final evaluation)."""
+
+
 class _StopOnSignal:
     """While training into a run directory, SIGINT and SIGTERM ask the loop to stop at its next
-    clean point (``agent._stop``) instead of killing it, so a checkpoint can be written first.
-    Only the main thread can own signal handlers; elsewhere this does nothing."""
+    clean point (``agent._stop``) instead of killing it, so a checkpoint can be written first;
+    inside :meth:`cutting` they stop the work at once (:class:`_Cut`).  Only the main thread can
+    own signal handlers; elsewhere this does nothing."""
 
     NAMES = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
 
@@ -794,12 +940,26 @@ class _StopOnSignal:
         self.agent = agent
         self.received: int | None = None
         self._old: dict[int, Any] = {}
+        self._cutting = False
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is not None and signum == signal.SIGINT:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.received = signum
         self.agent._stop = True
+        if self._cutting:
+            self._cutting = False
+            raise _Cut
+
+    @contextlib.contextmanager
+    def cutting(self) -> Iterator[None]:
+        if self.received is not None:
+            raise _Cut
+        self._cutting = True
+        try:
+            yield
+        finally:
+            self._cutting = False
 
     def __enter__(self) -> "_StopOnSignal":
         if threading.current_thread() is threading.main_thread():

@@ -289,8 +289,8 @@ class WorldModel(Algorithm):
         obs = self.buffer.sample(8, np.random.default_rng(self.num_timesteps)).obs
         reconstruction_grid(self, obs, self.run.path / "pictures" / f"reconstruction_{self.num_timesteps:08d}.png")
 
-    def _finish_run(self) -> None:
-        super()._finish_run()
+    def _finish_run(self, signals=None) -> None:
+        super()._finish_run(signals)
         from deeprl.checkpoint import atomic_write_json
         from deeprl.worldmodel.pictures import plot_rollout_error, rollout_error
 

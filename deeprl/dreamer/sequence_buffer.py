@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeprl.buffers import allocate_observations
+from deeprl.buffers import allocate_observations, check_saved_arrays
 
 
 class SequenceReplay:
@@ -120,6 +120,7 @@ class SequenceReplay:
                 "filled": self.filled.tolist()}
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        check_saved_arrays(arrays, set(self._storage()), "sequence replay")
         if meta["rows"] != self.rows or meta["num_envs"] != self.num_envs:
             raise ValueError("sequence replay shape differs from the configured one")
         filled = np.asarray(meta["filled"], dtype=np.int64)

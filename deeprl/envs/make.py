@@ -103,7 +103,7 @@ def check_env_import(env_id: str, allowed: Iterable[str] = ()) -> None:
 
 def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto", check: bool = True,
              pixels: int = 0, grayscale: bool = False, frame_stack: int = 1, max_episode_steps: int = 0,
-             **kwargs: Any) -> gym.Env:
+             episode_limit: int = DEFAULT_EPISODE_LIMIT, **kwargs: Any) -> gym.Env:
     """One environment, ready for deeprl: images channels-first, Atari preprocessed.
 
     ``pixels=N`` replaces the observations by the env's ``rgb_array`` render resized to N x N
@@ -115,8 +115,9 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     Episode statistics are kept by the vector env; Atari envs record whole-game scores inside.
 
     ``max_episode_steps`` truncates episodes after that many steps; 0 keeps the env's own limit,
-    and gives an env registered without one a limit of ``DEFAULT_EPISODE_LIMIT``, so that every
-    episode ends (an evaluation waits for episodes to end).
+    and gives an env registered without one a limit of ``episode_limit`` (``DEFAULT_EPISODE_LIMIT``),
+    so that every episode ends (an evaluation waits for episodes to end); such an env carries that
+    limit as ``env.deeprl_episode_limit`` (evaluations report the episodes it cut).
     """
     if not isinstance(env_id, str) or not env_id.strip():
         raise EnvError("no environment id given; pass one such as --env CartPole-v1")
@@ -158,7 +159,8 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
                 kwargs["max_episode_steps"] = max_episode_steps
             env = gym.make(env_id, **kwargs)
             if env.spec is not None and env.spec.max_episode_steps is None and not has_wrapper(env, gym.wrappers.TimeLimit):
-                env = gym.wrappers.TimeLimit(env, DEFAULT_EPISODE_LIMIT)
+                env = gym.wrappers.TimeLimit(env, episode_limit)
+                env.deeprl_episode_limit = episode_limit
     except gym.error.DependencyNotInstalled as e:
         raise EnvError(f"env {env_id!r} needs an optional dependency: {e}") from None
     except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,

@@ -137,10 +137,23 @@ class VecEnv:
         self._obs_dtype = self.single_observation_space.dtype or np.int64
 
     def _stack(self, items: list[np.ndarray]) -> np.ndarray:
-        out = np.empty((len(items), *np.shape(items[0])), dtype=self._obs_dtype)
+        out = np.empty((len(items), *(self.single_observation_space.shape or ())), dtype=self._obs_dtype)
         for i, x in enumerate(items):
-            out[i] = x
+            try:
+                out[i] = x
+            except (ValueError, TypeError):
+                raise self._broken_contract(i, x, "reset") from None
         return out
+
+    def _broken_contract(self, i: int, obs: Any, where: str) -> Exception:
+        """The one-line error for an env whose observation is not of its own observation space."""
+        from deeprl.errors import EnvError
+
+        env = self.slots[i].env
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        return EnvError(f"env {name!r} returned from {where}() an observation of shape {np.shape(obs)} "
+                        f"({np.asarray(obs).dtype}), outside its own observation space {env.observation_space}; "
+                        "fix the env, or wrap it so its observations match the space it declares")
 
     def reset(self) -> np.ndarray:
         return self._stack([slot.reset() for slot in self.slots])
@@ -157,7 +170,10 @@ class VecEnv:
         reward, terminated, truncated = np.empty(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
         ended, episodes = [], []
         for i, (o, final, r, te, tr, episode) in enumerate(results):
-            obs[i], reward[i] = o, r
+            try:
+                obs[i], reward[i] = o, r
+            except (ValueError, TypeError):
+                raise self._broken_contract(i, o, "step") from None
             if te or tr:
                 terminated[i], truncated[i] = te, tr
                 ended.append((i, final))

@@ -1,0 +1,246 @@
+"""Ordinary and hostile input from Python and the command line: each is the right behaviour or
+one line naming the problem (a deeprl error in Python, exit 2 on the command line), raised at the
+call, never a traceback from deep inside and never after training has started."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import deeprl
+from deeprl import DQN, PPO
+from deeprl.cli import main
+from deeprl.errors import CheckpointError, ConfigError, EnvError
+from deeprl.run import RunDir, read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = dict(preset=None, eval_freq=0, checkpoint_freq=200, log_interval=100, learning_starts=50, batch_size=8,
+             train_freq=4, net_arch=[8], eval_episodes=2)
+
+
+class ShiftedDiscreteEnv(gym.Env):
+    """Observations are Discrete(5, start=10): a state index counted from 10."""
+
+    observation_space = gym.spaces.Discrete(5, start=10)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s = 10
+        return self.s, {}
+
+    def step(self, action):
+        reward = float(int(action) == (self.s % 2))
+        self.s = 10 + (self.s - 9) % 5
+        return self.s, reward, False, False, {}
+
+
+class WrongShapeEnv(gym.Env):
+    """Declares Box(4,) but its step returns 3 numbers: a user env that breaks its own contract."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+class NoRenderEnv(ShiftedDiscreteEnv):
+    metadata = {"render_modes": []}
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def render(self):
+        assert self.render_mode in self.metadata["render_modes"]
+
+
+gym.register("DeeprlHostile/Shifted-v0", entry_point=ShiftedDiscreteEnv, max_episode_steps=20)
+gym.register("DeeprlHostile/WrongShape-v0", entry_point=WrongShapeEnv, max_episode_steps=20)
+gym.register("DeeprlHostile/NoRender-v0", entry_point=NoRenderEnv, max_episode_steps=20)
+SHIFTED = "tests.test_hostile_inputs:DeeprlHostile/Shifted-v0"
+
+
+@pytest.mark.parametrize("cls", [DQN, PPO])
+def test_discrete_observations_that_start_above_zero_train_and_predict(cls):
+    agent = cls("DeeprlHostile/Shifted-v0", **({**QUICK} if cls is DQN else
+                                                dict(preset=None, eval_freq=0, n_steps=16, num_envs=2,
+                                                     minibatch_size=16, net_arch=[8])), total_steps=200)
+    agent.learn(progress=False)
+    assert agent.predict(14) in (0, 1)
+    assert agent.predict(np.array([10, 11, 12])).shape == (3,)
+    assert np.isfinite(agent.evaluate(2)["mean_return"])
+    agent.close()
+
+
+@pytest.mark.parametrize("obs,fragment", [
+    (np.zeros(3), "shape (3,)"), (np.zeros((2, 2, 4)), "shape (2, 2, 4)"), ("hello", "<U5"),
+    (np.array([object(), 1, 2, 3], dtype=object), "object"),
+])
+def test_predict_refuses_observations_of_another_space(obs, fragment):
+    agent = DQN("CartPole-v1", **QUICK)
+    with pytest.raises(ConfigError, match="predict") as info:
+        agent.predict(obs)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    agent.close()
+
+
+def test_predict_refuses_discrete_observations_outside_the_space():
+    agent = DQN("DeeprlHostile/Shifted-v0", **QUICK)
+    for bad in (3, 15, 10.5, [10, 20]):
+        with pytest.raises(ConfigError, match=r"\[10, 15\)"):
+            agent.predict(bad)
+    agent.close()
+
+
+def test_a_list_of_callbacks_runs_each_and_a_bad_one_is_refused_at_the_call():
+    seen = []
+    agent = DQN("CartPole-v1", **QUICK, total_steps=400)
+    agent.learn(progress=False, callback=[lambda a: seen.append(("f", a.num_timesteps)),
+                                          lambda a: seen.append(("g", a.num_timesteps))])
+    assert [k for k, _ in seen[:2]] == ["f", "g"] and len(seen) == 8
+    before = agent.num_timesteps
+    with pytest.raises(ConfigError, match="callback"):
+        agent.learn(100, progress=False, callback=[print, "not callable"])
+    with pytest.raises(ConfigError, match="callback"):
+        agent.learn(100, progress=False, callback=42)
+    assert agent.num_timesteps == before  # refused before a single step
+    stops = []
+    agent.learn(1000, progress=False, callback=[lambda a: stops.append(1), lambda a: False])
+    assert len(stops) == 1  # the second callback stopped training after the first interval
+    agent.close()
+
+
+def test_an_env_that_returns_the_wrong_shape_is_named():
+    with pytest.raises(EnvError) as info:
+        DQN("DeeprlHostile/WrongShape-v0", **QUICK, total_steps=200).learn(progress=False)
+    message = str(info.value)
+    assert "WrongShape" in message and "(3,)" in message and "(4,)" in message and "\n" not in message
+
+
+def test_python_api_misuse_is_a_deeprl_error(tmp_path):
+    with pytest.raises(CheckpointError, match="path"):
+        deeprl.load(None)
+    with pytest.raises(CheckpointError, match="path"):
+        DQN.load(42)
+    agent = DQN("CartPole-v1", **QUICK)
+    with pytest.raises(CheckpointError, match="/proc/x"):
+        agent.save("/proc/x")
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        agent.save(tmp_path / "fifo.safetensors")
+    assert not list(tmp_path.glob(".*.tmp"))
+    agent.close()
+
+
+def test_video_of_an_env_that_cannot_render_is_one_line(tmp_path):
+    agent = DQN("DeeprlHostile/NoRender-v0", **QUICK)
+    path = agent.save(tmp_path / "m")
+    agent.close()
+    proc = subprocess.run([sys.executable, "-c", "import tests.test_hostile_inputs, sys; from deeprl.cli import main;"
+                           f"sys.exit(main(['eval', {str(path)!r}, '--episodes', '1', '--video']))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "rgb_array" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo", "folder"])
+def test_video_never_writes_through_a_special_file(tmp_path, target):
+    agent = DQN("CartPole-v1", **QUICK)
+    path = agent.save(tmp_path / "m")
+    agent.close()
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = str(tmp_path / "fifo")
+    elif target == "folder":
+        (tmp_path / "folder").mkdir()
+        target = str(tmp_path / "folder")
+    before = os.stat(target)
+    assert main(["eval", str(path), "--episodes", "1", "--video", target]) == 2
+    after = os.stat(target)
+    assert (before.st_mode, before.st_ino) == (after.st_mode, after.st_ino)
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+
+
+def _stopped_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    agent = DQN("CartPole-v1", **QUICK, total_steps=600)
+
+    def stop(a):
+        if a.num_timesteps >= 400:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(run_dir=run, progress=False, callback=stop)
+    agent.close()
+    return run
+
+
+@pytest.mark.parametrize("damage", [
+    b"\xff\xfe\x00garbage\x80\x81\n",                       # bytes that are not UTF-8
+    None,                                                     # the header cut short
+])
+def test_damaged_metrics_never_block_resume_or_plot(tmp_path, damage):
+    run = _stopped_run(tmp_path)
+    data = (run / "metrics.csv").read_bytes()
+    if damage is None:
+        (run / "metrics.csv").write_bytes(data[:12])  # "step,wall_ti"
+    else:
+        (run / "metrics.csv").write_bytes(data + damage)
+    resumed = DQN.resume(run)
+    resumed.learn(progress=False)
+    resumed.close()
+    cols = read_metrics(run / "metrics.csv")
+    assert cols["step"][-1] == 600 and "loss/td" in cols
+    assert main(["plot", str(run), "--out", str(tmp_path / "p.png")]) == 0
+
+
+def test_plot_of_a_metrics_file_without_its_columns_is_one_line(tmp_path):
+    run = _stopped_run(tmp_path)
+    (run / "metrics.csv").write_bytes(b"\xff\xfe\nnot,a,header\n1,2,3\n")
+    assert main(["plot", str(run), "--out", str(tmp_path / "p.png")]) == 2
+
+
+def test_a_second_resume_is_told_another_process_trains_the_run(tmp_path):
+    run = _stopped_run(tmp_path)
+    holder = RunDir(run)
+    holder.lock()
+    try:
+        with pytest.raises(ConfigError, match="being trained by another process"):
+            DQN.resume(run)
+        # even with its checkpoint pointer mid-write (the other process checkpointing): the lock speaks first
+        (run / "checkpoints" / "latest").write_text("step_999999999999\n")
+        with pytest.raises(ConfigError, match="being trained by another process"):
+            DQN.resume(run)
+    finally:
+        holder.unlock()
+
+
+def test_an_out_path_that_is_not_utf8_is_refused(tmp_path):
+    out = os.fsencode(str(tmp_path)) + b"/run-\xff"
+    proc = subprocess.run([sys.executable, "-m", "deeprl", "train", "dqn", "--steps", "200", "--no-progress",
+                           "--out", out], cwd=ROOT, capture_output=True, timeout=120)
+    stderr = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 2 and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert "UTF-8" in stderr
+
+
+def test_evaluation_episodes_are_capped_and_the_cap_is_reported(tmp_path):
+    from tests.envs import ENDLESS
+    agent = DQN(ENDLESS, **{**QUICK, "eval_episodes": 2}, total_steps=200)
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    agent.close()
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert result["episodes"] == 2 and result["capped_episodes"] == 2
+    assert result["mean_length"] == result["episode_cap"] and result["episode_cap"] <= 10_000
+    assert any("were cut at 10,000 steps" in w for w in result["warnings"])
