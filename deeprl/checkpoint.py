@@ -62,6 +62,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_with(path: str | Path, write: Any) -> Path:
+    """Have ``write(tmp_path)`` write a file (a figure, a video) beside ``path``, then rename it into
+    place: ``path`` is only ever a regular file this replaces, never a device node, FIFO or folder
+    written through, and the temporary file is removed on every error."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{str(path)!r} exists and is not a regular file; choose another output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 def json_safe(obj: Any) -> Any:
     """``obj`` with every NaN or infinite float replaced by ``None``: JSON has no such numbers."""
     if isinstance(obj, float):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+from deeprl.checkpoint import atomic_write_with
 from deeprl.errors import DeepRLError
 from deeprl.run import read_metrics
 
@@ -42,11 +44,15 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, *, metric: str = "cha
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = figure_path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    out = save_figure(fig, out)
     plt.close(fig)
     return out
+
+
+def save_figure(fig: Any, out: str | Path) -> Path:
+    """``fig`` written to :func:`figure_path` ``(out)`` atomically, as a regular file only."""
+    path = figure_path(out)
+    return atomic_write_with(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".").lower()))
 
 
 def figure_path(out: str | Path) -> Path:
@@ -55,6 +61,9 @@ def figure_path(out: str | Path) -> Path:
     out = Path(out)
     if out.is_dir() or str(out).endswith(("/", "\\")):
         raise DeepRLError(f"figure path {str(out)!r} is a folder; give a file name such as plot.png")
+    if out.exists() and not out.is_file():
+        raise DeepRLError(f"figure path {str(out)!r} exists and is not a regular file; give a file name such as "
+                          "plot.png")
     if not out.suffix:
         return out.with_name(out.name + ".png")
     if out.suffix.lower().lstrip(".") not in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff",

@@ -17,7 +17,7 @@ import torch
 
 from deeprl.agents.pg import PolicyGradient, Rollout, estimate
 from deeprl.optim import grad_step, make_optimizer
-from deeprl.plotting import figure_path
+from deeprl.plotting import figure_path, save_figure
 
 ESTIMATORS = ("reinforce", "baseline", "q", "advantage")
 LABELS = {"reinforce": "REINFORCE  G_t", "baseline": "baseline  G_t - V(s_t)", "q": "actor-critic  r' + γV(s')",
@@ -107,9 +107,7 @@ def plot(results: dict[str, dict[str, float]], path: str | Path, title: str) -> 
             ax.text(v, y, f" {v:.3g}", va="center", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = figure_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -353,14 +353,18 @@ def test_checkpoint_pointers_and_symlinks_never_lead_outside_the_run(tmp_path):
         CheckpointDir(run2 / "checkpoints").latest()
 
 
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", ["oserror", "safetensors"])
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path, monkeypatch, error):
+    """Python raises OSError on a full disk; safetensors raises its own SafetensorError."""
+    from safetensors import SafetensorError
     run = tmp_path / "r"
     agent = DQN("CartPole-v1", **QUICK, total_steps=1200)
     real_write = CheckpointDir.write
 
     def write(self, step, **kw):
         if step > 500:
-            raise OSError(28, "No space left on device")
+            raise OSError(28, "No space left on device") if error == "oserror" else \
+                SafetensorError("Error while serializing: IoError(No space left on device (os error 28))")
         return real_write(self, step, **kw)
     monkeypatch.setattr(CheckpointDir, "write", write)
     with pytest.raises(CheckpointError, match="No space left on device.*step_000000000500 is intact"):

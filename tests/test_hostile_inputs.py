@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -155,17 +156,26 @@ def test_video_of_an_env_that_cannot_render_is_one_line(tmp_path):
     assert "rgb_array" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-@pytest.mark.parametrize("target", ["/dev/null", "fifo", "folder"])
-def test_video_never_writes_through_a_special_file(tmp_path, target):
+def _special(tmp_path: Path, kind: str, name: str) -> str:
+    """A special file of the test's own (never the system's /dev nodes, which a failing test would replace)."""
+    target = tmp_path / name
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(target, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a null device node
+    else:
+        target.mkdir()
+    return str(target)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_video_never_writes_through_a_special_file(tmp_path, kind):
     agent = DQN("CartPole-v1", **QUICK)
     path = agent.save(tmp_path / "m")
     agent.close()
-    if target == "fifo":
-        os.mkfifo(tmp_path / "fifo")
-        target = str(tmp_path / "fifo")
-    elif target == "folder":
-        (tmp_path / "folder").mkdir()
-        target = str(tmp_path / "folder")
+    target = _special(tmp_path, kind, "target")
     before = os.stat(target)
     assert main(["eval", str(path), "--episodes", "1", "--video", target]) == 2
     after = os.stat(target)
@@ -244,3 +254,15 @@ def test_evaluation_episodes_are_capped_and_the_cap_is_reported(tmp_path):
     assert result["episodes"] == 2 and result["capped_episodes"] == 2
     assert result["mean_length"] == result["episode_cap"] and result["episode_cap"] <= 10_000
     assert any("were cut at 10,000 steps" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize("kind,name", [("device", "null"), ("device", "null.png"), ("fifo", "fifo.png")])
+def test_plot_never_writes_through_a_special_file(tmp_path, kind, name):
+    run = _stopped_run(tmp_path)
+    target = _special(tmp_path, kind, name)
+    before = os.stat(target)
+    assert main(["plot", str(run), "--out", target]) == 2
+    after = os.stat(target)
+    assert (before.st_mode, before.st_ino, before.st_rdev) == (after.st_mode, after.st_ino, after.st_rdev)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name.startswith(".") and p.name != ".lock"]
+    assert not Path(target + ".png").exists()
