@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from deeprl.agents.base import _load_optimizer
+from deeprl.agents.persistence import load_optimizer as _load_optimizer
 from deeprl.errors import ConfigError
 from deeprl.optim import grad_step, make_optimizer
 

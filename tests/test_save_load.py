@@ -11,7 +11,7 @@ import torch
 
 import deeprl
 from deeprl import ALGORITHMS
-from deeprl.agents.base import space_from_json, space_to_json
+from deeprl.spaces import space_from_json, space_to_json
 from deeprl.errors import CheckpointError
 
 COMMON = dict(eval_freq=0, checkpoint_freq=0, seed=3)

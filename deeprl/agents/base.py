@@ -18,14 +18,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -35,14 +32,17 @@ import torch
 from safetensors import SafetensorError
 from threadpoolctl import threadpool_limits
 
-from deeprl.checkpoint import (atomic_write_json, check_tensor, flatten_state, load_model_file, load_module_tensors,
-                               module_tensors, save_model_file, unflatten_state)
+from deeprl.agents.persistence import Persistent, restore, snapshot, step_count
+from deeprl.agents.signals import Cut, StopOnSignal
+from deeprl.checkpoint import (atomic_write_json, check_tensor, load_model_file, load_module_tensors, module_tensors,
+                               save_model_file)
 from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
-from deeprl.errors import CheckpointError, ConfigError, DeepRLError, Interrupted, TrainingError
+from deeprl.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
+from deeprl.spaces import space_from_json, space_to_json
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,211 +57,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _bound_to_json(bound: np.ndarray) -> Any:
-    """A Box bound as JSON: one number when every entry is the same, else a nested list; ±inf as
-    the strings ``"inf"`` / ``"-inf"`` (JSON has no infinity)."""
-    def number(x: Any) -> Any:
-        x = x.item() if isinstance(x, np.generic) else x
-        if isinstance(x, float) and not np.isfinite(x):
-            if np.isnan(x):
-                raise DeepRLError("cannot save a space with a NaN bound")
-            return "inf" if x > 0 else "-inf"
-        return x
-
-    flat = np.asarray(bound).reshape(-1)
-    if flat.size and np.all(flat == flat[0]):
-        return number(flat[0])
-    return np.vectorize(number, otypes=[object])(bound).tolist() if flat.size else []
-
-
-def _bound_from_json(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    def number(x: Any) -> float:
-        if x in ("inf", "-inf"):
-            return float(x)
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise CheckpointError(f"space bound {x!r} is not a number; the file is corrupt or not from deeprl")
-        return x
-
-    if isinstance(value, list):
-        arr = np.array(np.vectorize(number, otypes=[np.float64])(np.array(value, dtype=object)))
-        if arr.shape != shape:
-            raise CheckpointError(f"space bound of shape {arr.shape} does not match the space's shape {shape}")
-    else:
-        arr = np.full(shape, number(value), dtype=np.float64)
-    return arr.astype(dtype)
-
-
-def space_to_json(space: gym.Space) -> dict[str, Any]:
-    """A space as JSON, exactly: a Box keeps its bounds (a policy clips to them, a network scales
-    its input by them), not just its shape."""
-    if isinstance(space, gym.spaces.Discrete):
-        return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, gym.spaces.Box):
-        return {"type": "box", "shape": list(space.shape), "dtype": str(space.dtype),
-                "low": _bound_to_json(space.low), "high": _bound_to_json(space.high)}
-    raise DeepRLError(f"cannot describe space {space}")
-
-
-def space_from_json(d: Any) -> gym.Space:
-    """Inverse of :func:`space_to_json`; anything malformed is a :class:`CheckpointError`."""
-    try:
-        kind = d["type"]
-        if kind == "discrete":
-            n, start = d["n"], d.get("start", 0)
-            if not (isinstance(n, int) and isinstance(start, int)) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"n={n!r}, start={start!r}")
-            return gym.spaces.Discrete(n, start=start)
-        if kind != "box":
-            raise ValueError(f"unknown space type {kind!r}")
-        shape = tuple(d["shape"])
-        if not all(isinstance(x, int) and not isinstance(x, bool) and 0 < x <= 1 << 16 for x in shape) \
-                or len(shape) > 4 or int(np.prod(shape)) > 1 << 24:
-            raise ValueError(f"implausible shape {list(shape)}")
-        dtype = np.dtype(d["dtype"])
-        if dtype.kind not in "biuf":
-            raise ValueError(f"dtype {dtype}")
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"the saved space {d!r:.200} is malformed ({e}); the file is corrupt or not from "
-                              "deeprl") from None
-    if "low" not in d:  # written before bounds were saved: the old, lossy reading
-        if dtype == np.uint8:
-            return gym.spaces.Box(0, 255, shape, dtype)
-        return gym.spaces.Box(-np.inf, np.inf, shape, dtype)
-    return gym.spaces.Box(_bound_from_json(d["low"], shape, dtype), _bound_from_json(d["high"], shape, dtype),
-                          shape, dtype)
-
-
 def default_torch_threads(images: bool) -> int:
     """What ``torch_threads=0`` picks: 1 for vector observations (small MLPs run fastest on one
     thread), and for images half the cores, at most 4.  torch's idle OpenMP workers spin, so a
     thread per core starves the env and any other process; on a 2-core machine a second thread
     made the conv world model several times slower, not faster."""
     return max(1, min(4, (os.cpu_count() or 1) // 2)) if images else 1
-
-
-@dataclass
-class Persistent:
-    """What an agent holds, by name, for :meth:`Algorithm.save` and checkpoints.
-
-    * ``model``: what a saved model needs to act: ``nn.Module`` s, or any object with a
-      ``state_dict()`` of tensors and ``load_state_dict()`` (running observation statistics);
-    * ``training``: more of those that only a resumed run needs (target networks);
-    * ``optimizers``: ``torch.optim`` optimizers;
-    * ``buffers``: replay buffers (``state_arrays() / state_meta() / load_state()``);
-    * ``counters``: names of attributes to restore as they were: numbers, JSON values, NumPy
-      arrays, tensors, or dicts and lists of them.
-    """
-
-    model: dict[str, Any]
-    training: dict[str, Any] = field(default_factory=dict)
-    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
-    buffers: dict[str, Any] = field(default_factory=dict)
-    counters: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for group in (self.model, self.training, self.optimizers, self.buffers):
-            for name in [k for k, v in group.items() if v is None]:  # optional parts that this config lacks
-                del group[name]
-
-
-def _as_tensor(value: Any) -> Any:
-    """A counter as :func:`~deeprl.checkpoint.flatten_state` stores it: arrays become tensors."""
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if isinstance(value, dict):
-        return {k: _as_tensor(v) for k, v in value.items()}
-    return value
-
-
-def _like(current: Any, saved: Any, name: str) -> Any:
-    """``saved`` in the type and shape of ``current``; raises ValueError where they do not fit."""
-    if isinstance(current, np.ndarray):
-        check_tensor(name, saved, torch.from_numpy(np.ascontiguousarray(current)))
-        return saved.numpy()
-    if isinstance(current, torch.Tensor):
-        check_tensor(name, saved, current.detach().cpu())
-        return saved.to(current.device)
-    if isinstance(current, bool) or current is None:
-        return saved
-    if isinstance(current, (int, float)):
-        if isinstance(saved, bool) or not isinstance(saved, (int, float)) or not math.isfinite(saved):
-            raise ValueError(f"{name} is {saved!r}, not a finite number")
-        return type(current)(saved)
-    if isinstance(current, dict):
-        if not isinstance(saved, dict) or set(saved) != set(current):
-            raise ValueError(f"{name} holds {sorted(saved) if isinstance(saved, dict) else saved!r}, expected keys "
-                             f"{sorted(current)}")
-        return {k: _like(current[k], saved[k], f"{name}.{k}") for k in current}
-    if isinstance(current, list):
-        if not isinstance(saved, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  and math.isfinite(v) for v in saved):
-            raise ValueError(f"{name} is {saved!r:.100}, not a list of finite numbers")
-        return saved
-    return saved
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, state: Any, name: str = "optimizer") -> None:
-    """``optimizer.load_state_dict`` with the checks torch leaves out, so a damaged file is refused
-    before it is used: the saved state is of the same kind of optimizer (the same hyperparameter
-    names, so Adam's moments never land in RMSprop), every hyperparameter number is finite, and
-    each parameter's state holds exactly the entries this optimizer keeps, each of its parameter's
-    shape and dtype (a step count: a finite number), finite.  torch checks none of the last: a
-    moment with too few rows made the fused Adam kernel read past its end and crash the process."""
-    groups = state.get("param_groups") if isinstance(state, dict) else None
-    per_param = state.get("state") if isinstance(state, dict) else None
-    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups) or not isinstance(per_param, dict):
-        raise ValueError(f"the {name} state has another number of parameter groups")
-    params: dict[Any, torch.Tensor] = {}
-    for saved, group in zip(groups, optimizer.param_groups):
-        if not isinstance(saved, dict) or set(saved) != set(group):
-            raise ValueError(f"the saved {name} is not a {type(optimizer).__name__}")
-        if not isinstance(saved["params"], list) or len(saved["params"]) != len(group["params"]):
-            raise ValueError(f"the saved {name} has another number of parameters")
-        for key, value in saved.items():
-            bad = isinstance(value, float) and not math.isfinite(value)
-            if bad or (isinstance(value, list) and key != "params"
-                       and any(isinstance(v, float) and not math.isfinite(v) for v in value)):
-                raise ValueError(f"the saved {name}'s {key} is {value!r}")
-        if isinstance(saved.get("betas"), list):
-            saved["betas"] = tuple(saved["betas"])
-        params.update(zip(saved["params"], group["params"]))
-    expected = _optimizer_state_entries(optimizer)
-    for index, entry in per_param.items():
-        if index not in params or not isinstance(entry, dict):
-            raise ValueError(f"the saved {name} holds state for a parameter it does not have ({index!r})")
-        if expected is not None and set(entry) != set(expected):
-            raise ValueError(f"the saved {name}'s state for parameter {index} holds {sorted(entry)}, expected "
-                             f"{sorted(expected)}")
-        for key, value in entry.items():
-            what = f"{name} state {index}.{key}"
-            if key == "step":  # a count: as the optimizer keeps it (Adam: a 0-d float tensor), finite, >= 0
-                if expected is not None and isinstance(expected["step"], torch.Tensor):
-                    check_tensor(what, value, expected["step"])
-                number = value.item() if isinstance(value, torch.Tensor) and value.ndim == 0 else value
-                if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < 2 ** 53:
-                    raise ValueError(f"{what} is not a step count")
-            else:
-                check_tensor(what, value, params[index])
-    optimizer.load_state_dict(state)
-
-
-def _optimizer_state_entries(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
-    """What ``optimizer`` keeps per parameter once it has stepped (Adam: step, exp_avg, exp_avg_sq),
-    as one parameter's entries, found by stepping a copy over zero-valued stand-ins; None if that
-    cannot be done."""
-    stand_ins = [[torch.zeros_like(p, requires_grad=True) for p in g["params"]] for g in optimizer.param_groups]
-    if not any(stand_ins):
-        return None
-    try:
-        probe = type(optimizer)([{**{k: v for k, v in g.items() if k != "params"}, "params": s}
-                                 for g, s in zip(optimizer.param_groups, stand_ins)])
-        for p in (p for s in stand_ins for p in s):
-            p.grad = torch.zeros_like(p)
-        probe.step()
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    entries = [probe.state[p] for s in stand_ins for p in s if probe.state.get(p)]
-    return dict(entries[0]) if entries else None
 
 
 class Algorithm(ABC):
@@ -396,32 +197,12 @@ class Algorithm(ABC):
 
     def _checkpoint(self) -> tuple[dict, dict, dict]:
         """``(tensor files, array files, JSON state)`` of what :meth:`_persistent` names."""
-        p = self._persistent()
-        opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in p.optimizers.items()}, "opt")
-        counters = {name: _as_tensor(getattr(self, name)) for name in p.counters}
-        counter_tensors, counter_skeleton = flatten_state(counters, "c")
-        tensors = {"model": module_tensors({**p.model, **p.training}), "optimizer": opt_tensors,
-                   "counters": counter_tensors}
-        arrays = {name: b.state_arrays() for name, b in p.buffers.items()}  # one file each, named after it
-        state = {"optimizer": opt_skeleton, "counters": counter_skeleton,
-                 "buffers": {name: b.state_meta() for name, b in p.buffers.items()}}
-        return tensors, arrays, state
+        return snapshot(self._persistent(), self)
 
     def _restore(self, state: dict[str, Any], loader: Any) -> None:
         """Inverse of :meth:`_checkpoint`; anything that does not fit raises (a ``CheckpointError``
         to the user, see :meth:`resume`)."""
-        p = self._persistent()
-        load_module_tensors({**p.model, **p.training}, loader("model"))
-        opt_states = unflatten_state(state["optimizer"], loader("optimizer"))
-        if set(opt_states) != set(p.optimizers):
-            raise ValueError(f"optimizers {sorted(opt_states)} where {sorted(p.optimizers)} were expected")
-        for name, opt in p.optimizers.items():
-            _load_optimizer(opt, opt_states[name], name)
-        for name, buffer in p.buffers.items():
-            buffer.load_state(loader(name, numpy=True), state["buffers"][name])
-        counters = unflatten_state(state["counters"], loader("counters"))
-        for name in p.counters:
-            setattr(self, name, _like(getattr(self, name), counters[name], name))
+        restore(self._persistent(), self, state, loader)
 
     # ------------------------------------------------------------------------------ public API
     def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,
@@ -487,7 +268,7 @@ class Algorithm(ABC):
         self._progress = Progress(self.planned_steps, self.num_timesteps, f"{self.algo} {self.config.env}", progress)
         self._t0 = time.perf_counter() - self._elapsed
         self._last_log_steps, self._last_log_time = self.num_timesteps, self._elapsed
-        signals = _StopOnSignal(self) if self.run is not None else None
+        signals = StopOnSignal(self) if self.run is not None else None
         # the handlers stay in place until the run is saved and judged: a signal at any moment,
         # the final evaluation included, leaves a run that --resume completes
         with signals or contextlib.nullcontext():
@@ -518,7 +299,7 @@ class Algorithm(ABC):
 
     def _interrupted(self, signum: int, during: str = "") -> Interrupted:
         assert self.run is not None
-        return Interrupted(f"{_StopOnSignal.NAMES[signum]} at step {self.num_timesteps:,}{during}: checkpoint "
+        return Interrupted(f"{StopOnSignal.NAMES[signum]} at step {self.num_timesteps:,}{during}: checkpoint "
                            f"written to {self.run.checkpoints.latest()}; continue with 'deeprl train --resume "
                            f"{self.run.path}'", signum)
 
@@ -642,9 +423,9 @@ class Algorithm(ABC):
         if state.get("algo") != cls.algo:
             raise CheckpointError(f"checkpoint {str(ckpt)!r} is not a {cls.algo} checkpoint")
         try:
-            done = _step_count(state["num_timesteps"], "num_timesteps")
-            planned = _step_count(state.get("planned_steps", config.total_steps), "planned_steps")
-            schedule = _step_count(state.get("schedule_steps", config.total_steps), "schedule_steps")
+            done = step_count(state["num_timesteps"], "num_timesteps")
+            planned = step_count(state.get("planned_steps", config.total_steps), "planned_steps")
+            schedule = step_count(state.get("schedule_steps", config.total_steps), "schedule_steps")
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {str(ckpt)!r} has a malformed state.json ({e})") from None
         if total_steps is not None:
@@ -859,8 +640,8 @@ class Algorithm(ABC):
                 torch.cuda.set_rng_state(states["cuda"], device)
 
     def _restore_common(self, state: dict[str, Any]) -> None:
-        self.num_timesteps = _step_count(state["num_timesteps"], "num_timesteps")
-        self.episodes = _step_count(state["episodes"], "episodes")
+        self.num_timesteps = step_count(state["num_timesteps"], "num_timesteps")
+        self.episodes = step_count(state["episodes"], "episodes")
         if not isinstance(state["elapsed"], (int, float)) or not 0 <= state["elapsed"] < math.inf:
             raise ValueError(f"elapsed is {state['elapsed']!r}, not a number of seconds")
         self.recent_returns = deque(state["recent_returns"], maxlen=20)
@@ -872,7 +653,7 @@ class Algorithm(ABC):
         if state.get("env_state") is not None:
             self._obs = self.envs.restore(state["env_state"])
 
-    def _finish_run(self, signals: "_StopOnSignal | None" = None) -> None:
+    def _finish_run(self, signals: "StopOnSignal | None" = None) -> None:
         """After the last training step: the trained model and a checkpoint of this step first,
         then the final evaluation, then the mark that the run is finished.
 
@@ -887,7 +668,7 @@ class Algorithm(ABC):
         try:
             with signals.cutting() if signals is not None else contextlib.nullcontext():
                 final = self.evaluate()
-        except _Cut:
+        except Cut:
             assert signals is not None and signals.received is not None
             raise self._interrupted(signals.received, " (trained, final evaluation cut short)") from None
         self.last_eval = final
@@ -909,64 +690,8 @@ def _callbacks(callback: Any) -> list[Callable[["Algorithm"], Any]]:
     return found
 
 
-def _step_count(value: Any, name: str) -> int:
-    """A step count read from a checkpoint: a non-negative integer, whole floats accepted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not 0 <= value < 2 ** 62:
-        raise ValueError(f"{name} is {value!r}, not a step count")
-    return int(value)
-
-
 def _short(error: BaseException) -> str:
     """An exception's message on one line, cut to a readable length (state-dict mismatches run to
     several lines)."""
     text = " ".join(str(error).split())
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-class _Cut(BaseException):
-    """Raised by a signal handler to abandon work that is safe to redo (the final evaluation)."""
-
-
-class _StopOnSignal:
-    """While training into a run directory, SIGINT and SIGTERM ask the loop to stop at its next
-    clean point (``agent._stop``) instead of killing it, so a checkpoint can be written first;
-    inside :meth:`cutting` they stop the work at once (:class:`_Cut`).  Only the main thread can
-    own signal handlers; elsewhere this does nothing."""
-
-    NAMES = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
-
-    def __init__(self, agent: "Algorithm"):
-        self.agent = agent
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-        self._cutting = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None and signum == signal.SIGINT:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.received = signum
-        self.agent._stop = True
-        if self._cutting:
-            self._cutting = False
-            raise _Cut
-
-    @contextlib.contextmanager
-    def cutting(self) -> Iterator[None]:
-        if self.received is not None:
-            raise _Cut
-        self._cutting = True
-        try:
-            yield
-        finally:
-            self._cutting = False
-
-    def __enter__(self) -> "_StopOnSignal":
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.NAMES:
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)

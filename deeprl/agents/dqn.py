@@ -16,13 +16,15 @@ update uses only the transitions just made (the lecture's online v1 and v2).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeprl.agents.base import Algorithm, Persistent
+from deeprl.agents.base import Algorithm
+from deeprl.agents.persistence import Persistent
 from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
 from deeprl.config import DQNConfig
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
@@ -38,6 +40,19 @@ def value_bounds(rewards: tuple[float, float] | None, gamma: float) -> tuple[flo
     if rewards is None or gamma >= 1.0:
         return None
     return min(rewards[0], 0.0) / (1.0 - gamma), max(rewards[1], 0.0) / (1.0 - gamma)
+
+
+DIVERGENCE_SLACK = 1.5  # early transients overshoot the value range a little; divergence does not stop
+
+
+def divergence_level(bounds: tuple[float, float] | None) -> float | None:
+    """The |Q| above which DQN warns that its estimates diverge, for :func:`value_bounds` ``(lo, hi)``:
+    1.5 max(|lo|, |hi|), that is 1.5 max(|r_min|, |r_max|) / (1 - γ), whether the rewards have one
+    sign or both (CartPole, r = 1, γ = 0.99: 150; Acrobot, r in [-1, 0], γ = 0.99: 150; clipped
+    Atari, r in [-1, 1], γ = 0.99: 150).  ``None`` (no bound) gives ``None``."""
+    if bounds is None:
+        return None
+    return DIVERGENCE_SLACK * max(abs(bounds[0]), abs(bounds[1]))
 
 
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
@@ -91,6 +106,7 @@ class DQN(Algorithm):
         self.updates = 0        # gradient steps taken
         self.q_bounds = value_bounds(reward_range(c.env, c.atari_wrappers), c.gamma)
         self._q_history: list[float] = []  # the largest |Q| of each log interval (divergence check)
+        self._rewards_seen: list[float] = []  # [r_min, r_max] of every reward collected, where the env's is unknown
         self._reset_stats()
 
     # --------------------------------------------------------------------------------- acting
@@ -206,6 +222,8 @@ class DQN(Algorithm):
             self.iteration += 1
             if self.buffer is not None:
                 self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
+            if self.q_bounds is None:
+                self._see_rewards(step.reward)
             if self.num_timesteps > c.learning_starts and self.iteration % train_every == 0:
                 if c.anneal_lr:
                     set_lr(self.optimizer, c.lr * (1.0 - self.progress()))
@@ -237,33 +255,50 @@ class DQN(Algorithm):
         self._reset_stats()
         return metrics
 
+    def _see_rewards(self, reward: np.ndarray) -> None:
+        """Widen the range of rewards collected so far (non-finite rewards are left out)."""
+        lo, hi = float(reward.min()), float(reward.max())
+        seen = self._rewards_seen
+        if math.isfinite(lo) and math.isfinite(hi) and (not seen or lo < min(seen) or hi > max(seen)):
+            self._rewards_seen = [min([lo, *seen]), max([hi, *seen])]
+
     def _check_divergence(self, q_abs: float) -> None:
-        """Warn (once) when the Q estimates diverge, before the greedy policy collapses: when they
-        leave the range that the env's rewards allow, or, where that range is unknown, when the
-        largest |Q| after exploration has ended grows past 4x its level of 10-20 intervals ago."""
+        """Warn (once) when the Q estimates diverge, before the greedy policy collapses.
+
+        Where the env's reward range is known (:func:`~deeprl.envs.reward_range`), when the largest
+        |Q| of a log interval passes :func:`divergence_level`: 1.5 max|r| / (1 - γ).
+
+        Where it is unknown, when both hold: the largest |Q| after exploration has ended has grown
+        past 4x its level of 10-20 intervals ago, and it is beyond 1.5 max|r| / (1 - γ) for the
+        rewards collected so far.  Every target is built from collected rewards, so no estimate
+        that the updates converge to lies beyond that; values that climb towards their true level
+        (FrozenLake's from 0.01 to 0.9) grow fourfold too, but stay within it."""
         c = self.config
         self._q_history = [*self._q_history[-19:], q_abs]
         if self.q_bounds is not None:
-            lo, hi = self.q_bounds
-            slack = 0.5 * (hi - lo)  # early transients overshoot a little; divergence does not stop
-            if q_abs > max(abs(lo), abs(hi)) + slack:
+            level = divergence_level(self.q_bounds)
+            if q_abs > level:
                 self._warn("q_divergence", f"Q estimates diverge: |Q| reached {q_abs:.4g} at step "
-                           f"{self.num_timesteps:,}, beyond the largest possible value "
-                           f"{max(abs(lo), abs(hi)):.4g} (= max|r| / (1 - gamma)); lower lr, "
+                           f"{self.num_timesteps:,}, beyond 1.5x the largest possible value "
+                           f"{level / DIVERGENCE_SLACK:.4g} (= max|r| / (1 - gamma)); lower lr, "
                            "train_freq/gradient_steps, or use double_q")
             return
+        seen = self._rewards_seen
+        level = divergence_level(value_bounds((min(seen), max(seen)), c.gamma)) if seen else 0.0
         past = self._q_history[-20:-10]
         explored = self.progress() > c.eps_fraction and self.num_timesteps > c.learning_starts
-        if explored and len(past) == 10 and q_abs > 4 * max(past) > 0:
+        if explored and len(past) == 10 and q_abs > 4 * max(past) > 0 and (level is None or q_abs > level):
             self._warn("q_divergence", f"Q estimates keep growing: the largest |Q| is {q_abs:.4g} at step "
-                       f"{self.num_timesteps:,}, over 4x its {max(past):.4g} of 10-20 log intervals ago; the "
-                       "values may be diverging (lower lr or gradient_steps, or use double_q)")
+                       f"{self.num_timesteps:,}, over 4x its {max(past):.4g} of 10-20 log intervals ago and "
+                       f"beyond 1.5x the {(level or 0.0) / DIVERGENCE_SLACK:.4g} (= max|r| / (1 - gamma)) that "
+                       "the rewards collected so far allow; the values may be diverging (lower lr or "
+                       "gradient_steps, or use double_q)")
 
     # --------------------------------------------------------------------------------- persistence
     def _persistent(self) -> Persistent:
         return Persistent(model={"q": self.q}, training={"target": self.q_target},
                           optimizers={"optimizer": self.optimizer}, buffers={"replay": self.buffer},
-                          counters=("iteration", "updates", "_q_history"))
+                          counters=("iteration", "updates", "_q_history", "_rewards_seen"))
 
     def _loaded_model(self) -> None:
         if self.q_target is not None:

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deeprl.agents.base import Algorithm, Persistent
+from deeprl.agents.base import Algorithm
+from deeprl.agents.persistence import Persistent
 from deeprl.config import DreamerConfig
 from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, replay_lambda_returns,
                                  straight_through_onehot, symexp, symlog, unimix_logits)

@@ -18,7 +18,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.agents.base import Algorithm, Persistent
+from deeprl.agents.base import Algorithm
+from deeprl.agents.persistence import Persistent
 from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, ReinforceConfig
 from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions

@@ -26,7 +26,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.agents.base import Algorithm, Persistent
+from deeprl.agents.base import Algorithm
+from deeprl.agents.persistence import Persistent
 from deeprl.buffers import ReplayBuffer
 from deeprl.config import WorldModelConfig
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
