@@ -218,3 +218,59 @@ def test_resume_rejects_missing_and_corrupt(tmp_path):
     state.write_text("{ truncated")
     with pytest.raises(CheckpointError, match="corrupt"):
         DQN.resume(tmp_path / "r", total_steps=2000)
+
+
+# --------------------------------------------------------------------------- the divergence warning
+def test_divergence_level_is_one_and_a_half_times_the_largest_value_for_either_sign():
+    """docs/dqn.md: DQN warns when |Q| passes 1.5 max|r| / (1 - γ), rewards of one sign or both."""
+    from deeprl.agents.dqn import divergence_level, value_bounds
+    assert divergence_level(value_bounds((1.0, 1.0), 0.99)) == pytest.approx(150.0)     # CartPole
+    assert divergence_level(value_bounds((-1.0, 0.0), 0.9)) == pytest.approx(15.0)      # Acrobot, γ = 0.9
+    assert divergence_level(value_bounds((-1.0, 1.0), 0.99)) == pytest.approx(150.0)    # clipped Atari
+    assert divergence_level(value_bounds((-2.0, 1.0), 0.9)) == pytest.approx(30.0)
+    assert divergence_level(value_bounds((0.5, 3.0), 0.5)) == pytest.approx(9.0)
+    assert divergence_level(None) is None
+    agent = DQN("CartPole-v1", total_steps=300, **FAST)
+    agent.q_bounds = value_bounds((-1.0, 1.0), 0.99)                                    # both signs: 150, not 200
+    agent._check_divergence(149.0)
+    assert not agent.warnings
+    agent._check_divergence(151.0)
+    assert "beyond 1.5x the largest possible value 100 " in agent.warnings["q_divergence"]
+
+
+def test_a_healthy_frozenlake_run_does_not_warn():
+    """Its |Q| climbs fourfold (0.04 to 0.2) as the goal's reward of 1 propagates, yet stays far below
+    1.5 max|r| / (1 - γ) = 150 for the rewards collected: no divergence warning."""
+    agent = DQN("FrozenLake8x8-v1", seed=3, total_steps=16_000, eval_freq=0, checkpoint_freq=0, log_interval=500)
+    agent.learn()
+    assert not agent.warnings, agent.warnings
+    assert agent.q_bounds is None and agent._rewards_seen == [0.0, 1.0]
+    assert max(agent._q_history) < 1.0 and max(agent._q_history[-10:]) > 4 * min(agent._q_history)
+
+
+def test_unknown_reward_ranges_warn_beyond_what_the_collected_rewards_allow():
+    agent = DQN(IDENTITY, total_steps=100, eps_fraction=0.0, **FAST)
+    agent.num_timesteps = 2000
+    agent._see_rewards(np.array([0.0, np.nan], np.float32))        # a step with a NaN reward is left out
+    agent._see_rewards(np.array([0.0, 1.0], np.float32))
+    agent._see_rewards(np.array([0.5], np.float32))
+    assert agent.q_bounds is None and agent._rewards_seen == [0.0, 1.0]  # values within [0, 100] (γ = 0.99)
+    for q in [1.0] * 20 + [20.0, 140.0]:                           # 4x growth, yet within 1.5 x 100
+        agent._check_divergence(q)
+    assert not agent.warnings
+    agent._check_divergence(600.0)                                 # 4x growth, beyond 150
+    assert "q_divergence" in agent.warnings and "collected" in agent.warnings["q_divergence"]
+
+
+def test_the_collected_reward_range_survives_a_resume(tmp_path):
+    cfg = dict(preset=None, total_steps=1000, learning_starts=100, checkpoint_freq=500, eval_freq=0, log_interval=250)
+
+    def crash(agent):
+        if agent.num_timesteps >= 750:
+            raise KeyboardInterrupt
+    crashed = DQN(IDENTITY, **cfg)
+    with pytest.raises(KeyboardInterrupt):
+        crashed.learn(run_dir=tmp_path / "r", callback=crash)
+    crashed.close()
+    resumed = DQN.resume(tmp_path / "r")
+    assert resumed.num_timesteps == 500 and resumed._rewards_seen == [0.0, 1.0]
