@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeprl.agents.base import Algorithm, Persistent
+from deeprl.agents.base import Algorithm
+from deeprl.agents.persistence import Persistent
 from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
 from deeprl.config import DQNConfig
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
