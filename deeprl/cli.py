@@ -17,14 +17,24 @@ DEFAULT_ALGO = "dqn"
 DEFAULT_ENV = "CartPole-v1"
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, most: int | None = None) -> int:
+    """A count (--steps, --episodes, ...): an integer from 1 to ``most`` (a step count's 2**62 - 1),
+    read exactly, never through float ("9007199254740993" stays itself; "1_000_000" and "1e6" are a million)."""
+    from deeprl.config import MAX_STEPS, parse_int
+
     try:
-        value = int(float(text.replace("_", "")))
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1 or value != float(text.replace("_", "")):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = parse_int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= (most or MAX_STEPS):
+        raise argparse.ArgumentTypeError(f"expected a positive integer of at most {most or '2**62 - 1'}, "
+                                         f"got {text!r}")
     return value
+
+
+def _seed_count(text: str) -> int:
+    """--seeds: how many seeds a bench or a sweep runs (each a run of its own)."""
+    return _positive_int(text, 10_000)
 
 
 def _seed(text: str) -> int:
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="train presets over several seeds; IQM [95%% CI] of the final models")
     b.add_argument("--algos", nargs="+", default=[DEFAULT_ALGO], metavar="ALGO")
     b.add_argument("--envs", nargs="+", default=[DEFAULT_ENV], metavar="ENV")
-    b.add_argument("--seeds", type=_positive_int, default=5, help="how many seeds (default 5)")
+    b.add_argument("--seeds", type=_seed_count, default=5, help="how many seeds (default 5)")
     b.add_argument("--first-seed", type=_seed, default=1000,
                    help="seeds run from here (default 1000: no preset was tuned on those)")
     b.add_argument("--steps", type=_positive_int, help="environment steps per run (default: each preset's)")
@@ -115,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="searched settings: lr=loguniform:1e-4:3e-3 n_steps=choice:128,256 gamma=uniform:0.9:0.999 "
                          "batch_size=int:32:256")
     sw.add_argument("--trials", type=_positive_int, default=16, help="candidates to try (default 16)")
-    sw.add_argument("--seeds", type=_positive_int, default=3, help="seeds per candidate (default 3)")
+    sw.add_argument("--seeds", type=_seed_count, default=3, help="seeds per candidate (default 3)")
     sw.add_argument("--first-seed", type=_seed, default=0, help="seeds run from here (default 0)")
     sw.add_argument("--search", choices=["random", "grid", "optuna"], default="random")
     sw.add_argument("--search-seed", type=_seed, default=0, help="seed of the search itself")
