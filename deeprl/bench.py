@@ -140,8 +140,12 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     those run directories are deleted and trained again."""
     from deeprl.agents import algorithm
     from deeprl.config import build_config, default_preset
+    from deeprl.errors import ConfigError
 
     out = Path(out)
+    if "seed" in (settings or {}):  # it would override every trial's seed: N copies of one run
+        raise ConfigError("--set seed: a bench's seeds come from --seeds and --first-seed (each one its own run); "
+                          "drop seed from --set")
     classes = {algo: algorithm(algo) for algo in algos}
     extra = dict(settings or {})
     if steps is not None:

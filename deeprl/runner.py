@@ -66,7 +66,9 @@ def run_trial(trial: Trial) -> dict[str, Any]:
 
     Returns ``{"trial": ..., "final": mean return, "returns": [...], "wall_time": s, "steps": n,
     "curve": {"step": [...], "eval": [...], "wall_time": [...]}}``, also written to
-    ``<run>/final.json`` (``<run>/rung_<pause_at>.json``)."""
+    ``<run>/final.json`` (``<run>/rung_<pause_at>.json``).  A trial that fails returns ``"final":
+    None`` and ``"error"``, and ``"busy": True`` when another process holds the run's lock (it is
+    training or resuming that run: try the trial again later)."""
     import torch
 
     from deeprl.errors import DeepRLError
@@ -75,7 +77,25 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     try:
         return _run_trial(trial)
     except DeepRLError as e:  # a trial's own failure (say, training that went NaN) is reported, not fatal
-        return {"trial": _jsonable(trial), "final": None, "error": str(e)}
+        result = {"trial": _jsonable(trial), "final": None, "error": str(e)}
+        if _locked_elsewhere(trial.path):  # another process trains the run: no failure of this trial, "busy"
+            result["busy"] = True
+        return result
+
+
+def _locked_elsewhere(run: Path) -> bool:
+    """Whether another process holds the training lock of the run directory ``run`` (RunDir.lock)."""
+    try:
+        import fcntl
+        fh = open(run / ".lock", "rb")
+    except (ImportError, OSError):
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when fh closes
+        except OSError:
+            return True
+    return False
 
 
 def trial_config(trial: Trial) -> dict[str, Any]:

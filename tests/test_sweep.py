@@ -64,6 +64,10 @@ def test_bad_settings_are_refused_before_training(tmp_path, space, settings, mes
     assert not (tmp_path / "s").exists()
 
 
+# what a sweep that ought to be refused would run if it were not: little
+SMALL = dict(trials=1, seeds=1, steps=64, settings=TINY, eval_episodes=1, workers=1, backend="processes", quiet=True)
+
+
 def _tiny_sweep(out, **kw):
     return sweep("ppo", "CartPole-v1", ["lr=loguniform:1e-4:3e-3", "n_steps=choice:16,32"], out,
                  **{"trials": 3, "seeds": 2, "steps": 256, "settings": TINY, "eval_episodes": 2, "workers": 1,
@@ -249,3 +253,246 @@ def test_asha_finishes_one_candidate_even_when_too_few_are_drawn(tmp_path, monke
     report = sweep("ppo", "CartPole-v1", ["lr=choice:1e-3,2e-3"], tmp_path / "s", trials=2, seeds=1, search="grid",
                    steps=9000, settings={"log_interval": 1000}, scheduler="asha", quiet=True, backend="processes")
     assert report["best"]["index"] == 1 and report["best"]["reached"] == 9000  # 2 < eta: none would pass a rung
+
+
+# --------------------------------------------------------------------------------------------
+# specs that cannot work are refused before anything trains
+
+
+@pytest.mark.parametrize("space, message", [
+    (["n_steps=uniform:16:64"], r"n_steps is an integer setting.*write n_steps=int:16:64$"),
+    (["n_steps=loguniform:16:1024"], r"write n_steps=logint:16:1024$"),
+    (["normalize_advantage=uniform:0:1"], r"write normalize_advantage=choice:true,false"),
+    (["activation=uniform:0:1"], r"write activation=choice:relu,tanh"),
+    (["net_arch=int:1:3"], r"write net_arch=choice:\[64,64\]"),
+    (["n_steps=choice:16,24.5"], r"--space n_steps: the choice '24.5'"),
+    (["seed=int:0:3"], r"--space seed: a sweep's seeds come from --seeds and --first-seed"),
+    (["env=choice:CartPole-v1,Acrobot-v1"], r"--space env"),
+])
+def test_every_entry_must_fit_its_settings_type(tmp_path, space, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep("ppo", "CartPole-v1", space, tmp_path / "s", **SMALL)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("settings", [{"seed": "7"}, {"seed": 7}])
+def test_a_fixed_seed_is_refused_by_sweep_and_bench(tmp_path, settings):
+    from deeprl.bench import bench
+    with pytest.raises(ConfigError, match=r"--set seed: a sweep's seeds come from --seeds and --first-seed"):
+        sweep("ppo", "CartPole-v1", ["lr=uniform:1e-4:1e-3"], tmp_path / "s", **{**SMALL, "settings": settings})
+    with pytest.raises(ConfigError, match=r"--set seed: a bench's seeds come from --seeds and --first-seed"):
+        bench(["ppo"], ["CartPole-v1"], [0, 1], tmp_path / "b", settings=settings, steps=64, eval_episodes=1,
+              workers=1, quiet=True)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("net_arch=choice:[64,64", "cannot read the choices of 'net_arch=choice:\\[64,64': a bracket left open"),
+    ("net_arch=choice:[64,64]],[8]", "a closing bracket without its opening one"),
+    ("lr=choice:!!python/object:os.system", "cannot read the choice '!!python/object:os.system' of 'lr=choice:"),
+    ("n=logint:0:8", "logint needs low >= 1"), ("n=logint:2:8.5", "whole numbers"),
+])
+def test_malformed_values_are_one_error_naming_the_entry(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space([spec])
+
+
+def test_cli_refusals_are_one_line(tmp_path, capsys):
+    from deeprl.cli import main
+    small = ["--steps", "64", "--seeds", "1", "--episodes", "1", "--workers", "1"]
+    for args, message in [
+        (["sweep", "ppo", "--out", str(tmp_path / "a"), "--space", "net_arch=choice:[64,64"], "net_arch=choice:[64,64"),
+        (["sweep", "ppo", "--out", str(tmp_path / "b"), "--space", "n_steps=uniform:16:64"], "n_steps=int:16:64"),
+        (["sweep", "ppo", "--out", str(tmp_path / "c"), "--space", "lr=uniform:1e-4:1e-3", "--set", "seed=7"],
+         "--seeds and --first-seed"),
+        (["bench", "--out", str(tmp_path / "d"), "--set", "seed=7"], "--seeds and --first-seed"),
+        (["sweep", "ppo", "--out", str(tmp_path / "e"), "--space", "n_steps=choice:16,32,64", "--search", "grid",
+          "--trials", "2"], "give --trials 3"),
+    ]:
+        assert main(args + small + (["--backend", "processes"] if args[0] == "sweep" else [])) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("deeprl: error: ") and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / args[args.index("--out") + 1]).exists()
+
+
+def test_choices_are_typed_and_logint_draws_whole_numbers(tmp_path, monkeypatch):
+    import deeprl.sweep
+    seen = []
+    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(seen))
+    report = sweep("ppo", "CartPole-v1", ["n_steps=choice:16.0,32", "batch_episodes=logint:2:64",
+                                          "atari_wrappers=choice:on,off", "normalize_obs=choice:1,0"],
+                   tmp_path / "s", trials=12, seeds=1, settings={"lr": "1e-3"}, quiet=True, backend="processes")
+    for trial in seen:
+        assert type(trial.settings["n_steps"]) is int and trial.settings["n_steps"] in (16, 32)
+        assert type(trial.settings["batch_episodes"]) is int and 2 <= trial.settings["batch_episodes"] <= 64
+        assert trial.settings["atari_wrappers"] in ("on", "off")  # words, as the setting takes them (not YAML's booleans)
+        assert trial.settings["normalize_obs"] in (True, False)
+    state = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert {type(c["params"]["n_steps"]) for c in state["candidates"]} == {int}
+    assert report["best"] is not None
+    rng, (param,) = np.random.default_rng(1), parse_space(["n=logint:16:1024"])
+    draws = [param.sample(rng) for _ in range(3000)]
+    assert all(type(d) is int for d in draws) and min(draws) == 16 and max(draws) <= 1024
+    assert np.median(draws) == pytest.approx(np.sqrt(16 * 1025), rel=0.1)  # uniform in log
+    optuna = make_search("optuna", [param], 0)
+    assert type(optuna.ask(0)["n"]) is int
+    assert optuna.study.trials[0].distributions["n"].log and optuna.study.trials[0].distributions["n"].step == 1
+
+
+def test_a_grid_is_run_whole_and_one_larger_than_trials_is_refused(tmp_path, monkeypatch, capsys):
+    import deeprl.sweep
+    seen = []
+    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(seen))
+    space = ["lr=choice:1e-3,2e-3,3e-3", "n_steps=choice:16,32"]
+    with pytest.raises(ConfigError, match=r"the grid holds 6 points, more than --trials 5.*give --trials 6"):
+        sweep("ppo", "CartPole-v1", space, tmp_path / "cut", trials=5, seeds=1, search="grid", backend="processes",
+              quiet=True)
+    assert not (tmp_path / "cut").exists()
+    report = sweep("ppo", "CartPole-v1", space, tmp_path / "s", seeds=1, search="grid", backend="processes")
+    assert len(report["ranked"]) == 6 and len(seen) == 6  # --trials (16) is an upper bound: the grid runs whole
+    assert "grid search, all 6 points (a grid is run whole, never cut to --trials)" in capsys.readouterr().err
+
+
+def _instant(seen, stop_after=None):
+    """A stand-in for run_trials that 'trains' instantly: a run's final is a known function of its
+    settings and seed.  With ``stop_after``, the call after that many raises KeyboardInterrupt."""
+    calls = []
+
+    def run_trials(trials, *, workers=0, backend="processes", address=None, on_result=None):
+        calls.append(workers)
+        if stop_after is not None and len(calls) > stop_after:
+            raise KeyboardInterrupt
+        seen.extend(trials)
+        results = [{"trial": {"out": t.out, "seed": t.seed},
+                    "final": -abs(np.log(t.settings["lr"] / 1e-3)) - abs(np.log(t.settings.get("n_steps", 32) / 32))
+                    + t.seed} for t in trials]
+        for r in results:
+            if on_result:
+                on_result(r)
+        return results
+    run_trials.calls = calls
+    return run_trials
+
+
+def _study(out):
+    import optuna
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    return optuna.load_study(study_name="deeprl-sweep", storage=storage)
+
+
+def test_an_optuna_sweep_resumes_from_its_study_with_other_workers(tmp_path, monkeypatch):
+    import deeprl.sweep
+    out, space = tmp_path / "s", ["lr=loguniform:1e-4:1e-2", "n_steps=int:8:128", "net_arch=choice:[8],[16,16]"]
+    first = []
+    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(first, stop_after=3))
+    with pytest.raises(KeyboardInterrupt):  # killed while its 4th candidate trained (one at a time: --workers 1)
+        sweep("ppo", "CartPole-v1", space, out, trials=8, seeds=1, search="optuna", workers=1, quiet=True,
+              backend="processes")
+    state = json.loads((out / "sweep.json").read_text())
+    assert [c["status"] for c in state["candidates"]] == ["done"] * 3 + ["running"]
+    drawn = [c["params"] for c in state["candidates"]]
+    again = []
+    resumed = _instant(again)
+    monkeypatch.setattr(deeprl.sweep, "run_trials", resumed)
+    report = resume_sweep(out, workers=2, quiet=True, backend="processes")  # another --workers: not refused
+    assert set(resumed.calls) == {2}
+    by_index = sorted(report["ranked"], key=lambda c: c["index"])
+    assert [c["status"] for c in by_index] == ["done"] * 8
+    assert [c["params"] for c in by_index[:4]] == drawn  # the recorded candidates, the unfinished one again
+    assert [t.settings["lr"] for t in again][0] == drawn[3]["lr"]  # only candidate 3 and the new ones trained
+    assert len(again) == 5
+    new = [c["params"] for c in by_index[4:]]
+    assert all(c not in drawn for c in new)  # the search went on: no candidate of the first session again
+    study = _study(out)  # the study as a fresh process reads it from the sweep folder
+    trials = sorted(study.trials, key=lambda t: t.user_attrs["candidate"])
+    assert [t.user_attrs["candidate"] for t in trials] == list(range(8))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert [t.value for t in trials] == [c["objective"] for c in by_index]
+    assert [{**t.params, "net_arch": [[8], [16, 16]][t.params["net_arch"]]} for t in trials[:4]] == drawn
+    # a sweep whose journal is gone (or one started before sweeps kept it) rebuilds the study from sweep.json
+    (out / "optuna.journal").unlink()
+    resume_sweep(out, workers=1, quiet=True, backend="processes")
+    assert len(again) == 5  # nothing trained again
+    assert sorted((t.user_attrs["candidate"], t.value) for t in _study(out).trials) == \
+        [(c["index"], c["objective"]) for c in by_index]
+
+
+def test_a_second_process_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
+    import fcntl
+
+    import deeprl.sweep
+    seen = []
+    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(seen))
+    out = tmp_path / "s"
+    sweep("ppo", "CartPole-v1", ["lr=loguniform:1e-4:1e-2"], out, trials=2, seeds=1, quiet=True, backend="processes")
+    with open(out / "sweep.lock") as held:  # as a sweep process running it holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ConfigError, match="is being run by another process"):
+            resume_sweep(out, quiet=True, backend="processes")
+        proc = subprocess.run([sys.executable, "-m", "deeprl", "sweep", "--resume", str(out), "--backend",
+                               "processes"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines()[-1] == \
+            f"deeprl: error: sweep {str(out)!r} is being run by another process; wait for it to finish or stop it first"
+        assert "Traceback" not in proc.stderr
+    assert len(seen) == 2
+    resume_sweep(out, quiet=True, backend="processes")  # free again
+
+
+def test_a_run_held_by_another_process_is_not_a_failure(tmp_path, capsys):
+    import fcntl
+    import shutil
+
+    from deeprl.runner import Trial, run_trial
+    out = tmp_path / "s"
+    first = _tiny_sweep(out, search="optuna", settings=dict(TINY, log_interval=64))
+    finals = {c["index"]: c["finals"] for c in first["ranked"]}
+    state = json.loads((out / "sweep.json").read_text())
+    state["candidates"][1]["status"] = "running"  # as if stopped while its runs trained
+    (out / "sweep.json").write_text(json.dumps(state))
+    run = out / "trial_0001" / "seed_1"
+    shutil.rmtree(run)  # as if stopped halfway: the run must be resumed, under its lock
+    settings = {**TINY, "log_interval": 64, "total_steps": 256, **state["candidates"][1]["params"]}
+    run_trial(Trial("ppo", "CartPole-v1", 1, str(run), settings=settings, eval_episodes=2, pause_at=128))
+    assert not (run / "model.safetensors").exists()
+    with open(run / ".lock") as held:  # another process (deeprl train --resume) trains the run
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        report = resume_sweep(out, workers=1, backend="processes")
+    candidate = next(c for c in report["ranked"] if c["index"] == 1)
+    assert candidate["status"] == "busy" and report["busy"] == [1] and "errors" not in candidate
+    assert json.loads((out / "sweep.json").read_text())["candidates"][1]["status"] == "busy"
+    assert "being resumed by another process" in (out / "report.md").read_text()
+    err = capsys.readouterr()
+    assert "seed 1: being resumed by another process" in err.out
+    assert f"candidate 1 not judged: its runs are being resumed by another process; run 'deeprl sweep --resume {out}'" \
+        in err.err
+    again = resume_sweep(out, workers=1, backend="processes", quiet=True)  # the run is free now: judged
+    assert {c["index"]: c["finals"] for c in again["ranked"]} == finals
+    assert all(c["status"] == "done" for c in again["ranked"]) and again["busy"] == []
+    assert {t.user_attrs["candidate"]: t.state.name for t in _study(out).trials} == {0: "COMPLETE", 1: "COMPLETE",
+                                                                                     2: "COMPLETE"}
+
+
+def test_asha_leaves_a_busy_candidate_for_the_next_resume(tmp_path, monkeypatch):
+    import deeprl.sweep
+
+    class BusyOnce(_ScoredPool):
+        busy = [True]
+
+        def next_result(self):
+            key, result = super().next_result()
+            if key[0] == 1 and self.busy[0]:
+                self.busy[0] = False
+                result = {**result, "final": None, "error": "run is being trained by another process", "busy": True}
+            return key, result
+
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", BusyOnce)
+    kw = dict(trials=3, seeds=1, search="grid", steps=9000, settings={"log_interval": 1000}, scheduler="asha",
+              min_steps=3000, quiet=True, backend="processes")
+    report = sweep("ppo", "CartPole-v1", ["lr=choice:3e-3,2e-3,1e-3"], tmp_path / "s", **kw)
+    status = {c["index"]: c["status"] for c in report["ranked"]}
+    assert status[1] == "busy" and report["busy"] == [1] and "errors" not in report["ranked"][-1]
+    again = resume_sweep(tmp_path / "s", quiet=True, backend="processes")
+    resumed = next(c for c in again["ranked"] if c["index"] == 1)
+    assert again["busy"] == [] and resumed["rungs"]["0"]["objective"] == pytest.approx(2.0 + 3000 / 1000)
+    assert resumed["status"] in ("done", "stopped") and "errors" not in resumed
