@@ -73,12 +73,13 @@ def dqn_update(agent):
 
 
 def pg_update(agent):
-    """PolicyGradient.update with the actor's forward and ``loss()`` wrapped (the critic's
+    """PolicyGradient.update with the actor's forward and ``losses()`` wrapped (the critic's
     forward and the estimators stay as they are)."""
-    from deeprl.optim import grad_step
+    from deeprl.optim import grad_step, weighted_loss
 
     def make(wrap):
-        loss_fn = wrap(lambda obs, v, actions, psi, target: agent.loss(agent.net.policy(obs), v, actions, psi, target)[0])
+        loss_fn = wrap(lambda obs, v, actions, psi, target: weighted_loss(
+            agent.losses(agent.net.policy(obs), v, actions, psi, target), agent.loss_scales))
 
         def update(rollout):
             values, psi, target = agent._begin_update(rollout, grad=True)

@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from deeprl.agents import algorithm
-    from deeprl.config import build_config, default_preset, describe, parse_assignments, preset_for
+    from deeprl.config import describe, parse_assignments, resolve_config
     from deeprl.errors import ConfigError
     from deeprl.run import RunDir, default_run_dir
 
@@ -221,7 +221,6 @@ def _train(args: argparse.Namespace) -> int:
     if args.allow_import:
         raise ConfigError("--allow-import is for --resume; a new run imports the module its --env names")
     env = DEFAULT_ENV if args.env is None else args.env
-    layers = [preset_for(algo_name, args.preset) if args.preset else default_preset(algo_name, env)]
     cli: dict = {"env": env}
     if args.seed is not None:
         cli["seed"] = args.seed
@@ -231,7 +230,7 @@ def _train(args: argparse.Namespace) -> int:
     clash = {"env", "seed", "total_steps"} & overrides.keys() & cli.keys()
     if clash:
         raise ConfigError(f"{', '.join(sorted(clash))} given both as a flag and in --set; give it once")
-    config = build_config(cls.config_cls, *layers, overrides, cli)
+    config = resolve_config(cls.config_cls, algo_name, env, preset=args.preset or "auto", overrides=[overrides, cli])
     out = Path(args.out) if args.out else default_run_dir(algo_name, config.env)
     RunDir(out).check_target()
     if RunDir(out).exists():

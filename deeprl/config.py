@@ -686,3 +686,15 @@ def default_preset(algo: str, env_id: str) -> dict[str, Any]:
     """The tuned preset named after ``env_id`` if one ships, else nothing."""
     presets = _preset_file(algo)
     return _settings(presets.get(env_id, {}))
+
+
+def resolve_config(cls: type[RunConfig], algo: str, env: str, *, preset: str | None = "auto",
+                   overrides: Iterable[dict[str, Any]] = ()) -> RunConfig:
+    """The one way a run's settings are layered, for the API, the command line, bench and sweep:
+    the preset (``"auto"``: the tuned one named after ``env`` if it ships; a name: that one;
+    ``None``: none), then each override in order, then ``env`` itself."""
+    if preset == "auto":
+        base = default_preset(algo, env)
+    else:
+        base = preset_for(algo, preset) if preset is not None else {}
+    return build_config(cls, base, *overrides, {"env": env})

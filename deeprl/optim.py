@@ -59,3 +59,12 @@ def grad_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: fl
         norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
     optimizer.step()
     return norm
+
+
+def weighted_loss(losses: dict[str, torch.Tensor], scales: dict[str, float]) -> torch.Tensor:
+    """Σ_k scales[k] · losses[k], the one objective a gradient step takes (danijar/dreamerv3's
+    ``loss_scales``): each term has exactly one scale, so a new term cannot be left unweighted
+    or a scale left without its term."""
+    if losses.keys() != scales.keys():
+        raise ValueError(f"loss terms {sorted(losses)} and their scales {sorted(scales)} differ")
+    return sum(scales[k] * v for k, v in losses.items())

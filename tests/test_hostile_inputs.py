@@ -266,3 +266,44 @@ def test_plot_never_writes_through_a_special_file(tmp_path, kind, name):
     assert (before.st_mode, before.st_ino, before.st_rdev) == (after.st_mode, after.st_ino, after.st_rdev)
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name.startswith(".") and p.name != ".lock"]
     assert not Path(target + ".png").exists()
+
+
+def _signal_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 180) -> tuple[int, str]:
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready() and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("command", ["bench", "sweep"])
+def test_a_signal_during_bench_or_sweep_keeps_the_runs_and_a_rerun_continues(tmp_path, command):
+    """SIGTERM while a bench (or sweep) trains its runs in this process: exit 143 with one line, the
+    interrupted run has a checkpoint, and the same command run again finishes every run."""
+    import signal
+    out = tmp_path / "out"
+    settings = ["eval_freq=0", "log_interval=250", "checkpoint_freq=250", "learning_starts=100", "net_arch=[16]"]
+    if command == "bench":
+        args = ["bench", "--algos", "dqn", "--envs", "CartPole-v1", "--seeds", "2", "--steps", "3000", "--episodes",
+                "2", "--workers", "1", "--backend", "processes", "--out", str(out), "--set", *settings]
+    else:
+        args = ["sweep", "dqn", "--env", "CartPole-v1", "--space", "lr=choice:0.001,0.0005", "--search", "grid",
+                "--trials", "2", "--seeds", "1", "--steps", "3000", "--episodes", "2", "--workers", "1",
+                "--backend", "processes", "--out", str(out), "--set", *settings]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "deeprl", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    code, err = _signal_when(proc, lambda: any(p.stat().st_size > 200 for p in out.rglob("metrics.csv")),
+                             signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert "checkpoint written" in err, err
+    assert list(out.rglob("checkpoints/latest")), "the interrupted run left no checkpoint"
+    rerun = args if command == "bench" else ["sweep", "--resume", str(out)]  # a sweep continues with --resume
+    again = subprocess.run([sys.executable, "-m", "deeprl", *rerun], cwd=ROOT, capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    finals = list(out.rglob("final.json"))
+    assert len(finals) == 2 and all(json.loads(f.read_text())["steps"] == 3000 for f in finals)

@@ -13,7 +13,7 @@ from deeprl.errors import ConfigError, EnvError
 from deeprl.nets import Categorical, DiagGaussian
 from deeprl.returns import gae, reward_to_go
 from tests.envs import IDENTITY, MULTI_DISCRETE, TARGET_REACH
-from tests.resume import crash_and_resume
+from tests.resume import crash_and_resume, metrics_rows
 
 FAST = dict(preset=None, eval_freq=0, checkpoint_freq=0, log_interval=1000)
 
@@ -154,20 +154,36 @@ def test_update_is_one_torch_step_on_the_naive_loss(env):
 @pytest.mark.parametrize("cls,kw", [(A2C, dict(num_envs=2, n_steps=8)),
                                     (REINFORCE, dict(batch_episodes=2)),
                                     (PPO, dict(num_envs=2, n_steps=16, minibatch_size=16, n_epochs=2))])
-def test_a_new_loss_term_is_one_edit(cls, kw):
-    """Every update of every policy-gradient algorithm goes through its ``loss``: a term added
-    there (here an L2 penalty on the weights) changes training, on the CPU as anywhere."""
+def test_a_new_loss_term_is_one_edit(cls, kw, tmp_path):
+    """Every update of every policy-gradient algorithm goes through :meth:`losses`: a term added
+    there with its scale (here an L2 penalty on the weights) changes training, and is logged as
+    ``loss/<term>`` without any other edit."""
 
     class WithPenalty(cls):
-        def loss(self, *args, **kwargs):
-            loss, stats = super().loss(*args, **kwargs)
-            return loss + 10.0 * sum(p.pow(2).sum() for p in self.net.parameters()), stats
+        def losses(self, *args, **kwargs):
+            return {**super().losses(*args, **kwargs), "l2": sum(p.pow(2).sum() for p in self.net.parameters())}
+
+        @property
+        def loss_scales(self):
+            return {**super().loss_scales, "l2": 10.0}
 
     plain, penalized = cls("CartPole-v1", seed=1, **FAST, **kw), WithPenalty("CartPole-v1", seed=1, **FAST, **kw)
-    for agent in (plain, penalized):
-        agent.learn(300)
+    plain.learn(300)
+    penalized.learn(300, run_dir=tmp_path / "run")
+    penalized.close()
     norm = lambda agent: sum(p.pow(2).sum().item() for p in agent.net.parameters())  # noqa: E731
     assert norm(penalized) < norm(plain)
+    logged = [row["loss/l2"] for row in metrics_rows(tmp_path / "run" / "metrics.csv") if row.get("loss/l2")]
+    assert logged and float(logged[-1]) > 0
+
+
+def test_a_term_without_a_scale_is_an_error():
+    class Unscaled(A2C):
+        def losses(self, *args, **kwargs):
+            return {**super().losses(*args, **kwargs), "l2": sum(p.pow(2).sum() for p in self.net.parameters())}
+
+    with pytest.raises(ValueError, match="l2"):
+        Unscaled("CartPole-v1", num_envs=2, n_steps=8, **FAST).learn(32)
 
 
 def test_threads_are_set_while_training_and_restored_after():
@@ -322,8 +338,8 @@ def test_anneal_clip_range_narrows_the_clip_linearly():
     for steps, eps, clipped in [(0, 0.2, 0.0), (500, 0.1, 1.0), (1000, 0.0, 1.0)]:
         agent.num_timesteps = steps
         assert agent.clip_range() == pytest.approx(eps)
-        loss, stats = agent.loss(Categorical(logits), None, actions, psi, psi, old)
-        assert stats["policy/clip_fraction"].item() == clipped
+        loss = agent.losses(Categorical(logits), None, actions, psi, psi, old_log_probs=old)["actor"]
+        assert agent._stats.read()["policy/clip_fraction"] == clipped
         (grad,) = torch.autograd.grad(loss, logits)
         assert (grad.abs().sum().item() > 0) == (not clipped)
     assert PPO("CartPole-v1", total_steps=1000, **FAST).clip_range() == 0.2   # off by default

@@ -16,9 +16,7 @@ Subclasses implement:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -29,17 +27,17 @@ from typing import Any, Callable, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from threadpoolctl import threadpool_limits
 
+from deeprl.agents.loop import IntervalStats, TrainingLoop
 from deeprl.agents.persistence import Persistent, restore, snapshot, step_count
-from deeprl.agents.signals import Cut, StopOnSignal
-from deeprl.checkpoint import (atomic_write_json, check_tensor, load_model_file, load_module_tensors, module_tensors,
-                               save_model_file)
-from deeprl.config import RunConfig, build_config, config_to_dict, default_preset, preset_for
+from deeprl.agents.rng import RandomStreams
+from deeprl.agents.signals import StopOnSignal
+from deeprl.checkpoint import load_model_file, load_module_tensors, module_tensors, save_model_file
+from deeprl.config import RunConfig, build_config, config_to_dict, resolve_config
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
-from deeprl.errors import CheckpointError, ConfigError, Interrupted, TrainingError
+from deeprl.errors import CheckpointError, ConfigError
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
 from deeprl.spaces import space_from_json, space_to_json
@@ -65,10 +63,9 @@ def default_torch_threads(images: bool) -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 2)) if images else 1
 
 
-class Algorithm(ABC):
+class Algorithm(TrainingLoop, RandomStreams, ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[RunConfig]]
-    metric_keys: ClassVar[list[str]]
     # boolean settings that decay something to 0 over the planned run -> what they decay
     schedules: ClassVar[dict[str, str]] = {"anneal_lr": "learning rate"}
 
@@ -76,14 +73,10 @@ class Algorithm(ABC):
         """``preset='auto'`` uses the tuned preset named after ``env`` when one ships (see
         ``deeprl presets``); ``None`` starts from the defaults; any other name picks that preset.
         Keyword settings override the preset (see ``deeprl train ALGO --help-config``)."""
-        layers: list[dict[str, Any]] = []
-        if preset == "auto":
-            layers.append(default_preset(self.algo, env))
-        elif preset is not None:
-            layers.append(preset_for(self.algo, preset))
-        layers.append({**settings, "env": env})
-        self._init(build_config(self.config_cls, *layers))
+        self._init(resolve_config(self.config_cls, self.algo, env, preset=preset, overrides=[settings]))
 
+    # Every agent is made by _init: __init__ (from settings), from_config, load (spaces from the
+    # file, no env opened), resume (from_config, then the checkpoint), check (spaces only, nothing built).
     @classmethod
     def from_config(cls, config: RunConfig) -> "Algorithm":
         self = cls.__new__(cls)
@@ -96,14 +89,16 @@ class Algorithm(ABC):
         made, spaces the algorithm cannot handle), without building networks or buffers."""
         from deeprl.envs import make_env
 
-        probe = cls.__new__(cls)
-        probe.config = config
-        env = make_env(config.env, **probe._env_kwargs())
-        probe.observation_space, probe.action_space = env.observation_space, env.action_space
+        env = make_env(config.env, **_env_kwargs(config))
+        spaces = (env.observation_space, env.action_space)
         env.close()
-        probe._check_spaces()
+        cls.__new__(cls)._init(config, spaces, build=False)
 
-    def _init(self, config: RunConfig, spaces: tuple[gym.Space, gym.Space] | None = None) -> None:
+    def _init(self, config: RunConfig, spaces: tuple[gym.Space, gym.Space] | None = None, *,
+              build: bool = True) -> None:
+        """The one construction path: the run's state, the env spaces (from ``spaces``, else from
+        envs opened here), the algorithm's check of them, then (with ``build``) its networks,
+        optimizers and buffers, seeded from the config."""
         self.config = config
         self.device = resolve_device(config.device)
         self.num_timesteps = 0
@@ -123,11 +118,17 @@ class Algorithm(ABC):
         self.best_eval_return = -float("inf")  # best periodic evaluation so far (best_model.safetensors)
         self._logger: MetricsLogger | None = None
         self.warnings: dict[str, str] = {}  # what the run warned about, once each (also in eval.json)
+        self._stats = IntervalStats(self.maxima)  # this log interval's statistics
+        self._progress: Progress | None = None
+        self._callbacks: list[Callable[[Algorithm], Any]] = []
+        self._stop = False
         if spaces is None:
             self._open_envs()
             spaces = (self.envs.single_observation_space, self.envs.single_action_space)
         self.observation_space, self.action_space = spaces
         self._check_spaces()
+        if not build:
+            return
         # torch's random streams are the agent's own: seeded here for the networks' initial
         # weights, swapped in while it trains or acts (_own_rng), the process's left as they were
         with torch.random.fork_rng(devices=self._cuda_devices()):
@@ -136,9 +137,7 @@ class Algorithm(ABC):
             self._torch_state = self._torch_rng()
 
     def _env_kwargs(self) -> dict[str, Any]:
-        c = self.config
-        return {"atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
-                "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}
+        return _env_kwargs(self.config)
 
     def _open_envs(self) -> None:
         c = self.config
@@ -170,10 +169,6 @@ class Algorithm(ABC):
     @abstractmethod
     def _build(self) -> None:
         """Networks, optimizers and buffers, from ``self.config`` and the env spaces."""
-
-    @abstractmethod
-    def _train(self, target_steps: int) -> None:
-        """The training loop, until ``num_timesteps`` reaches ``target_steps`` or a callback stops it."""
 
     @abstractmethod
     def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -280,6 +275,7 @@ class Algorithm(ABC):
             finally:
                 self._elapsed = time.perf_counter() - self._t0
                 self._progress.close()
+                self._progress = None
             if signals is not None and signals.received and self.num_timesteps < self.planned_steps:
                 self._checkpoint_here()
                 raise self._interrupted(signals.received)
@@ -289,19 +285,6 @@ class Algorithm(ABC):
             elif self.run is not None:
                 self.paused = False
                 self._finish_run(signals)
-
-    def _checkpoint_here(self) -> None:
-        """A checkpoint at this step, unless this very step's is already written."""
-        assert self.run is not None
-        latest = self.run.checkpoints.latest()
-        if latest is None or latest.name != f"step_{self.num_timesteps:012d}":
-            self._write_checkpoint(finished=False)
-
-    def _interrupted(self, signum: int, during: str = "") -> Interrupted:
-        assert self.run is not None
-        return Interrupted(f"{StopOnSignal.NAMES[signum]} at step {self.num_timesteps:,}{during}: checkpoint "
-                           f"written to {self.run.checkpoints.latest()}; continue with 'deeprl train --resume "
-                           f"{self.run.path}'", signum)
 
     def _check_extension(self) -> None:
         c = self.config
@@ -489,194 +472,11 @@ class Algorithm(ABC):
             self._logger.close()
             self._logger = None
 
-    # ------------------------------------------------------------------------------ loop helpers
-    def _record_episodes(self, episodes: list[tuple[int, float, int]]) -> None:
-        for _, ret, _ in episodes:
-            self.episodes += 1
-            self.recent_returns.append(ret)
 
-    def _recent_return(self) -> float | None:
-        return float(np.mean(self.recent_returns)) if self.recent_returns else None
-
-    def _warn(self, key: str, message: str) -> None:
-        """Tell the user once per run (on stderr, above the progress bar) and keep it for the summary."""
-        if key in self.warnings:
-            return
-        self.warnings[key] = message
-        from tqdm import tqdm
-        tqdm.write(f"deeprl: warning: {message}", file=sys.stderr)
-
-    def _log(self, metrics: dict[str, Any]) -> None:
-        if self._logger is not None:
-            self._logger.log(self.num_timesteps, metrics, time.perf_counter() - self._t0)
-
-    def _interval_due(self, target_steps: int) -> bool:
-        return self._crossed(self.config.log_interval, self._last_log_steps) or self.num_timesteps >= target_steps
-
-    def _close_interval(self, metrics: dict[str, Any], **progress: Any) -> None:
-        """End of a log interval: one metrics row (with an evaluation when one is due), a
-        checkpoint when one is due, then the user's callback.
-
-        Checkpoints are taken only here, right after a row, when the interval's statistics have
-        just been emptied: a resumed run then logs exactly the rows the uninterrupted run would.
-        """
-        now = time.perf_counter() - self._t0
-        sps = (self.num_timesteps - self._last_log_steps) / max(now - self._last_log_time, 1e-9)
-        since = self._last_log_steps
-        self._last_log_steps, self._last_log_time = self.num_timesteps, now
-        row = {"charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
-               "charts/sps": round(sps, 1), **metrics}
-        self._check_finite(row)
-        evaluation = self._maybe_eval(since)
-        if evaluation is not None:
-            row["eval/mean_return"] = evaluation["mean_return"]
-            row["eval/std_return"] = evaluation["std_return"]
-        self._log(row)
-        self._progress.update(0, ret=row["charts/episode_return"], **progress)
-        self._maybe_checkpoint(since)
-        if any([cb(self) is False for cb in self._callbacks]):  # (a list: every callback runs)
-            self._stop = True
-        if self._pause_at is not None and self.num_timesteps >= self._pause_at:
-            self._stop = self.paused = True
-
-    def _check_finite(self, row: dict[str, Any]) -> None:
-        """Stop with a clear error, before anything is logged or checkpointed, once a statistic of
-        the interval or a weight is NaN or infinite: what was saved before stays good."""
-        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-        tensors = [t for t in self._model_tensors().values() if t.is_floating_point()]
-        if not bad and tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
-            bad = [k for k, t in self._model_tensors().items() if t.is_floating_point() and not t.isfinite().all()]
-        if not bad:
-            return
-        kept = self.run.checkpoints.latest() if self.run is not None else None
-        where = f"the last good checkpoint is {kept}" if kept else "nothing was saved"
-        raise TrainingError(f"training stopped at step {self.num_timesteps:,}: {', '.join(bad[:3])} became NaN or "
-                            f"infinite ({where}); lower lr, or check that the env's observations and rewards are "
-                            "finite")
-
-    def _crossed(self, every: int, since: int) -> bool:
-        """True when the steps from ``since`` to now crossed a multiple of ``every``."""
-        return every > 0 and self.num_timesteps // every != since // every
-
-    def _maybe_eval(self, since: int) -> dict[str, Any] | None:
-        if not self._crossed(self.config.eval_freq, since):
-            return None
-        self.last_eval = self.evaluate()
-        # value-based agents in particular can peak and then degrade (DQN on CartPole does);
-        # like SB3's EvalCallback, keep the best evaluated weights beside the final ones
-        if self.run is not None and self.last_eval["mean_return"] > self.best_eval_return:
-            self.best_eval_return = self.last_eval["mean_return"]
-            self.save(self.run.best_model_file)
-        return self.last_eval
-
-    def _maybe_checkpoint(self, since: int) -> None:
-        if self.run is not None and self._crossed(self.config.checkpoint_freq, since):
-            self._write_checkpoint(finished=False)
-
-    def _write_checkpoint(self, finished: bool) -> None:
-        assert self.run is not None
-        tensors, arrays, state = self._checkpoint()
-        try:
-            self._save_checkpoint(tensors, arrays, state, finished)
-        except (OSError, SafetensorError) as e:  # safetensors raises its own type on a full disk
-            kept = self.run.checkpoints.latest()
-            earlier = f"the checkpoint {kept} is intact" if kept else "no earlier checkpoint exists"
-            raise CheckpointError(f"could not write the checkpoint at step {self.num_timesteps:,} "
-                                  f"({getattr(e, 'strerror', None) or e}); {earlier}; free space or fix permissions, "
-                                  "then resume") from None
-
-    def _save_checkpoint(self, tensors: dict, arrays: dict, state: dict, finished: bool) -> None:
-        assert self.run is not None
-        common = {"algo": self.algo, "num_timesteps": self.num_timesteps, "planned_steps": self.planned_steps,
-                  "schedule_steps": self.schedule_steps,
-                  "episodes": self.episodes, "recent_returns": list(self.recent_returns),
-                  "rng": self.rng.bit_generator.state, "env_state": self.envs.state() if self.envs else None,
-                  "elapsed": time.perf_counter() - self._t0, "finished": finished,
-                  "best_eval_return": self.best_eval_return if self.best_eval_return > -float("inf") else None,
-                  "warnings": self.warnings}
-        tensors.setdefault("rng", {}).update(self._torch_rng())
-        self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
-
-    def _cuda_devices(self) -> list[torch.device]:
-        """The CUDA device whose random stream this run draws from, if any."""
-        return [self.device] if self.device.type == "cuda" else []
-
-    @contextlib.contextmanager
-    def _own_rng(self) -> Iterator[None]:
-        """The agent's torch random streams in place of the process's while it trains or acts;
-        the agent's carry on where they stopped (checkpoints hold them), the process's are
-        restored after."""
-        with torch.random.fork_rng(devices=self._cuda_devices()):
-            self._set_torch_rng(self._torch_state)
-            try:
-                yield
-            finally:
-                self._torch_state = self._torch_rng()
-
-    def _torch_rng(self) -> dict[str, torch.Tensor]:
-        """torch's random streams that training draws from: the CPU's, and the GPU's on CUDA."""
-        states = {"torch": torch.get_rng_state()}
-        for device in self._cuda_devices():
-            states["cuda"] = torch.cuda.get_rng_state(device)
-        return states
-
-    def _checked_torch_rng(self, saved: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The saved random streams, checked against the ones they replace (a wrong-sized state is
-        refused here, not when ``learn()`` sets it)."""
-        current = self._torch_rng()
-        unknown = set(saved) - {"torch", "cuda"}
-        if unknown or "torch" not in saved:
-            raise ValueError(f"the random-stream file holds {sorted(saved)}, expected 'torch' (and 'cuda' on a GPU)")
-        for name, like in current.items():
-            if name in saved:
-                check_tensor(f"random stream {name!r}", saved[name], like, finite=False)
-        return dict(saved)
-
-    def _set_torch_rng(self, states: dict[str, torch.Tensor]) -> None:
-        """Inverse of ``_torch_rng``; a CUDA stream saved on a GPU is ignored when resuming on a CPU."""
-        torch.set_rng_state(states["torch"])
-        for device in self._cuda_devices():
-            if "cuda" in states:
-                torch.cuda.set_rng_state(states["cuda"], device)
-
-    def _restore_common(self, state: dict[str, Any]) -> None:
-        self.num_timesteps = step_count(state["num_timesteps"], "num_timesteps")
-        self.episodes = step_count(state["episodes"], "episodes")
-        if not isinstance(state["elapsed"], (int, float)) or not 0 <= state["elapsed"] < math.inf:
-            raise ValueError(f"elapsed is {state['elapsed']!r}, not a number of seconds")
-        self.recent_returns = deque(state["recent_returns"], maxlen=20)
-        self.rng.bit_generator.state = state["rng"]
-        self._elapsed = float(state["elapsed"])
-        if state.get("best_eval_return") is not None:
-            self.best_eval_return = float(state["best_eval_return"])
-        self.warnings = {str(k): str(v) for k, v in (state.get("warnings") or {}).items()}
-        if state.get("env_state") is not None:
-            self._obs = self.envs.restore(state["env_state"])
-
-    def _finish_run(self, signals: "StopOnSignal | None" = None) -> None:
-        """After the last training step: the trained model and a checkpoint of this step first,
-        then the final evaluation, then the mark that the run is finished.
-
-        A signal before or during the evaluation stops it (the evaluation is cut at once, since
-        nothing is lost by redoing it) and leaves the model and a checkpoint on disk, so
-        ``--resume`` does only the evaluation.  Saving is never cut: signals wait for it."""
-        assert self.run is not None
-        self.save(self.run.model_file)
-        self._checkpoint_here()
-        if signals is not None and signals.received:
-            raise self._interrupted(signals.received, " (trained, not yet evaluated)")
-        try:
-            with signals.cutting() if signals is not None else contextlib.nullcontext():
-                final = self.evaluate()
-        except Cut:
-            assert signals is not None and signals.received is not None
-            raise self._interrupted(signals.received, " (trained, final evaluation cut short)") from None
-        self.last_eval = final
-        atomic_write_json(self.run.path / "eval.json", {**final, "step": self.num_timesteps,
-                                                         "warnings": list(self.warnings.values())})
-        if self._logger is not None:
-            self._log({"eval/mean_return": final["mean_return"], "eval/std_return": final["std_return"]})
-        self.run.checkpoints.mark_finished(self.run.checkpoints.latest(), warnings=self.warnings)
+def _env_kwargs(c: RunConfig) -> dict[str, Any]:
+    """``make_env``'s keywords for the env a config trains on."""
+    return {"atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
+            "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}
 
 
 def _callbacks(callback: Any) -> list[Callable[["Algorithm"], Any]]:

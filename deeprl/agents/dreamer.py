@@ -36,7 +36,7 @@ from deeprl.dreamer.rssm import RSSM, State, flatten
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.nets import gaussian_entropy, gaussian_log_prob, mlp
-from deeprl.optim import grad_step, make_optimizer
+from deeprl.optim import grad_step, make_optimizer, weighted_loss
 from deeprl.worldmodel.vae import make_coder
 
 LOSS_SCALES = {"recon": 1.0, "reward": 1.0, "continue": 1.0, "dyn": None, "rep": None}  # None: from the config
@@ -99,10 +99,13 @@ class Dreamer(Algorithm):
     algo = "dreamer"
     config_cls = DreamerConfig
     config: DreamerConfig
-    metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/recon", "loss/reward",
-                   "loss/continue", "loss/dyn", "loss/rep", "loss/kl", "loss/model", "loss/actor", "loss/critic",
-                   "loss/entropy", "dream/return", "dream/value", "dream/continue", "dream/return_scale",
-                   "grad/model", "grad/actor", "updates/gradient_steps", "eval/mean_return", "eval/std_return"]
+    metrics = ("loss/kl", "loss/model", "loss/actor", "loss/critic", "loss/entropy", "dream/return", "dream/value",
+               "dream/continue", "dream/return_scale", "grad/model", "grad/actor", "updates/gradient_steps")
+
+    @property
+    def loss_scales(self) -> dict[str, float]:
+        """The world model's loss terms and their weights (DreamerV3's ``loss_scales``)."""
+        return {**LOSS_SCALES, "dyn": self.config.dyn_scale, "rep": self.config.rep_scale}
 
     def _check_spaces(self) -> None:
         check_vector_or_image_observations(self.observation_space, self.algo)
@@ -141,7 +144,6 @@ class Dreamer(Algorithm):
                                      np.float32)
         self.updates = 0
         self._update_credit = 0.0
-        self._stats: dict[str, list[torch.Tensor]] = {}
         self._acting = self._policy_state(c.num_envs)
         self._prev_action = np.zeros((c.num_envs, self.action_dim), np.float32)  # a_{t-1} (0 at a first step)
         self._prev_reward = np.zeros(c.num_envs, np.float32)                     # r_t
@@ -237,9 +239,7 @@ class Dreamer(Algorithm):
                   "continue": F.binary_cross_entropy_with_logits(self.continue_head(feature).squeeze(-1),
                                                                  1.0 - batch["is_terminal"].float()),
                   "dyn": dyn, "rep": rep}
-        scales = {**LOSS_SCALES, "dyn": c.dyn_scale, "rep": c.rep_scale}
-        assert losses.keys() == scales.keys()
-        loss = sum(scales[k] * v for k, v in losses.items())
+        loss = weighted_loss(losses, self.loss_scales)
         norm = grad_step(self.optimizers["model"], loss, c.model_grad_norm)
         self._record(**{f"loss/{k}": v for k, v in losses.items()}, **{"loss/kl": kl, "loss/model": loss,
                                                                         "grad/model": norm})
@@ -341,7 +341,7 @@ class Dreamer(Algorithm):
         grad_step(self.optimizers["critic"], critic_loss, c.ac_grad_norm)
         with torch.no_grad():  # v_ψ⁻ ← τ v_ψ + (1 - τ) v_ψ⁻
             torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), c.critic_tau)
-        self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": dream["entropies"].mean(),
+        self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": -dream["entropies"].mean(),
                         "dream/return": returns.mean(), "dream/value": values.mean(),
                         "dream/continue": continues.mean(),
                         "dream/return_scale": torch.tensor(scale), "grad/actor": actor_norm})
@@ -359,46 +359,37 @@ class Dreamer(Algorithm):
         self.train_behaviour(start, is_terminal, (post, batch))
         self.updates += 1
 
-    def _record(self, **values: torch.Tensor) -> None:
-        for key, value in values.items():
-            self._stats.setdefault(key, []).append(value.detach().float())
-
     # --------------------------------------------------------------------------------- the loop
-    def _train(self, target_steps: int) -> None:
+    def _iteration(self, target_steps: int) -> None:
+        """One step of every env, then as many gradient steps as the replay ratio has earned."""
         c, n = self.config, self.config.num_envs
         obs = self._obs
-        while self.num_timesteps < target_steps and not self._stop:
-            # o_t is stored with the action a_{t-1} and reward r_t that led to it
-            self.replay.add(obs, self._prev_action, self._prev_reward, self._first, np.zeros(n, bool))
-            if self.num_timesteps < c.prefill_steps:
-                env_actions, model_actions = self._random_actions(n)
-                self._policy_step(self._acting, obs, False)  # keeps the recurrent state in step with the env
-                self._acting["action"] = torch.as_tensor(model_actions, device=self.device)
-            else:
-                env_actions = self._policy_step(self._acting, obs, False)
-                model_actions = self._acting["action"].cpu().numpy()
-            step = self.envs.step(env_actions)
-            done = step.terminated | step.truncated
-            for i in np.flatnonzero(done):  # the final observation is a step of its own, terminal or not
-                self.replay.add_one(int(i), step.next_obs[i], model_actions[i], float(step.reward[i]), False,
-                                    bool(step.terminated[i]))
-            self._prev_action = np.where(done[:, None], 0.0, model_actions).astype(np.float32)
-            self._prev_reward = np.where(done, 0.0, step.reward).astype(np.float32)
-            self._first = done
-            self._acting["first"] = torch.as_tensor(done, device=self.device)
-            self.num_timesteps += n
-            self._record_episodes(step.episodes)
-            self._progress.update(n)
-            obs = self._obs = step.obs
-            if self.num_timesteps >= c.prefill_steps and self.replay.can_sample(c.batch_length):
-                self._update_credit += c.replay_ratio * n          # replay ratio: gradient steps per env step
-                while self._update_credit >= 1.0:
-                    self.train_step()
-                    self._update_credit -= 1.0
-            if self._interval_due(target_steps):
-                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
-                self._stats = {}
-                self._close_interval({**stats, "updates/gradient_steps": self.updates})
+        # o_t is stored with the action a_{t-1} and reward r_t that led to it
+        self.replay.add(obs, self._prev_action, self._prev_reward, self._first, np.zeros(n, bool))
+        if self.num_timesteps < c.prefill_steps:
+            env_actions, model_actions = self._random_actions(n)
+            self._policy_step(self._acting, obs, False)  # keeps the recurrent state in step with the env
+            self._acting["action"] = torch.as_tensor(model_actions, device=self.device)
+        else:
+            env_actions = self._policy_step(self._acting, obs, False)
+            model_actions = self._acting["action"].cpu().numpy()
+        step = self._env_step(env_actions)
+        done = step.terminated | step.truncated
+        for i in np.flatnonzero(done):  # the final observation is a step of its own, terminal or not
+            self.replay.add_one(int(i), step.next_obs[i], model_actions[i], float(step.reward[i]), False,
+                                bool(step.terminated[i]))
+        self._prev_action = np.where(done[:, None], 0.0, model_actions).astype(np.float32)
+        self._prev_reward = np.where(done, 0.0, step.reward).astype(np.float32)
+        self._first = done
+        self._acting["first"] = torch.as_tensor(done, device=self.device)
+        if self.num_timesteps >= c.prefill_steps and self.replay.can_sample(c.batch_length):
+            self._update_credit += c.replay_ratio * n          # replay ratio: gradient steps per env step
+            while self._update_credit >= 1.0:
+                self.train_step()
+                self._update_credit -= 1.0
+
+    def _interval_metrics(self) -> dict[str, Any]:
+        return {**super()._interval_metrics(), "updates/gradient_steps": self.updates}
 
     # --------------------------------------------------------------------------------- persistence
     def _persistent(self) -> Persistent:

@@ -25,7 +25,7 @@ from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions
 from deeprl.errors import ConfigError
 from deeprl.nets import ACTIVATIONS, ActorCritic, Categorical, DiagGaussian
-from deeprl.optim import grad_step, make_optimizer, set_lr
+from deeprl.optim import grad_step, make_optimizer, set_lr, weighted_loss
 from deeprl.returns import gae, reward_to_go
 
 
@@ -125,8 +125,7 @@ class PolicyGradient(Algorithm):
     replaces it with its own."""
 
     config: PGConfig
-    metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/actor", "loss/critic",
-                   "loss/entropy", "grad/norm", "eval/mean_return", "eval/std_return"]
+    metrics = ("grad/norm",)
 
     def _check_spaces(self) -> None:
         check_observation_space(self.observation_space, self.algo)
@@ -160,7 +159,6 @@ class PolicyGradient(Algorithm):
         self.updates = 0        # gradient steps (as in DQN)
         self.rollouts = 0       # collect-and-update iterations
         self._ep_time = np.zeros(c.num_envs, dtype=np.int64)
-        self._stats: dict[str, list[torch.Tensor]] = {}
 
     # --------------------------------------------------------------------------------- acting
     @torch.inference_mode()
@@ -226,7 +224,7 @@ class PolicyGradient(Algorithm):
         for t in range(T):
             seen = self._observe(obs)
             actions, logp_buf[t] = self._sample(seen, False)                  # a ~ π_θ(a|s)
-            step = self.envs.step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
+            step = self._env_step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
             obs_buf[t] = seen
             act_buf.append(actions)
             rew[t], term[t], trunc[t], ep_time[t] = step.reward, step.terminated, step.truncated, self._ep_time
@@ -236,12 +234,9 @@ class PolicyGradient(Algorithm):
                 self._ep_time[done] = 0
                 for i in np.flatnonzero(step.truncated):
                     finals.append((t * N + int(i), self._normalize(step.next_obs[i])))
-                self._record_episodes(step.episodes)
             if self.ret_rms is not None:
                 rew[t] = self._scale_rewards(step.reward, done)
             obs = step.obs                                                   # s ← s'
-        self._obs = obs
-        self.num_timesteps += T * N
         actions = np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:])
         return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), actions, logp_buf.reshape(-1), rew, term, trunc,
                              ep_time, self._normalize(obs), finals)
@@ -260,10 +255,9 @@ class PolicyGradient(Algorithm):
         while len(done_eps) < count:
             seen = self._observe(obs)
             actions, log_probs = self._sample(seen, False)
-            step = self.envs.step(self._to_env(actions))
+            step = self._env_step(self._to_env(actions))
             done = step.terminated | step.truncated
             reward = self._scale_rewards(step.reward, done)
-            self.num_timesteps += N
             for i in range(N):
                 running[i].append((seen[i], actions[i], log_probs[i], reward[i], step.terminated[i],
                                    step.truncated[i], self._ep_time[i]))
@@ -272,9 +266,7 @@ class PolicyGradient(Algorithm):
                     finals.append(self._normalize(step.next_obs[i]) if step.truncated[i] else None)
                     running[i] = []
             self._ep_time = np.where(done, 0, self._ep_time + 1)
-            self._record_episodes(step.episodes)
             obs = step.obs
-        self._obs = obs
         steps = [s for ep in done_eps for s in ep]
         T = len(steps)
         ends = np.cumsum([len(ep) for ep in done_eps]) - 1
@@ -321,23 +313,43 @@ class PolicyGradient(Algorithm):
     def uses_critic(self) -> bool:
         return self.config.estimator != "reinforce"
 
-    def loss(self, dist: Categorical | DiagGaussian, v: torch.Tensor | None, actions: torch.Tensor,
-             psi: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The lecture's loss, one term per line::
-
-            -Ψ_t log π_θ(a_t|s_t)  -  β H(π_θ(·|s_t))  +  c_v (V_φ(s_t) - ⊥target_t)²
-        """
+    @property
+    def loss_scales(self) -> dict[str, float]:
+        """The weight of each term of :meth:`losses`: the policy gradient's 1, β, c_v."""
         c = self.config
-        if c.normalize_advantage and psi.numel() > 1:
+        return {"actor": 1.0, "entropy": c.ent_coef, **({"critic": c.vf_coef} if self.uses_critic else {})}
+
+    def losses(self, dist: Categorical | DiagGaussian, v: torch.Tensor | None, actions: torch.Tensor,
+               psi: torch.Tensor, target: torch.Tensor, **old: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The lecture's loss, one term per entry, weighted by :attr:`loss_scales`::
+
+            actor    -Ψ_t log π_θ(a_t|s_t)
+            entropy  -H(π_θ(·|s_t))             (a loss: lower is more exploration, SB3's sign)
+            critic   (V_φ(s_t) - ⊥target_t)²     (with a critic)
+
+        ``old`` holds what the rollout recorded (PPO's ``old_log_probs``, ``old_values``).
+        """
+        if self.config.normalize_advantage and psi.numel() > 1:
             psi = (psi - psi.mean()) / (psi.std() + 1e-8)
-        actor_loss = -(psi * dist.log_prob(actions)).mean()
-        entropy = dist.entropy().mean()
-        loss = actor_loss - c.ent_coef * entropy
-        stats = {"loss/actor": actor_loss, "loss/entropy": entropy}
+        terms = {"actor": self.actor_loss(dist, actions, psi, **old), "entropy": -dist.entropy().mean()}
         if v is not None:
-            stats["loss/critic"] = critic_loss = (v - target).pow(2).mean()
-            loss = loss + c.vf_coef * critic_loss
-        return loss, stats
+            terms["critic"] = self.critic_loss(v, target, **old)
+        return terms
+
+    def actor_loss(self, dist: Categorical | DiagGaussian, actions: torch.Tensor, psi: torch.Tensor,
+                   **old: torch.Tensor) -> torch.Tensor:
+        """-Ψ_t log π_θ(a_t|s_t), averaged: its gradient is the policy gradient estimate."""
+        return -(psi * dist.log_prob(actions)).mean()
+
+    def critic_loss(self, v: torch.Tensor, target: torch.Tensor, **old: torch.Tensor) -> torch.Tensor:
+        """(V_φ(s_t) - ⊥target_t)², averaged (the target carries no gradient)."""
+        return (v - target).pow(2).mean()
+
+    def _step_on(self, terms: dict[str, torch.Tensor]) -> None:
+        """One gradient step on the weighted sum of ``terms``; each term is logged as ``loss/<name>``."""
+        grad = grad_step(self.optimizer, weighted_loss(terms, self.loss_scales), self.config.max_grad_norm)
+        self.updates += 1
+        self._record({f"loss/{k}": v for k, v in terms.items()}, **{"grad/norm": grad})
 
     def _begin_update(self, r: Rollout, grad: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """The learning rate for this update; then ``(V(s_t) or None without a critic, Ψ, target)``,
@@ -354,25 +366,11 @@ class PolicyGradient(Algorithm):
     def update(self, r: Rollout) -> None:
         """One gradient step on the whole rollout."""
         values, psi, target = self._begin_update(r, grad=True)
-        loss, stats = self.loss(self.net.policy(r.obs), values, r.actions, psi, target)
-        stats["grad/norm"] = grad_step(self.optimizer, loss, self.config.max_grad_norm)
-        self.updates += 1
+        self._step_on(self.losses(self.net.policy(r.obs), values, r.actions, psi, target))
         self.rollouts += 1
-        self._record(stats)
 
-    def _record(self, stats: dict[str, torch.Tensor]) -> None:
-        for key, value in stats.items():
-            self._stats.setdefault(key, []).append(value.detach())
-
-    def _train(self, target_steps: int) -> None:
-        while self.num_timesteps < target_steps and not self._stop:
-            before = self.num_timesteps
-            self.update(self.collect())
-            self._progress.update(self.num_timesteps - before)
-            if self._interval_due(target_steps):
-                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
-                self._stats = {}
-                self._close_interval(stats)
+    def _iteration(self, target_steps: int) -> None:
+        self.update(self.collect())
 
     # --------------------------------------------------------------------------------- persistence
     def _persistent(self) -> Persistent:
@@ -417,33 +415,29 @@ class PPO(PolicyGradient):
     algo = "ppo"
     config_cls = PPOConfig
     config: PPOConfig
-    metric_keys = PolicyGradient.metric_keys + ["policy/approx_kl", "policy/clip_fraction"]
+    metrics = (*PolicyGradient.metrics, "policy/approx_kl", "policy/clip_fraction")
     schedules = {**PolicyGradient.schedules, "anneal_clip_range": "clip range"}
 
-    def loss(self, dist: Categorical | DiagGaussian, v: torch.Tensor | None, actions: torch.Tensor,
-             psi: torch.Tensor, target: torch.Tensor, old_log_probs: torch.Tensor | None = None,
-             old_values: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The clipped surrogate, the entropy bonus and the (clipped) value loss, with the KL
-        estimate and the clipped fraction as statistics."""
-        c = self.config
-        if c.normalize_advantage and psi.numel() > 1:
-            psi = (psi - psi.mean()) / (psi.std() + 1e-8)
+    def actor_loss(self, dist: Categorical | DiagGaussian, actions: torch.Tensor, psi: torch.Tensor,
+                   old_log_probs: torch.Tensor | None = None, **old: torch.Tensor) -> torch.Tensor:
+        """The clipped surrogate -min(ρ Ψ, clip(ρ, 1-ε, 1+ε) Ψ); records the KL estimate and the
+        clipped fraction (``policy/...``) as it goes."""
         eps = self.clip_range()
         log_ratio = dist.log_prob(actions) - old_log_probs
         ratio = log_ratio.exp()
-        actor_loss = -torch.min(ratio * psi, ratio.clamp(1 - eps, 1 + eps) * psi).mean()
-        entropy = dist.entropy().mean()
-        loss = actor_loss - c.ent_coef * entropy
-        stats = {"loss/actor": actor_loss, "loss/entropy": entropy}
-        if v is not None:
-            if c.clip_range_vf > 0:
-                v = old_values + (v - old_values).clamp(-c.clip_range_vf, c.clip_range_vf)
-            stats["loss/critic"] = critic_loss = (v - target).pow(2).mean()
-            loss = loss + c.vf_coef * critic_loss
         with torch.no_grad():
-            stats["policy/approx_kl"] = ((ratio - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
-            stats["policy/clip_fraction"] = ((ratio - 1).abs() > eps).float().mean()
-        return loss, stats
+            self._kl = ((ratio - 1) - log_ratio).mean()  # low-variance KL(π_old || π_θ) estimate
+            self._record({"policy/approx_kl": self._kl,
+                          "policy/clip_fraction": ((ratio - 1).abs() > eps).float().mean()})
+        return -torch.min(ratio * psi, ratio.clamp(1 - eps, 1 + eps) * psi).mean()
+
+    def critic_loss(self, v: torch.Tensor, target: torch.Tensor, old_values: torch.Tensor | None = None,
+                    **old: torch.Tensor) -> torch.Tensor:
+        """The value loss, with V clipped to ``clip_range_vf`` around the rollout's values when set."""
+        c = self.config
+        if c.clip_range_vf > 0:
+            v = old_values + (v - old_values).clamp(-c.clip_range_vf, c.clip_range_vf)
+        return (v - target).pow(2).mean()
 
     def clip_range(self) -> float:
         """This update's ratio clip ε: ``clip_range``, decayed linearly to 0 with ``anneal_clip_range``."""
@@ -461,12 +455,10 @@ class PPO(PolicyGradient):
             for start in range(0, M, size):
                 idx = order[start:start + size]
                 dist, v = self.net(r.obs[idx])
-                loss, stats = self.loss(dist, None if old_values is None else v, r.actions[idx], psi[idx], target[idx],
-                                        r.log_probs[idx], None if old_values is None else old_values[idx])
-                stats["grad/norm"] = grad_step(self.optimizer, loss, c.max_grad_norm)
-                self.updates += 1
-                self._record(stats)
-                if c.target_kl > 0 and stats["policy/approx_kl"].item() > 1.5 * c.target_kl:
+                self._step_on(self.losses(dist, None if old_values is None else v, r.actions[idx], psi[idx],
+                                          target[idx], old_log_probs=r.log_probs[idx],
+                                          old_values=None if old_values is None else old_values[idx]))
+                if c.target_kl > 0 and self._kl.item() > 1.5 * c.target_kl:
                     self.rollouts += 1
                     return
         self.rollouts += 1

@@ -33,7 +33,7 @@ from deeprl.config import WorldModelConfig
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.errors import ConfigError
 from deeprl.nets import ActorCritic
-from deeprl.optim import grad_step, make_optimizer
+from deeprl.optim import grad_step, make_optimizer, weighted_loss
 from deeprl.worldmodel import ContinueModel, GaussianReward, GaussianTransition, elbo, make_vae
 
 
@@ -43,9 +43,8 @@ class WorldModel(Algorithm):
     algo = "worldmodel"
     config_cls = WorldModelConfig
     config: WorldModelConfig
-    metric_keys = ["charts/episode_return", "charts/episodes", "charts/sps", "loss/vae", "loss/recon", "loss/kl",
-                   "loss/transition", "loss/reward", "loss/continue", "loss/actor", "loss/critic", "loss/entropy",
-                   "dream/return", "dream/value", "eval/mean_return", "eval/std_return"]
+    metrics = ("loss/vae", "loss/recon", "loss/kl", "loss/transition", "loss/reward", "loss/continue", "loss/actor",
+               "loss/critic", "loss/entropy", "dream/return", "dream/value")
 
     def _check_spaces(self) -> None:
         check_vector_or_image_observations(self.observation_space, self.algo)
@@ -86,7 +85,6 @@ class WorldModel(Algorithm):
         self.iterations = 0
         self.updates = {"vae": 0, "model": 0, "dream": 0}
         self._next_picture = c.picture_freq
-        self._stats: dict[str, list[torch.Tensor]] = {}
 
     # --------------------------------------------------------------------------------- acting
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
@@ -117,16 +115,11 @@ class WorldModel(Algorithm):
     def collect(self, steps: int, random: bool = False) -> None:
         """About ``steps`` env steps (whole vector steps) with π_θ acting on encoded states."""
         n = self.config.num_envs
-        obs = self._obs
         for _ in range(max(1, -(-steps // n))):
+            obs = self._obs
             actions = self._random_actions(n) if random else self._act(obs, deterministic=False)
-            step = self.envs.step(actions)
+            step = self._env_step(actions, phase="collect")
             self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
-            self.num_timesteps += n
-            self._record_episodes(step.episodes)
-            self._progress.update(n, phase="collect")
-            obs = step.obs
-        self._obs = obs
 
     # --------------------------------------------------------------------------------- 2. VAE
     def fit_vae(self, steps: int) -> None:
@@ -138,7 +131,7 @@ class WorldModel(Algorithm):
             grad_step(opt, terms.loss, c.max_grad_norm)
             self.updates["vae"] += 1
             self._record(**{"loss/vae": terms.loss, "loss/recon": -terms.log_likelihood, "loss/kl": terms.kl})
-        self._progress.update(0, phase="vae")
+        self._show(phase="vae")
 
     # --------------------------------------------------------------------------------- 3. dynamics
     def dynamics_loss(self, batch: Any) -> dict[str, torch.Tensor]:
@@ -158,7 +151,7 @@ class WorldModel(Algorithm):
             grad_step(opt, sum(losses.values()), c.max_grad_norm)
             self.updates["model"] += 1
             self._record(**{f"loss/{k}": v for k, v in losses.items()})
-        self._progress.update(0, phase="dynamics")
+        self._show(phase="dynamics")
 
     # --------------------------------------------------------------------------------- 4. dream
     @torch.no_grad()
@@ -235,16 +228,17 @@ class WorldModel(Algorithm):
             if c.normalize_advantage:
                 advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
             critic_loss = (alive * (v - target).pow(2)).mean()
-            entropy = (alive * dist.entropy()).mean()
-            actor_loss = -(alive * advantage * dist.log_prob(actions)).mean() - c.ent_coef * entropy
+            actor_terms = {"actor": -(alive * advantage * dist.log_prob(actions)).mean(),
+                           "entropy": -(alive * dist.entropy()).mean()}
             # disjoint parameters and graphs: each loss reaches only its own optimizer's
-            grad_step(self.optimizers["actor"], actor_loss, c.max_grad_norm)
+            grad_step(self.optimizers["actor"], weighted_loss(actor_terms, {"actor": 1.0, "entropy": c.ent_coef}),
+                      c.max_grad_norm)
             grad_step(self.optimizers["critic"], critic_loss, c.max_grad_norm)
             if self.ac_target is not None:  # V_Φ⁻ ← τ V_Φ + (1 - τ) V_Φ⁻
                 with torch.no_grad():
                     torch._foreach_lerp_(list(self.ac_target.parameters()), list(self.ac.parameters()), c.critic_tau)
-            self._record(**{"loss/actor": actor_loss, "loss/critic": critic_loss, "loss/entropy": entropy,
-                            "dream/value": v.mean()})
+            self._record(**{"loss/actor": actor_terms["actor"], "loss/critic": critic_loss,
+                            "loss/entropy": actor_terms["entropy"], "dream/value": v.mean()})
             dream_return = dream_return + discount * alive * reward
             discount *= c.gamma
             alive = alive * cont
@@ -256,29 +250,23 @@ class WorldModel(Algorithm):
         for _ in range(dreams):
             start = self.buffer.sample(self.config.dream_batch, self.rng).obs  # initial states s
             self._record(**{"dream/return": self.dream(start)["return"]})
-        self._progress.update(0, phase="dream")
+        self._show(phase="dream")
 
     # --------------------------------------------------------------------------------- the loop
-    def _record(self, **values: torch.Tensor) -> None:
-        for key, value in values.items():
-            self._stats.setdefault(key, []).append(value.detach())
-
-    def _train(self, target_steps: int) -> None:
+    def _iteration(self, target_steps: int) -> None:
         c = self.config
-        while self.num_timesteps < target_steps and not self._stop:
-            prefill = self.num_timesteps < c.prefill_steps
-            budget = c.prefill_steps - self.num_timesteps if prefill else c.collect_steps
-            self.collect(min(budget, target_steps - self.num_timesteps), random=prefill)  # 1.
-            if len(self.buffer) >= c.batch_size:
-                self.fit_vae(c.vae_steps)                                                   # 2.
-                self.fit_dynamics(c.model_steps)                                            # 3.
-                self.train_in_dreams(c.dream_iterations)                                    # 4.
-            self.iterations += 1
-            self._maybe_pictures()
-            if self._interval_due(target_steps):
-                stats = {k: torch.stack(v).mean().item() for k, v in self._stats.items()}
-                self._stats = {}
-                self._close_interval(stats, phase="collect")
+        prefill = self.num_timesteps < c.prefill_steps
+        budget = c.prefill_steps - self.num_timesteps if prefill else c.collect_steps
+        self.collect(min(budget, target_steps - self.num_timesteps), random=prefill)  # 1.
+        if len(self.buffer) >= c.batch_size:
+            self.fit_vae(c.vae_steps)                                                   # 2.
+            self.fit_dynamics(c.model_steps)                                            # 3.
+            self.train_in_dreams(c.dream_iterations)                                    # 4.
+        self.iterations += 1
+        self._maybe_pictures()
+
+    def _progress_info(self) -> dict[str, Any]:
+        return {"phase": "collect"}
 
     def _maybe_pictures(self) -> None:
         c = self.config
