@@ -1,6 +1,10 @@
-"""Configuration: one frozen dataclass per algorithm, presets, and validated overrides.
+"""Configuration: the machinery every algorithm's config uses, the shared settings, presets.
 
-Every setting is a keyword-only dataclass field whose ``help`` metadata is the documentation.
+Each algorithm's config is a frozen, keyword-only dataclass beside the algorithm
+(``agents/dqn.py::DQNConfig``, ``agents/pg.py::PGConfig`` and its subclasses, ...), a subclass of
+:class:`RunConfig` that inherits the shared settings and changes only their defaults; its own
+rules between settings are its ``check_settings``.  Every setting is a :func:`setting` field
+whose ``help`` metadata is the documentation.
 Values arrive as Python objects (``DQN(env, lr=1e-3)``), YAML presets or ``--set key=value``
 strings; all three pass through :func:`build_config`, which rejects unknown keys (naming the
 closest valid one), wrong types and out-of-range values with a :class:`ConfigError`.  A config
@@ -17,8 +21,6 @@ with :mod:`decimal`, so it is exact however large); a Python or YAML float is ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import dataclasses
 import decimal
 import functools
@@ -27,6 +29,7 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -34,7 +37,6 @@ from typing import Any, Literal
 import yaml
 
 from deeprl.errors import ConfigError, did_you_mean
-
 
 # The bounds of the integer settings, from how each is used.
 MAX_SEED = 2**63 - 1        # PCG64 takes any size, torch.manual_seed up to 2**64 - 1: int64 is common ground
@@ -58,10 +60,12 @@ MAX_WEIGHTS = 2**27         # weights between the layers the settings size (512 
 MAX_FLOAT_INT = 2**53       # the largest float that still tells every integer from its neighbours
 
 
-_LAYERS = {"item_min": 1, "item_max": MAX_WIDTH, "max_len": MAX_DEPTH}  # bounds of a list of layer widths
+LAYERS = {"item_min": 1, "item_max": MAX_WIDTH, "max_len": MAX_DEPTH}  # bounds of a list of layer widths
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
+def setting(default: Any, help: str, **kw: Any) -> Any:
+    """A config field: its default, its help text (``--help-config``) and its bounds (``min``,
+    ``max``, ``exclusive_min``, ``min_on``; for lists of layer widths ``LAYERS``)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -71,265 +75,42 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 class RunConfig:
     """Settings every algorithm shares: the environment, the budget, logging and checkpoints."""
 
-    env: str = _f("CartPole-v1", "Gymnasium id, including 'module:Env-v0' ids and ALE/ Atari ids")
-    seed: int = _f(0, "seed for networks, exploration and environment resets", min=0, max=MAX_SEED)
-    total_steps: int = _f(50_000, "environment steps to train for (summed over parallel envs)", min=1, max=MAX_STEPS)
-    num_envs: int = _f(1, "parallel environments", min=1, max=MAX_ENVS)
-    vectorization: Literal["sync", "async"] = _f("sync", "step envs in this process or in subprocesses")
-    atari_wrappers: Literal["auto", "on", "off"] = _f(
+    env: str = setting("CartPole-v1", "Gymnasium id, including 'module:Env-v0' ids and ALE/ Atari ids")
+    seed: int = setting(0, "seed for networks, exploration and environment resets", min=0, max=MAX_SEED)
+    total_steps: int = setting(50_000, "environment steps to train for (summed over parallel envs)", min=1, max=MAX_STEPS)
+    num_envs: int = setting(1, "parallel environments", min=1, max=MAX_ENVS)
+    vectorization: Literal["sync", "async"] = setting("sync", "step envs in this process or in subprocesses")
+    atari_wrappers: Literal["auto", "on", "off"] = setting(
         "auto", "standard Atari preprocessing; 'auto' turns it on for ALE ids")
-    pixels: int = _f(0, "observe the env's rgb_array render resized to N x N pixels instead (0 = off)",
-                     min=0, max=MAX_PIXELS, min_on=MIN_PIXELS)
-    grayscale: bool = _f(False, "pixel observations in grey instead of RGB (with pixels > 0)")
-    frame_stack: int = _f(1, "stack this many pixel frames along the channels (with pixels > 0)",
-                          min=1, max=MAX_FRAME_STACK)
-    max_episode_steps: int = _f(0, "truncate episodes after this many steps (0 = the env's own limit, or 100,000 "
+    pixels: int = setting(0, "observe the env's rgb_array render resized to N x N pixels instead (0 = off)",
+                          min=0, max=MAX_PIXELS, min_on=MIN_PIXELS)
+    grayscale: bool = setting(False, "pixel observations in grey instead of RGB (with pixels > 0)")
+    frame_stack: int = setting(1, "stack this many pixel frames along the channels (with pixels > 0)",
+                               min=1, max=MAX_FRAME_STACK)
+    max_episode_steps: int = setting(0, "truncate episodes after this many steps (0 = the env's own limit, or 100,000 "
                                    "for an env registered without one, so that every episode ends)",
                                    min=0, max=MAX_STEPS)
-    device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
-    torch_threads: int = _f(0, "CPU threads for torch and NumPy's BLAS; 0 picks 1 for vector observations, half the cores (at most 4) for images",
-                            min=0, max=MAX_THREADS)
-    eval_freq: int = _f(10_000, "evaluate every this many env steps (0 = never during training; a run directory still gets a final evaluation)",
-                        min=0, max=MAX_STEPS)
-    eval_episodes: int = _f(10, "episodes per evaluation", min=1, max=MAX_EPISODES)
-    checkpoint_freq: int = _f(25_000, "write a checkpoint every this many env steps (0 = only at the end)",
-                              min=0, max=MAX_STEPS)
-    log_interval: int = _f(1_000, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
+    device: str = setting("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    torch_threads: int = setting(0, "CPU threads for torch and NumPy's BLAS; 0 picks 1 for vector observations, half the cores (at most 4) for images",
+                                 min=0, max=MAX_THREADS)
+    eval_freq: int = setting(10_000, "evaluate every this many env steps (0 = never during training; a run directory still gets a final evaluation)",
+                             min=0, max=MAX_STEPS)
+    eval_episodes: int = setting(10, "episodes per evaluation", min=1, max=MAX_EPISODES)
+    checkpoint_freq: int = setting(25_000, "write a checkpoint every this many env steps (0 = only at the end)",
+                                   min=0, max=MAX_STEPS)
+    log_interval: int = setting(1_000, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
 
     def __post_init__(self) -> None:  # a config built directly is checked as build_config checks one
         _validate(self)
 
+    def check_settings(self) -> None:
+        """Raise a ConfigError where settings contradict each other (an algorithm's config adds
+        its rules); every setting alone is already typed and within its bounds."""
 
-@dataclass(frozen=True, kw_only=True)
-class DQNConfig(RunConfig):
-    """Deep Q-learning with every trick of the lecture and two beyond it (dueling, prioritized replay).
-
-    The lecture's "Deep Q-learning v1" is ``replay=False, target_update_interval=0,
-    stop_gradient=False, eps_start=0, eps_end=0``; "v2" adds ε-greedy and ``stop_gradient=True``.
-    Presets ``lecture-v1`` and ``lecture-v2`` set exactly these.
-    """
-
-    lr: float = _f(1e-4, "Adam learning rate", min=0.0, exclusive_min=True)
-    anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
-    adam_eps: float = _f(1e-8, "Adam epsilon", min=0.0, exclusive_min=True)
-    gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
-    net_arch: list[int] = _f([64, 64], "hidden layer sizes of the MLP torso (vector observations)", **_LAYERS)
-    dueling: bool = _f(False, "dueling head: Q = V + A - mean(A)")
-    loss: Literal["huber", "mse"] = _f("huber", "regression loss on the bootstrapped error")
-    max_grad_norm: float = _f(10.0, "clip the gradient's global norm to this (0 = no clipping)", min=0.0)
-    batch_size: int = _f(32, "transitions per gradient step", min=1, max=MAX_BATCH)
-    replay: bool = _f(True, "experience replay; off = learn from the latest transitions only (lecture v1/v2)")
-    buffer_size: int = _f(100_000, "replay capacity in transitions", min=1, max=MAX_BUFFER)
-    learning_starts: int = _f(1_000, "env steps collected before the first update", min=0, max=MAX_STEPS)
-    train_freq: int = _f(4, "env steps between training phases", min=1, max=MAX_STEPS)
-    gradient_steps: int = _f(1, "gradient steps per training phase", min=1, max=MAX_REPEATS)
-    target_update_interval: int = _f(
-        1_000, "env steps between target-network updates (0 = no target network: bootstrap from Q_θ)",
-        min=0, max=MAX_STEPS)
-    tau: float = _f(1.0, "target update rate: 1 = hard copy, <1 = Polyak averaging", min=0.0, max=1.0,
-                    exclusive_min=True)
-    stop_gradient: bool = _f(True, "⊥ on the target; off lets the gradient flow into the target (lecture v1)")
-    double_q: bool = _f(True, "double Q-learning: online net picks a', target net scores it")
-    n_step: int = _f(1, "multi-step returns: bootstrap after n rewards", min=1, max=MAX_HORIZON)
-    eps_start: float = _f(1.0, "ε at step 0", min=0.0, max=1.0)
-    eps_end: float = _f(0.05, "ε after the decay", min=0.0, max=1.0)
-    eps_fraction: float = _f(0.1, "fraction of total_steps over which ε decays linearly", min=0.0, max=1.0)
-    eval_eps: float = _f(0.0, "ε used during evaluation", min=0.0, max=1.0)
-    prioritized: bool = _f(False, "prioritized replay (proportional) with importance weights")
-    per_alpha: float = _f(0.6, "priority exponent α", min=0.0)
-    per_beta_start: float = _f(0.4, "importance-weight exponent β at step 0 (annealed to 1)", min=0.0, max=1.0)
-    per_eps: float = _f(1e-6, "added to |TD error| so no priority is zero", min=0.0, exclusive_min=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PGConfig(RunConfig):
-    """The policy-gradient family: one loss, with the lecture's estimators of "how good was a_t".
-
-    ``estimator`` chooses the weight Ψ_t in  ∇_θ J ≈ Σ_t Ψ_t ∇_θ log π_θ(a_t|s_t):
-
-    * ``reinforce``: G_t, the discounted reward to-go (Monte Carlo; needs complete episodes)
-    * ``baseline``:  G_t - V_φ(s_t) (unbiased, lower variance)
-    * ``q``:         r_{t+1} + γ V_φ(s_{t+1}), a learned critic's Q estimate in place of G_t
-    * ``advantage``: r_{t+1} + γ V_φ(s_{t+1}) - V_φ(s_t), the advantage actor-critic
-    * ``gae``:       GAE(λ), which interpolates between ``advantage`` (λ=0) and n-step returns (λ=1)
-    """
-
-    lr: float = _f(7e-4, "learning rate (one optimizer over actor and critic)", min=0.0, exclusive_min=True)
-    critic_lr: float = _f(0.0, "the critic's own learning rate α_c, the actor keeping lr as α_a (0 = lr for both; "
-                          "needs shared_torso=false)", min=0.0)
-    optimizer: Literal["adam", "rmsprop"] = _f("adam", "optimizer")
-    optim_eps: float = _f(1e-5, "optimizer epsilon", min=0.0, exclusive_min=True)
-    anneal_lr: bool = _f(False, "decay the learning rate linearly to 0 over total_steps")
-    gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
-    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("gae", "the weight Ψ_t of ∇ log π")
-    critic_target: Literal["bootstrap", "rollout"] = _f(
-        "bootstrap", "V_φ regresses on ⊥(r' + γ V_φ(s')) or on the rollout's G_t (baseline estimator)")
-    gae_lambda: float = _f(1.0, "λ of GAE (1 = n-step returns, 0 = one-step TD advantage)", min=0.0, max=1.0)
-    collect: Literal["steps", "episodes"] = _f(
-        "steps", "update after n_steps steps of every env, or after batch_episodes complete episodes")
-    n_steps: int = _f(5, "rollout length per env between updates (collect=steps; 1 = online)", min=1, max=MAX_ROLLOUT)
-    batch_episodes: int = _f(1, "complete episodes per update (collect=episodes)", min=1, max=MAX_EPISODES)
-    discount_weighting: bool = _f(False, "multiply Ψ_t by γ^t as in the lecture's estimator (usually dropped)")
-    normalize_advantage: bool = _f(False, "standardize Ψ within each batch")
-    normalize_obs: bool = _f(False, "scale vector observations by running mean and std (clipped to ±10)")
-    normalize_reward: bool = _f(False, "divide rewards by the running std of the discounted return (clipped to ±10)")
-    ent_coef: float = _f(0.0, "entropy bonus coefficient", min=0.0)
-    vf_coef: float = _f(0.5, "critic loss coefficient", min=0.0)
-    max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
-    net_arch: list[int] = _f([64, 64], "hidden layers of each MLP torso", **_LAYERS)
-    activation: Literal["relu", "tanh"] = _f("relu", "the MLP torsos' activation (SB3's and CleanRL's PPO and A2C use tanh)")
-    shared_torso: bool = _f(False, "actor and critic share one torso")
-    log_std_init: float = _f(0.0, "initial log σ of Gaussian policies")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReinforceConfig(PGConfig):
-    """REINFORCE: Monte Carlo policy gradient over complete episodes (``estimator=baseline`` adds V_φ)."""
-
-    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("reinforce", "the weight Ψ_t of ∇ log π")
-    collect: Literal["steps", "episodes"] = _f("episodes", "update after complete episodes")
-    batch_episodes: int = _f(4, "complete episodes per update", min=1, max=MAX_EPISODES)
-    lr: float = _f(1e-3, "learning rate", min=0.0, exclusive_min=True)
-    max_grad_norm: float = _f(0.0, "clip the gradient's global norm (0 = off)", min=0.0)
-    total_steps: int = _f(100_000, "environment steps to train for", min=1, max=MAX_STEPS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ActorCriticConfig(PGConfig):
-    """Advantage actor-critic as the lecture states it: batch mode over whole trajectories
-    (``collect=episodes``) or online, one update per step (``collect=steps n_steps=1``)."""
-
-    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = _f("advantage", "the weight Ψ_t of ∇ log π")
-    collect: Literal["steps", "episodes"] = _f("episodes", "batch mode (episodes) or online (steps, n_steps=1)")
-    batch_episodes: int = _f(1, "complete episodes per update (batch mode)", min=1, max=MAX_EPISODES)
-    lr: float = _f(1e-3, "learning rate", min=0.0, exclusive_min=True)
-    total_steps: int = _f(100_000, "environment steps to train for", min=1, max=MAX_STEPS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class A2CConfig(PGConfig):
-    """A2C: many synchronous envs, n-step advantages, entropy bonus (Stable-Baselines3's defaults)."""
-
-    num_envs: int = _f(8, "parallel environments", min=1, max=MAX_ENVS)
-    optimizer: Literal["adam", "rmsprop"] = _f("rmsprop", "optimizer")
-    total_steps: int = _f(500_000, "environment steps to train for", min=1, max=MAX_STEPS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PPOConfig(PGConfig):
-    """PPO: the clipped surrogate objective, several epochs of minibatches per rollout."""
-
-    lr: float = _f(3e-4, "learning rate", min=0.0, exclusive_min=True)
-    n_steps: int = _f(2048, "rollout length per env between updates", min=1, max=MAX_ROLLOUT)
-    gae_lambda: float = _f(0.95, "λ of GAE", min=0.0, max=1.0)
-    normalize_advantage: bool = _f(True, "standardize advantages within each minibatch")
-    n_epochs: int = _f(10, "passes over each rollout", min=1, max=MAX_REPEATS)
-    minibatch_size: int = _f(64, "minibatch size (0 = the whole rollout in one batch)", min=0, max=MAX_ROLLOUT)
-    clip_range: float = _f(0.2, "ratio clip ε", min=0.0, exclusive_min=True)
-    anneal_clip_range: bool = _f(False, "decay the ratio clip ε linearly to 0 over total_steps (SB3's lin_ε)")
-    clip_range_vf: float = _f(0.0, "clip the value update around the old values (0 = off)", min=0.0)
-    target_kl: float = _f(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
-    max_grad_norm: float = _f(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
-    total_steps: int = _f(1_000_000, "environment steps to train for", min=1, max=MAX_STEPS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorldModelConfig(RunConfig):
-    """World models: collect with the current policy, fit the VAE, fit the latent dynamics, train an
-    advantage actor-critic in dreams, repeat.  Every phase's budget is a setting.
-    """
-
-    total_steps: int = _f(20_000, "environment steps to train for", min=1, max=MAX_STEPS)
-    eval_freq: int = _f(2_000, "evaluate every this many env steps (0 = never during training)", min=0, max=MAX_STEPS)
-    log_interval: int = _f(500, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
-    # 1. collect
-    prefill_steps: int = _f(1_000, "env steps with uniformly random actions before the first fit", min=0, max=MAX_STEPS)
-    collect_steps: int = _f(500, "env steps with the current policy per iteration of the loop", min=1, max=MAX_STEPS)
-    buffer_size: int = _f(100_000, "real transitions kept for fitting", min=1, max=MAX_BUFFER)
-    # 2. VAE q_ψ(z|s), p_ψ(ŝ|z)
-    latent_dim: int = _f(16, "size of the latent state z", min=1, max=MAX_WIDTH)
-    vae_hidden: list[int] = _f([256, 256], "hidden layers of the VAE's MLPs (vector observations)", **_LAYERS)
-    vae_steps: int = _f(200, "VAE gradient steps per iteration", min=0, max=MAX_REPEATS)
-    vae_lr: float = _f(1e-3, "VAE learning rate (Adam)", min=0.0, exclusive_min=True)
-    beta: float = _f(0.1, "weight of KL(q(z|s) || N(0, I)) in the VAE loss (1 = the ELBO; below 1 keeps more "
-                     "of s in z: at 1 a VAE with a learned σ leaves Pendulum's sin θ out of z)", min=0.0)
-    free_nats: float = _f(0.0, "do not push an observation's KL below this many nats", min=0.0)
-    # 3. transition p_ψ(z'|z,a), reward p_ψ(r'|z'), continue p_ψ(c|z')
-    model_hidden: list[int] = _f([256, 256], "hidden layers of the transition, reward and continue MLPs", **_LAYERS)
-    transition_residual: bool = _f(True, "the transition MLP predicts the change z' - z (else z' itself)")
-    model_steps: int = _f(200, "dynamics gradient steps per iteration", min=0, max=MAX_REPEATS)
-    model_lr: float = _f(1e-3, "dynamics learning rate (Adam)", min=0.0, exclusive_min=True)
-    batch_size: int = _f(256, "real transitions per VAE or dynamics gradient step", min=1, max=MAX_BATCH)
-    # 4. actor-critic in the dream
-    dream_iterations: int = _f(50, "dreams per iteration; each is horizon online actor-critic updates",
-                               min=0, max=MAX_REPEATS)
-    dream_batch: int = _f(256, "dreams run in parallel, each from an encoded real state", min=1, max=MAX_BATCH)
-    horizon: int = _f(15, "dream length T in steps", min=1, max=MAX_HORIZON)
-    gamma: float = _f(0.99, "discount factor γ", min=0.0, max=1.0)
-    net_arch: list[int] = _f([64, 64], "hidden layers of the actor π_θ(a|z) and the critic V_Φ(z)", **_LAYERS)
-    actor_lr: float = _f(3e-4, "actor learning rate α_a (Adam)", min=0.0, exclusive_min=True)
-    critic_lr: float = _f(1e-3, "critic learning rate α_c (Adam)", min=0.0, exclusive_min=True)
-    critic_tau: float = _f(1.0, "bootstrap from a slow copy V_Φ⁻ ← τ V_Φ + (1-τ) V_Φ⁻ updated every dream step "
-                                "(1 = from V_Φ itself, as the lecture)", min=0.0, max=1.0, exclusive_min=True)
-    ent_coef: float = _f(1e-3, "entropy bonus coefficient", min=0.0)
-    max_grad_norm: float = _f(10.0, "clip each optimizer's gradient norm (0 = off)", min=0.0)
-    normalize_advantage: bool = _f(False, "standardize the advantages of each dream step")
-    picture_freq: int = _f(5_000, "write a reconstruction grid to the run directory every this many env steps (0 = off)",
-                           min=0, max=MAX_STEPS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DreamerConfig(RunConfig):
-    """Dreamer: an RSSM world model learned from replayed sequences, and an actor that maximizes
-    λ-returns of imagined trajectories by backpropagating through the learned dynamics.  Model
-    sizes are named presets (``--preset debug``, ``S``, ``M``); the defaults are ``S``."""
-
-    total_steps: int = _f(50_000, "environment steps to train for", min=1, max=MAX_STEPS)
-    eval_freq: int = _f(5_000, "evaluate every this many env steps (0 = never during training)", min=0, max=MAX_STEPS)
-    log_interval: int = _f(1_000, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
-    # model size
-    latent: Literal["categorical", "gaussian"] = _f("categorical", "stochastic state: one-hot classes (V2/V3) or Gaussian (V1)")
-    deter: int = _f(128, "GRU (deterministic) state size", min=1, max=MAX_WIDTH)
-    stoch: int = _f(16, "stochastic variables (categorical) or dimensions (Gaussian)", min=1, max=MAX_WIDTH)
-    classes: int = _f(8, "classes per categorical variable", min=2, max=MAX_WIDTH)
-    hidden: int = _f(128, "width of every MLP layer", min=1, max=MAX_WIDTH)
-    layers: int = _f(2, "layers of the reward, continue, actor and critic MLPs and the vector encoder",
-                     min=1, max=MAX_DEPTH)
-    unimix: float = _f(0.01, "uniform mixture in categorical latents and discrete actions", min=0.0, max=1.0)
-    bins: int = _f(255, "two-hot bins (symlog space, ±20) of the reward and value heads", min=3, max=MAX_WIDTH)
-    # world-model learning
-    batch_size: int = _f(16, "sequences per gradient step", min=1, max=MAX_BATCH)
-    batch_length: int = _f(64, "steps per sequence", min=2, max=MAX_SEQUENCE)
-    buffer_size: int = _f(1_000_000, "replay capacity in steps", min=1, max=MAX_BUFFER)
-    prefill_steps: int = _f(2_500, "env steps with uniformly random actions before the first update",
-                            min=0, max=MAX_STEPS)
-    replay_ratio: float = _f(0.25, "gradient steps per env step (e.g. 0.25 = one every 4 steps)", min=0.0,
-                             exclusive_min=True)
-    model_lr: float = _f(3e-4, "world-model learning rate (Adam)", min=0.0, exclusive_min=True)
-    free_bits: float = _f(1.0, "KL below this many nats is not penalized", min=0.0)
-    dyn_scale: float = _f(0.5, "weight of the dynamics KL: prior towards the (⊥) posterior", min=0.0)
-    rep_scale: float = _f(0.1, "weight of the representation KL: posterior towards the (⊥) prior", min=0.0)
-    model_grad_norm: float = _f(1000.0, "clip the world model's gradient norm", min=0.0, exclusive_min=True)
-    # behaviour learning in imagination
-    horizon: int = _f(45, "imagined steps per start state (DreamerV3: 15; 45 keeps CartPole from falling back, "
-                          "benchmarks/README.md)", min=1, max=MAX_HORIZON)
-    imagine_starts: int = _f(256, "posterior states of each batch that start a dream (0 = all batch_size x "
-                                  "batch_length, as DreamerV3; fewer cost less on a CPU)", min=0, max=MAX_BATCH)
-    gamma: float = _f(0.997, "discount factor γ (1 - 1/333, DreamerV3's horizon)", min=0.0, max=1.0)
-    lam: float = _f(0.95, "λ of the λ-returns", min=0.0, max=1.0)
-    actor_grad: Literal["dynamics", "reinforce"] = _f(
-        "dynamics", "actor gradient: backprop through the dream (reparameterized) or REINFORCE")
-    actor_lr: float = _f(8e-5, "actor learning rate (Adam)", min=0.0, exclusive_min=True)
-    critic_lr: float = _f(8e-5, "critic learning rate (Adam)", min=0.0, exclusive_min=True)
-    ent_coef: float = _f(3e-4, "entropy bonus η", min=0.0)
-    critic_tau: float = _f(0.02, "slow target critic V_ψ⁻ ← τ V_ψ + (1-τ) V_ψ⁻ after each critic step", min=0.0,
-                           max=1.0, exclusive_min=True)
-    critic_slowreg: float = _f(0.0, "weight of the critic's pull towards the slow critic's prediction "
-                                    "(DreamerV3: 1)", min=0.0)
-    critic_replay: float = _f(0.0, "weight of a second critic loss on λ-returns of the replayed real sequences, "
-                                   "which grounds V in real states (DreamerV3's repval: 0.3)", min=0.0)
-    return_norm: bool = _f(True, "divide returns by max(1, P95 - P5) (EMA of percentiles), DreamerV3")
-    ac_grad_norm: float = _f(100.0, "clip the actor's and the critic's gradient norms", min=0.0, exclusive_min=True)
+    def network_weights(self) -> tuple[int, str]:
+        """About how many weights the networks' layers sized by the settings alone hold (those
+        that also depend on the env's observation and action sizes left out), and those settings."""
+        return 0, ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,7 +142,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:70] + "..." + text[-1]
 
 
-def _show_bound(n: int | float) -> str:
+def show_bound(n: int | float) -> str:
     if isinstance(n, int) and n >= 2**20 and (n + 1) & n == 0:  # 2**k - 1
         return f"{n} (2**{(n + 1).bit_length() - 1} - 1)"
     if isinstance(n, int) and n >= 2**20 and n & (n - 1) == 0:
@@ -471,7 +252,7 @@ def _range_text(f: dataclasses.Field) -> str:
     """The allowed values of an integer setting, e.g. ``>= 1 and <= 4096``, ``0 (off) or >= 3 and <= 256``."""
     lo, hi = f.metadata.get("min", f.metadata.get("item_min")), f.metadata.get("max", f.metadata.get("item_max"))
     parts = ([f">= {f.metadata.get('min_on', lo)}"] if lo is not None else []) + \
-        ([f"<= {_show_bound(hi)}"] if hi is not None else [])
+        ([f"<= {show_bound(hi)}"] if hi is not None else [])
     return ("0 (off) or " if f.metadata.get("min_on") is not None else "") + " and ".join(parts)
 
 
@@ -543,72 +324,19 @@ def _validate(config: RunConfig) -> None:
     _check_consistency(config)
 
 
-def _weights(widths: list[int]) -> int:
+def layer_weights(widths: list[int]) -> int:
     """Weights of the linear maps between consecutive layers of these widths."""
     return sum(a * b for a, b in zip(widths, widths[1:]))
-
-
-def _network_weights(config: RunConfig) -> tuple[int, str]:
-    """About how many weights the networks' layers sized by the settings alone hold (those that
-    also depend on the env's observation and action sizes are left out), and the settings."""
-    if isinstance(config, DQNConfig):
-        return 2 * _weights(config.net_arch), f"net_arch {config.net_arch}"  # online and target Q
-    if isinstance(config, PGConfig):
-        return (1 if config.shared_torso else 2) * _weights(config.net_arch), f"net_arch {config.net_arch}"
-    if isinstance(config, WorldModelConfig):
-        z, vae, model, ac = config.latent_dim, config.vae_hidden, config.model_hidden, config.net_arch
-        n = 2 * _weights(vae) + 3 * z * (vae[-1] if vae else 0)                  # encoder, decoder
-        n += 3 * (_weights([z, *model]) + (model[-1] if model else z) * 2 * z)   # transition, reward, continue
-        n += 4 * _weights([z, *ac])                                              # actor, critic, slow critic
-        return n, f"latent_dim {z}, vae_hidden {vae}, model_hidden {model} and net_arch {ac}"
-    if isinstance(config, DreamerConfig):
-        d, h, layers = config.deter, config.hidden, config.layers
-        s = config.stoch * config.classes if config.latent == "categorical" else config.stoch
-        stats = s if config.latent == "categorical" else 2 * s
-        feature = d + s
-        rssm = s * h + 3 * h * d + 3 * d * d + 2 * (d * h + h * stats)   # input layer, GRU, prior, posterior
-        heads = 7 * _weights([feature, *[h] * layers]) + 3 * h * config.bins  # decoder, encoder, 5 heads; 3 two-hot
-        return rssm + heads, (f"deter {d}, stoch {config.stoch}, classes {config.classes}, hidden {h}, layers "
-                              f"{layers} and bins {config.bins}")
-    return 0, ""
 
 
 def _check_consistency(config: RunConfig) -> None:
     if not config.env.strip():
         raise ConfigError("setting 'env' is empty; give a Gymnasium id such as CartPole-v1")
-    weights, sizes = _network_weights(config)
+    weights, sizes = config.network_weights()
     if weights > MAX_WEIGHTS:
-        raise ConfigError(f"{sizes} make networks of about {weights:,} weights; at most {_show_bound(MAX_WEIGHTS)} "
+        raise ConfigError(f"{sizes} make networks of about {weights:,} weights; at most {show_bound(MAX_WEIGHTS)} "
                           "are allowed: make the layers smaller")
-    if isinstance(config, PGConfig):
-        if config.estimator in ("reinforce", "baseline") and config.collect != "episodes":
-            raise ConfigError(f"estimator '{config.estimator}' needs complete episodes for G_t; set collect=episodes")
-        if config.critic_target == "rollout" and config.collect != "episodes":
-            raise ConfigError("critic_target 'rollout' needs complete episodes for G_t; set collect=episodes")
-        if config.collect == "steps" and config.n_steps * config.num_envs > MAX_ROLLOUT:
-            raise ConfigError(f"n_steps {config.n_steps} x num_envs {config.num_envs} = "
-                              f"{config.n_steps * config.num_envs} steps per rollout; at most "
-                              f"{_show_bound(MAX_ROLLOUT)} are held in memory at once: lower n_steps or num_envs")
-    if isinstance(config, (DQNConfig, WorldModelConfig)):
-        if (not isinstance(config, DQNConfig) or config.replay) and config.batch_size > config.buffer_size:
-            raise ConfigError(f"batch_size {config.batch_size} exceeds buffer_size {config.buffer_size}; "
-                              "lower batch_size or raise buffer_size")
-    if isinstance(config, DreamerConfig):
-        batch = config.batch_size * config.batch_length
-        if batch > MAX_DREAM_STATES:
-            raise ConfigError(f"batch_size {config.batch_size} x batch_length {config.batch_length} = {batch:,} "
-                              f"steps per world-model batch; at most {_show_bound(MAX_DREAM_STATES)} are allowed")
-        starts = config.imagine_starts if 0 < config.imagine_starts < batch else batch
-        if starts * config.horizon > MAX_DREAM_STATES:
-            raise ConfigError(f"{starts:,} imagined starts (imagine_starts {config.imagine_starts}, of batch_size x "
-                              f"batch_length) x horizon {config.horizon} = {starts * config.horizon:,} imagined "
-                              f"states per update; at most {_show_bound(MAX_DREAM_STATES)} are allowed: lower "
-                              "imagine_starts or horizon")
-        rows = -(-config.buffer_size // config.num_envs)
-        if config.batch_length > rows:
-            raise ConfigError(f"batch_length {config.batch_length} exceeds the {rows:,} steps the replay keeps per "
-                              f"env (buffer_size {config.buffer_size} / num_envs {config.num_envs}), so training "
-                              "would never start; lower batch_length or raise buffer_size")
+    config.check_settings()
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from deeprl.config import (DQNConfig, build_config, describe, list_presets, parse_assignments,
-                           preset_for)
+from deeprl.agents.dqn import DQNConfig
+from deeprl.config import build_config, describe, list_presets, parse_assignments, preset_for
 from deeprl.errors import ConfigError
 
 
@@ -91,7 +91,7 @@ def test_every_algorithm_preset_builds():
 
 
 def test_policy_gradient_consistency_checks():
-    from deeprl.config import A2CConfig, ReinforceConfig
+    from deeprl.agents.pg import A2CConfig, ReinforceConfig
     with pytest.raises(ConfigError, match="needs complete episodes"):
         build_config(A2CConfig, {"estimator": "baseline"})
     with pytest.raises(ConfigError, match="needs complete episodes"):

@@ -18,8 +18,11 @@ import pytest
 import yaml
 
 from deeprl import ALGORITHMS
-from deeprl.config import (DQNConfig, DreamerConfig, PPOConfig, WorldModelConfig, build_config, describe,
-                           parse_assignments)
+from deeprl.agents.dqn import DQNConfig
+from deeprl.agents.dreamer import DreamerConfig
+from deeprl.agents.pg import PPOConfig
+from deeprl.agents.worldmodel import WorldModelConfig
+from deeprl.config import build_config, describe, parse_assignments
 from deeprl.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +219,7 @@ def test_layer_widths_depths_and_their_weights():
 
 
 def test_sizes_that_only_a_combination_makes_too_large():
-    from deeprl.config import A2CConfig, ReinforceConfig
+    from deeprl.agents.pg import A2CConfig, ReinforceConfig
     with pytest.raises(ConfigError, match=r"n_steps 2048 x num_envs 4096 = 8388608 steps per rollout; at most 4194304"):
         build_config(PPOConfig, {"num_envs": 4096})
     build_config(ReinforceConfig, {"num_envs": 4096, "n_steps": 2**22})  # collects episodes: n_steps unused

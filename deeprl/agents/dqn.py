@@ -1,6 +1,6 @@
 """Deep Q-learning (Mnih et al. 2015) and the tricks that make it work.
 
-The lecture's algorithm, with each trick a setting of :class:`~deeprl.config.DQNConfig`::
+The lecture's algorithm, with each trick a setting of :class:`DQNConfig`::
 
     1. a ← random action with probability ε, else argmax_a' Q_θ(s, a')        (ε-greedy)
     2. s', r' ~ p(s', r' | s, a)                                              (execute action)
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 from deeprl.agents.base import Algorithm
 from deeprl.agents.persistence import Persistent
 from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
-from deeprl.config import DQNConfig
+from deeprl.config import (LAYERS, MAX_BATCH, MAX_BUFFER, MAX_HORIZON, MAX_REPEATS, MAX_STEPS, RunConfig,
+                           layer_weights, setting)
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
 from deeprl.errors import ConfigError
 from deeprl.nets import QNetwork
@@ -62,6 +64,59 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
     return start + (end - start) * min(1.0, progress / fraction)
 
 
+@dataclass(frozen=True, kw_only=True)
+class DQNConfig(RunConfig):
+    """Deep Q-learning with every trick of the lecture and two beyond it (dueling, prioritized replay).
+
+    The lecture's "Deep Q-learning v1" is ``replay=False, target_update_interval=0,
+    stop_gradient=False, eps_start=0, eps_end=0``; "v2" adds ε-greedy and ``stop_gradient=True``.
+    Presets ``lecture-v1`` and ``lecture-v2`` set exactly these.
+    """
+
+    lr: float = setting(1e-4, "Adam learning rate", min=0.0, exclusive_min=True)
+    anneal_lr: bool = setting(False, "decay the learning rate linearly to 0 over total_steps")
+    adam_eps: float = setting(1e-8, "Adam epsilon", min=0.0, exclusive_min=True)
+    gamma: float = setting(0.99, "discount factor γ", min=0.0, max=1.0)
+    net_arch: list[int] = setting([64, 64], "hidden layer sizes of the MLP torso (vector observations)", **LAYERS)
+    dueling: bool = setting(False, "dueling head: Q = V + A - mean(A)")
+    loss: Literal["huber", "mse"] = setting("huber", "regression loss on the bootstrapped error")
+    max_grad_norm: float = setting(10.0, "clip the gradient's global norm to this (0 = no clipping)", min=0.0)
+    batch_size: int = setting(32, "transitions per gradient step", min=1, max=MAX_BATCH)
+    replay: bool = setting(True, "experience replay; off = learn from the latest transitions only (lecture v1/v2)")
+    buffer_size: int = setting(100_000, "replay capacity in transitions", min=1, max=MAX_BUFFER)
+    learning_starts: int = setting(1_000, "env steps collected before the first update", min=0, max=MAX_STEPS)
+    train_freq: int = setting(4, "env steps between training phases", min=1, max=MAX_STEPS)
+    gradient_steps: int = setting(1, "gradient steps per training phase", min=1, max=MAX_REPEATS)
+    target_update_interval: int = setting(
+        1_000, "env steps between target-network updates (0 = no target network: bootstrap from Q_θ)",
+        min=0, max=MAX_STEPS)
+    tau: float = setting(1.0, "target update rate: 1 = hard copy, <1 = Polyak averaging", min=0.0, max=1.0,
+                         exclusive_min=True)
+    stop_gradient: bool = setting(True, "⊥ on the target; off lets the gradient flow into the target (lecture v1)")
+    double_q: bool = setting(True, "double Q-learning: online net picks a', target net scores it")
+    n_step: int = setting(1, "multi-step returns: bootstrap after n rewards", min=1, max=MAX_HORIZON)
+    eps_start: float = setting(1.0, "ε at step 0", min=0.0, max=1.0)
+    eps_end: float = setting(0.05, "ε after the decay", min=0.0, max=1.0)
+    eps_fraction: float = setting(0.1, "fraction of total_steps over which ε decays linearly", min=0.0, max=1.0)
+    eval_eps: float = setting(0.0, "ε used during evaluation", min=0.0, max=1.0)
+    prioritized: bool = setting(False, "prioritized replay (proportional) with importance weights")
+    per_alpha: float = setting(0.6, "priority exponent α", min=0.0)
+    per_beta_start: float = setting(0.4, "importance-weight exponent β at step 0 (annealed to 1)", min=0.0, max=1.0)
+    per_eps: float = setting(1e-6, "added to |TD error| so no priority is zero", min=0.0, exclusive_min=True)
+
+    def check_settings(self) -> None:
+        if self.replay and self.batch_size > self.buffer_size:
+            raise ConfigError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}; "
+                              "lower batch_size or raise buffer_size")
+        if self.double_q and self.target_update_interval == 0:
+            raise ConfigError("double_q needs a target network; set target_update_interval > 0 or double_q=false")
+        if not self.replay and (self.n_step > 1 or self.prioritized):
+            raise ConfigError("n_step > 1 and prioritized replay need replay=true")
+
+    def network_weights(self) -> tuple[int, str]:
+        return 2 * layer_weights(self.net_arch), f"net_arch {self.net_arch}"  # online and target Q
+
+
 class DQN(Algorithm):
     """Deep Q-network agent for discrete actions.
 
@@ -76,16 +131,12 @@ class DQN(Algorithm):
     config: DQNConfig
 
     def _check_spaces(self) -> None:
-        c = self.config
         check_observation_space(self.observation_space, "dqn")
-        self.n_actions = check_discrete_actions(self.action_space, "dqn")
-        if c.double_q and c.target_update_interval == 0:
-            raise ConfigError("double_q needs a target network; set target_update_interval > 0 or double_q=false")
-        if not c.replay and (c.n_step > 1 or c.prioritized):
-            raise ConfigError("n_step > 1 and prioritized replay need replay=true")
+        check_discrete_actions(self.action_space, "dqn")
 
     def _build(self) -> None:
         c = self.config
+        self.n_actions = int(self.action_space.n)
         self.q = QNetwork(self.observation_space, self.n_actions, c.net_arch, dueling=c.dueling).to(self.device)
         self.q_target = None
         if c.target_update_interval > 0:

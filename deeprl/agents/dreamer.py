@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -29,12 +30,14 @@ from torch.nn import functional as F
 
 from deeprl.agents.base import Algorithm
 from deeprl.agents.persistence import Persistent
-from deeprl.config import DreamerConfig
+from deeprl.config import (MAX_BATCH, MAX_BUFFER, MAX_DEPTH, MAX_DREAM_STATES, MAX_HORIZON, MAX_SEQUENCE, MAX_STEPS,
+                           MAX_WIDTH, RunConfig, layer_weights, setting, show_bound)
 from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, replay_lambda_returns,
                                  straight_through_onehot, symexp, symlog, unimix_logits)
 from deeprl.dreamer.rssm import RSSM, State, flatten
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
+from deeprl.errors import ConfigError
 from deeprl.nets import gaussian_entropy, gaussian_log_prob, mlp
 from deeprl.optim import grad_step, make_optimizer, weighted_loss
 from deeprl.worldmodel.vae import make_coder
@@ -54,6 +57,87 @@ def frozen(modules: list[nn.Module]) -> Iterator[None]:
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DreamerConfig(RunConfig):
+    """Dreamer: an RSSM world model learned from replayed sequences, and an actor that maximizes
+    λ-returns of imagined trajectories by backpropagating through the learned dynamics.  Model
+    sizes are named presets (``--preset debug``, ``S``, ``M``); the defaults are ``S``."""
+
+    total_steps: int = setting(50_000, "environment steps to train for", min=1, max=MAX_STEPS)
+    eval_freq: int = setting(5_000, "evaluate every this many env steps (0 = never during training)", min=0, max=MAX_STEPS)
+    log_interval: int = setting(1_000, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
+    # model size
+    latent: Literal["categorical", "gaussian"] = setting("categorical", "stochastic state: one-hot classes (V2/V3) or Gaussian (V1)")
+    deter: int = setting(128, "GRU (deterministic) state size", min=1, max=MAX_WIDTH)
+    stoch: int = setting(16, "stochastic variables (categorical) or dimensions (Gaussian)", min=1, max=MAX_WIDTH)
+    classes: int = setting(8, "classes per categorical variable", min=2, max=MAX_WIDTH)
+    hidden: int = setting(128, "width of every MLP layer", min=1, max=MAX_WIDTH)
+    layers: int = setting(2, "layers of the reward, continue, actor and critic MLPs and the vector encoder",
+                          min=1, max=MAX_DEPTH)
+    unimix: float = setting(0.01, "uniform mixture in categorical latents and discrete actions", min=0.0, max=1.0)
+    bins: int = setting(255, "two-hot bins (symlog space, ±20) of the reward and value heads", min=3, max=MAX_WIDTH)
+    # world-model learning
+    batch_size: int = setting(16, "sequences per gradient step", min=1, max=MAX_BATCH)
+    batch_length: int = setting(64, "steps per sequence", min=2, max=MAX_SEQUENCE)
+    buffer_size: int = setting(1_000_000, "replay capacity in steps", min=1, max=MAX_BUFFER)
+    prefill_steps: int = setting(2_500, "env steps with uniformly random actions before the first update",
+                                 min=0, max=MAX_STEPS)
+    replay_ratio: float = setting(0.25, "gradient steps per env step (e.g. 0.25 = one every 4 steps)", min=0.0,
+                                  exclusive_min=True)
+    model_lr: float = setting(3e-4, "world-model learning rate (Adam)", min=0.0, exclusive_min=True)
+    free_bits: float = setting(1.0, "KL below this many nats is not penalized", min=0.0)
+    dyn_scale: float = setting(0.5, "weight of the dynamics KL: prior towards the (⊥) posterior", min=0.0)
+    rep_scale: float = setting(0.1, "weight of the representation KL: posterior towards the (⊥) prior", min=0.0)
+    model_grad_norm: float = setting(1000.0, "clip the world model's gradient norm", min=0.0, exclusive_min=True)
+    # behaviour learning in imagination
+    horizon: int = setting(45, "imagined steps per start state (DreamerV3: 15; 45 keeps CartPole from falling back, "
+                          "benchmarks/README.md)", min=1, max=MAX_HORIZON)
+    imagine_starts: int = setting(256, "posterior states of each batch that start a dream (0 = all batch_size x "
+                                  "batch_length, as DreamerV3; fewer cost less on a CPU)", min=0, max=MAX_BATCH)
+    gamma: float = setting(0.997, "discount factor γ (1 - 1/333, DreamerV3's horizon)", min=0.0, max=1.0)
+    lam: float = setting(0.95, "λ of the λ-returns", min=0.0, max=1.0)
+    actor_grad: Literal["dynamics", "reinforce"] = setting(
+        "dynamics", "actor gradient: backprop through the dream (reparameterized) or REINFORCE")
+    actor_lr: float = setting(8e-5, "actor learning rate (Adam)", min=0.0, exclusive_min=True)
+    critic_lr: float = setting(8e-5, "critic learning rate (Adam)", min=0.0, exclusive_min=True)
+    ent_coef: float = setting(3e-4, "entropy bonus η", min=0.0)
+    critic_tau: float = setting(0.02, "slow target critic V_ψ⁻ ← τ V_ψ + (1-τ) V_ψ⁻ after each critic step", min=0.0,
+                                max=1.0, exclusive_min=True)
+    critic_slowreg: float = setting(0.0, "weight of the critic's pull towards the slow critic's prediction "
+                                    "(DreamerV3: 1)", min=0.0)
+    critic_replay: float = setting(0.0, "weight of a second critic loss on λ-returns of the replayed real sequences, "
+                                   "which grounds V in real states (DreamerV3's repval: 0.3)", min=0.0)
+    return_norm: bool = setting(True, "divide returns by max(1, P95 - P5) (EMA of percentiles), DreamerV3")
+    ac_grad_norm: float = setting(100.0, "clip the actor's and the critic's gradient norms", min=0.0, exclusive_min=True)
+
+    def check_settings(self) -> None:
+        batch = self.batch_size * self.batch_length
+        if batch > MAX_DREAM_STATES:
+            raise ConfigError(f"batch_size {self.batch_size} x batch_length {self.batch_length} = {batch:,} "
+                              f"steps per world-model batch; at most {show_bound(MAX_DREAM_STATES)} are allowed")
+        starts = self.imagine_starts if 0 < self.imagine_starts < batch else batch
+        if starts * self.horizon > MAX_DREAM_STATES:
+            raise ConfigError(f"{starts:,} imagined starts (imagine_starts {self.imagine_starts}, of batch_size x "
+                              f"batch_length) x horizon {self.horizon} = {starts * self.horizon:,} imagined "
+                              f"states per update; at most {show_bound(MAX_DREAM_STATES)} are allowed: lower "
+                              "imagine_starts or horizon")
+        rows = -(-self.buffer_size // self.num_envs)
+        if self.batch_length > rows:
+            raise ConfigError(f"batch_length {self.batch_length} exceeds the {rows:,} steps the replay keeps per "
+                              f"env (buffer_size {self.buffer_size} / num_envs {self.num_envs}), so training "
+                              "would never start; lower batch_length or raise buffer_size")
+
+    def network_weights(self) -> tuple[int, str]:
+        d, h, layers = self.deter, self.hidden, self.layers
+        s = self.stoch * self.classes if self.latent == "categorical" else self.stoch
+        stats = s if self.latent == "categorical" else 2 * s
+        feature = d + s
+        rssm = s * h + 3 * h * d + 3 * d * d + 2 * (d * h + h * stats)   # input layer, GRU, prior, posterior
+        heads = 7 * layer_weights([feature, *[h] * layers]) + 3 * h * self.bins  # decoder, encoder, 5 heads; 3 two-hot
+        return rssm + heads, (f"deter {d}, stoch {self.stoch}, classes {self.classes}, hidden {h}, layers "
+                              f"{layers} and bins {self.bins}")
 
 
 class Actor(nn.Module):

@@ -1,6 +1,6 @@
 """Policy gradients and actor-critic: REINFORCE, actor-critic, A2C and PPO as one family.
 
-They share one loss.  With Ψ_t the configured estimator (see :class:`~deeprl.config.PGConfig`)::
+They share one loss.  With Ψ_t the configured estimator (see :class:`PGConfig`)::
 
     actor:   θ ← θ + α ∇_θ Σ_t Ψ_t log π_θ(a_t|s_t)          (+ entropy bonus)
     critic:  φ ← φ - α ∇_φ Σ_t (V_φ(s_t) - ⊥ target_t)²       (target: G_t, r' + γ V_φ(s'), or λ-return)
@@ -13,6 +13,7 @@ n = 1 is the online actor-critic), and for PPO a clipped ratio π_θ/π_old over
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -20,13 +21,122 @@ import torch
 
 from deeprl.agents.base import Algorithm
 from deeprl.agents.persistence import Persistent
-from deeprl.config import A2CConfig, ActorCriticConfig, PGConfig, PPOConfig, ReinforceConfig
+from deeprl.config import (LAYERS, MAX_ENVS, MAX_EPISODES, MAX_REPEATS, MAX_ROLLOUT, MAX_STEPS, RunConfig,
+                           layer_weights, setting, show_bound)
 from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions
 from deeprl.errors import ConfigError
 from deeprl.nets import ACTIVATIONS, ActorCritic, Categorical, DiagGaussian
 from deeprl.optim import grad_step, make_optimizer, set_lr, weighted_loss
 from deeprl.returns import gae, reward_to_go
+
+
+@dataclass(frozen=True, kw_only=True)
+class PGConfig(RunConfig):
+    """The policy-gradient family: one loss, with the lecture's estimators of "how good was a_t".
+
+    ``estimator`` chooses the weight Ψ_t in  ∇_θ J ≈ Σ_t Ψ_t ∇_θ log π_θ(a_t|s_t):
+
+    * ``reinforce``: G_t, the discounted reward to-go (Monte Carlo; needs complete episodes)
+    * ``baseline``:  G_t - V_φ(s_t) (unbiased, lower variance)
+    * ``q``:         r_{t+1} + γ V_φ(s_{t+1}), a learned critic's Q estimate in place of G_t
+    * ``advantage``: r_{t+1} + γ V_φ(s_{t+1}) - V_φ(s_t), the advantage actor-critic
+    * ``gae``:       GAE(λ), which interpolates between ``advantage`` (λ=0) and n-step returns (λ=1)
+    """
+
+    lr: float = setting(7e-4, "learning rate (one optimizer over actor and critic)", min=0.0, exclusive_min=True)
+    critic_lr: float = setting(0.0, "the critic's own learning rate α_c, the actor keeping lr as α_a (0 = lr for both; "
+                               "needs shared_torso=false)", min=0.0)
+    optimizer: Literal["adam", "rmsprop"] = setting("adam", "optimizer")
+    optim_eps: float = setting(1e-5, "optimizer epsilon", min=0.0, exclusive_min=True)
+    anneal_lr: bool = setting(False, "decay the learning rate linearly to 0 over total_steps")
+    gamma: float = setting(0.99, "discount factor γ", min=0.0, max=1.0)
+    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = setting("gae", "the weight Ψ_t of ∇ log π")
+    critic_target: Literal["bootstrap", "rollout"] = setting(
+        "bootstrap", "V_φ regresses on ⊥(r' + γ V_φ(s')) or on the rollout's G_t (baseline estimator)")
+    gae_lambda: float = setting(1.0, "λ of GAE (1 = n-step returns, 0 = one-step TD advantage)", min=0.0, max=1.0)
+    collect: Literal["steps", "episodes"] = setting(
+        "steps", "update after n_steps steps of every env, or after batch_episodes complete episodes")
+    n_steps: int = setting(5, "rollout length per env between updates (collect=steps; 1 = online)", min=1, max=MAX_ROLLOUT)
+    batch_episodes: int = setting(1, "complete episodes per update (collect=episodes)", min=1, max=MAX_EPISODES)
+    discount_weighting: bool = setting(False, "multiply Ψ_t by γ^t as in the lecture's estimator (usually dropped)")
+    normalize_advantage: bool = setting(False, "standardize Ψ within each batch")
+    normalize_obs: bool = setting(False, "scale vector observations by running mean and std (clipped to ±10)")
+    normalize_reward: bool = setting(False, "divide rewards by the running std of the discounted return (clipped to ±10)")
+    ent_coef: float = setting(0.0, "entropy bonus coefficient", min=0.0)
+    vf_coef: float = setting(0.5, "critic loss coefficient", min=0.0)
+    max_grad_norm: float = setting(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
+    net_arch: list[int] = setting([64, 64], "hidden layers of each MLP torso", **LAYERS)
+    activation: Literal["relu", "tanh"] = setting("relu", "the MLP torsos' activation (SB3's and CleanRL's PPO and A2C use tanh)")
+    shared_torso: bool = setting(False, "actor and critic share one torso")
+    log_std_init: float = setting(0.0, "initial log σ of Gaussian policies")
+
+    def check_settings(self) -> None:
+        if self.estimator in ("reinforce", "baseline") and self.collect != "episodes":
+            raise ConfigError(f"estimator '{self.estimator}' needs complete episodes for G_t; set collect=episodes")
+        if self.critic_target == "rollout" and self.collect != "episodes":
+            raise ConfigError("critic_target 'rollout' needs complete episodes for G_t; set collect=episodes")
+        if self.collect == "steps" and self.n_steps * self.num_envs > MAX_ROLLOUT:
+            raise ConfigError(f"n_steps {self.n_steps} x num_envs {self.num_envs} = "
+                              f"{self.n_steps * self.num_envs} steps per rollout; at most "
+                              f"{show_bound(MAX_ROLLOUT)} are held in memory at once: lower n_steps or num_envs")
+        if self.critic_lr > 0 and self.shared_torso:
+            raise ConfigError("critic_lr gives the critic its own learning rate, but with shared_torso=true actor "
+                              "and critic share their torso; set shared_torso=false or critic_lr=0")
+
+    def network_weights(self) -> tuple[int, str]:
+        return (1 if self.shared_torso else 2) * layer_weights(self.net_arch), f"net_arch {self.net_arch}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReinforceConfig(PGConfig):
+    """REINFORCE: Monte Carlo policy gradient over complete episodes (``estimator=baseline`` adds V_φ)."""
+
+    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = setting("reinforce", "the weight Ψ_t of ∇ log π")
+    collect: Literal["steps", "episodes"] = setting("episodes", "update after complete episodes")
+    batch_episodes: int = setting(4, "complete episodes per update", min=1, max=MAX_EPISODES)
+    lr: float = setting(1e-3, "learning rate", min=0.0, exclusive_min=True)
+    max_grad_norm: float = setting(0.0, "clip the gradient's global norm (0 = off)", min=0.0)
+    total_steps: int = setting(100_000, "environment steps to train for", min=1, max=MAX_STEPS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActorCriticConfig(PGConfig):
+    """Advantage actor-critic as the lecture states it: batch mode over whole trajectories
+    (``collect=episodes``) or online, one update per step (``collect=steps n_steps=1``)."""
+
+    estimator: Literal["reinforce", "baseline", "q", "advantage", "gae"] = setting("advantage", "the weight Ψ_t of ∇ log π")
+    collect: Literal["steps", "episodes"] = setting("episodes", "batch mode (episodes) or online (steps, n_steps=1)")
+    batch_episodes: int = setting(1, "complete episodes per update (batch mode)", min=1, max=MAX_EPISODES)
+    lr: float = setting(1e-3, "learning rate", min=0.0, exclusive_min=True)
+    total_steps: int = setting(100_000, "environment steps to train for", min=1, max=MAX_STEPS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class A2CConfig(PGConfig):
+    """A2C: many synchronous envs, n-step advantages, entropy bonus (Stable-Baselines3's defaults)."""
+
+    num_envs: int = setting(8, "parallel environments", min=1, max=MAX_ENVS)
+    optimizer: Literal["adam", "rmsprop"] = setting("rmsprop", "optimizer")
+    total_steps: int = setting(500_000, "environment steps to train for", min=1, max=MAX_STEPS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig(PGConfig):
+    """PPO: the clipped surrogate objective, several epochs of minibatches per rollout."""
+
+    lr: float = setting(3e-4, "learning rate", min=0.0, exclusive_min=True)
+    n_steps: int = setting(2048, "rollout length per env between updates", min=1, max=MAX_ROLLOUT)
+    gae_lambda: float = setting(0.95, "λ of GAE", min=0.0, max=1.0)
+    normalize_advantage: bool = setting(True, "standardize advantages within each minibatch")
+    n_epochs: int = setting(10, "passes over each rollout", min=1, max=MAX_REPEATS)
+    minibatch_size: int = setting(64, "minibatch size (0 = the whole rollout in one batch)", min=0, max=MAX_ROLLOUT)
+    clip_range: float = setting(0.2, "ratio clip ε", min=0.0, exclusive_min=True)
+    anneal_clip_range: bool = setting(False, "decay the ratio clip ε linearly to 0 over total_steps (SB3's lin_ε)")
+    clip_range_vf: float = setting(0.0, "clip the value update around the old values (0 = off)", min=0.0)
+    target_kl: float = setting(0.0, "stop an update's epochs when the KL estimate exceeds this (0 = off)", min=0.0)
+    max_grad_norm: float = setting(0.5, "clip the gradient's global norm (0 = off)", min=0.0)
+    total_steps: int = setting(1_000_000, "environment steps to train for", min=1, max=MAX_STEPS)
 
 
 class RunningMeanStd:
@@ -134,9 +244,6 @@ class PolicyGradient(Algorithm):
             raise ConfigError(f"normalize_obs works on vector observations; this env observes {obs}. "
                               "Set normalize_obs=false")
         check_discrete_or_box_actions(self.action_space, self.algo)
-        if self.config.critic_lr > 0 and self.config.shared_torso:
-            raise ConfigError("critic_lr gives the critic its own learning rate, but with shared_torso=true actor "
-                              "and critic share their torso; set shared_torso=false or critic_lr=0")
 
     def _build(self) -> None:
         c = self.config

@@ -18,9 +18,9 @@ world model is frozen while dreaming: no gradient of the actor-critic losses rea
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -29,12 +29,70 @@ import torch
 from deeprl.agents.base import Algorithm
 from deeprl.agents.persistence import Persistent
 from deeprl.buffers import ReplayBuffer
-from deeprl.config import WorldModelConfig
+from deeprl.config import (LAYERS, MAX_BATCH, MAX_BUFFER, MAX_HORIZON, MAX_REPEATS, MAX_STEPS, MAX_WIDTH, RunConfig,
+                           layer_weights, setting)
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.errors import ConfigError
 from deeprl.nets import ActorCritic
 from deeprl.optim import grad_step, make_optimizer, weighted_loss
 from deeprl.worldmodel import ContinueModel, GaussianReward, GaussianTransition, elbo, make_vae
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorldModelConfig(RunConfig):
+    """World models: collect with the current policy, fit the VAE, fit the latent dynamics, train an
+    advantage actor-critic in dreams, repeat.  Every phase's budget is a setting.
+    """
+
+    total_steps: int = setting(20_000, "environment steps to train for", min=1, max=MAX_STEPS)
+    eval_freq: int = setting(2_000, "evaluate every this many env steps (0 = never during training)", min=0, max=MAX_STEPS)
+    log_interval: int = setting(500, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
+    # 1. collect
+    prefill_steps: int = setting(1_000, "env steps with uniformly random actions before the first fit", min=0, max=MAX_STEPS)
+    collect_steps: int = setting(500, "env steps with the current policy per iteration of the loop", min=1, max=MAX_STEPS)
+    buffer_size: int = setting(100_000, "real transitions kept for fitting", min=1, max=MAX_BUFFER)
+    # 2. VAE q_ψ(z|s), p_ψ(ŝ|z)
+    latent_dim: int = setting(16, "size of the latent state z", min=1, max=MAX_WIDTH)
+    vae_hidden: list[int] = setting([256, 256], "hidden layers of the VAE's MLPs (vector observations)", **LAYERS)
+    vae_steps: int = setting(200, "VAE gradient steps per iteration", min=0, max=MAX_REPEATS)
+    vae_lr: float = setting(1e-3, "VAE learning rate (Adam)", min=0.0, exclusive_min=True)
+    beta: float = setting(0.1, "weight of KL(q(z|s) || N(0, I)) in the VAE loss (1 = the ELBO; below 1 keeps more "
+                          "of s in z: at 1 a VAE with a learned σ leaves Pendulum's sin θ out of z)", min=0.0)
+    free_nats: float = setting(0.0, "do not push an observation's KL below this many nats", min=0.0)
+    # 3. transition p_ψ(z'|z,a), reward p_ψ(r'|z'), continue p_ψ(c|z')
+    model_hidden: list[int] = setting([256, 256], "hidden layers of the transition, reward and continue MLPs", **LAYERS)
+    transition_residual: bool = setting(True, "the transition MLP predicts the change z' - z (else z' itself)")
+    model_steps: int = setting(200, "dynamics gradient steps per iteration", min=0, max=MAX_REPEATS)
+    model_lr: float = setting(1e-3, "dynamics learning rate (Adam)", min=0.0, exclusive_min=True)
+    batch_size: int = setting(256, "real transitions per VAE or dynamics gradient step", min=1, max=MAX_BATCH)
+    # 4. actor-critic in the dream
+    dream_iterations: int = setting(50, "dreams per iteration; each is horizon online actor-critic updates",
+                                    min=0, max=MAX_REPEATS)
+    dream_batch: int = setting(256, "dreams run in parallel, each from an encoded real state", min=1, max=MAX_BATCH)
+    horizon: int = setting(15, "dream length T in steps", min=1, max=MAX_HORIZON)
+    gamma: float = setting(0.99, "discount factor γ", min=0.0, max=1.0)
+    net_arch: list[int] = setting([64, 64], "hidden layers of the actor π_θ(a|z) and the critic V_Φ(z)", **LAYERS)
+    actor_lr: float = setting(3e-4, "actor learning rate α_a (Adam)", min=0.0, exclusive_min=True)
+    critic_lr: float = setting(1e-3, "critic learning rate α_c (Adam)", min=0.0, exclusive_min=True)
+    critic_tau: float = setting(1.0, "bootstrap from a slow copy V_Φ⁻ ← τ V_Φ + (1-τ) V_Φ⁻ updated every dream step "
+                                "(1 = from V_Φ itself, as the lecture)", min=0.0, max=1.0, exclusive_min=True)
+    ent_coef: float = setting(1e-3, "entropy bonus coefficient", min=0.0)
+    max_grad_norm: float = setting(10.0, "clip each optimizer's gradient norm (0 = off)", min=0.0)
+    normalize_advantage: bool = setting(False, "standardize the advantages of each dream step")
+    picture_freq: int = setting(5_000, "write a reconstruction grid to the run directory every this many env steps (0 = off)",
+                                min=0, max=MAX_STEPS)
+
+    def check_settings(self) -> None:
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}; "
+                              "lower batch_size or raise buffer_size")
+
+    def network_weights(self) -> tuple[int, str]:
+        z, vae, model, ac = self.latent_dim, self.vae_hidden, self.model_hidden, self.net_arch
+        n = 2 * layer_weights(vae) + 3 * z * (vae[-1] if vae else 0)                  # encoder, decoder
+        n += 3 * (layer_weights([z, *model]) + (model[-1] if model else z) * 2 * z)   # transition, reward, continue
+        n += 4 * layer_weights([z, *ac])                                              # actor, critic, slow critic
+        return n, f"latent_dim {z}, vae_hidden {vae}, model_hidden {model} and net_arch {ac}"
 
 
 class WorldModel(Algorithm):
@@ -49,8 +107,6 @@ class WorldModel(Algorithm):
     def _check_spaces(self) -> None:
         check_vector_or_image_observations(self.observation_space, self.algo)
         check_discrete_or_box_actions(self.action_space, self.algo)
-        if self.config.batch_size > self.config.buffer_size:
-            raise ConfigError(f"batch_size {self.config.batch_size} exceeds buffer_size {self.config.buffer_size}")
 
     def _build(self) -> None:
         c = self.config
