@@ -17,22 +17,47 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def solved_count(cell: dict) -> tuple[int, int] | None:
+    """(seeds solved, seeds run), None without a threshold.  bench counts an errored seed as run and
+    not solved (``n_solved`` of ``n_seeds``); a report from before those fields has only the
+    fraction, over its finals."""
+    if cell["threshold"] is None or cell["solved_fraction"] is None:
+        return None
+    if cell.get("n_solved") is not None and cell.get("n_seeds"):
+        return cell["n_solved"], cell["n_seeds"]
+    return round(cell["solved_fraction"] * len(cell["final"])), len(cell["final"])
+
+
+def seed_range(cell: dict) -> str:
+    """The seeds the cell ran, errored ones included: ``1000-1004``."""
+    seeds = sorted(cell["seeds"] + cell.get("errored_seeds", []))
+    return f"{seeds[0]}-{seeds[-1]}" if seeds else "-"
+
+
+def iqm_text(cell: dict) -> str:
+    ci = cell["iqm_ci"] or [None, None]  # none when every seed errored
+    return f"{fmt(cell['iqm'])} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def per_run(cell: dict) -> float | None:
+    times = [t for t in cell["train_time"] if t is not None]
+    return sum(times) / len(times) if times else None
 
 
 def results_line(report: dict, cell: dict) -> str:
     m = report["machine"]
-    seeds = cell["seeds"]
-    solved = "" if cell["threshold"] is None else (
-        f", {round(cell['solved_fraction'] * len(cell['final']))} of {len(cell['final'])} at {cell['threshold']:g} "
-        "or better")
-    times = [t for t in cell["train_time"] if t is not None]
-    per_run = f"; {sum(times) / len(times):.0f} s per run" if times else ""
-    return (f"'{report['command']}' (seeds {seeds[0]}-{seeds[-1]}, not tuned on), {m['cpus']}-core {m['processor']} "
+    count = solved_count(cell)
+    solved = "" if count is None else f", {count[0]} of {count[1]} at {cell['threshold']:g} or better"
+    errored = f" ({cell['n_errored']} of {cell['n_seeds']} seeds errored)" if cell.get("n_errored") else ""
+    time = per_run(cell)
+    return (f"'{report['command']}' (seeds {seed_range(cell)}, not tuned on), {m['cpus']}-core {m['processor']} "
             f"CPU, {report['date']}: final models over {report['eval_episodes']} episodes "
-            f"{' / '.join(fmt(f) for f in cell['final'])}, IQM {fmt(cell['iqm'])} [{fmt(cell['iqm_ci'][0])}, "
-            f"{fmt(cell['iqm_ci'][1])}]{solved}{per_run}; machine-specific")
+            f"{' / '.join(fmt(f) for f in cell['final']) or '-'}{errored}, IQM {iqm_text(cell)}{solved}"
+            f"{'' if time is None else f'; {time:.0f} s per run'}; machine-specific")
 
 
 def update_preset(algo: str, env: str, line: str) -> bool:
@@ -60,14 +85,11 @@ def main() -> None:
     for file in args.reports:
         report = json.loads(Path(file).read_text())
         for cell in report["results"]:
-            times = [t for t in cell["train_time"] if t is not None]
-            solved = "-" if cell["solved_fraction"] is None else \
-                f"{round(cell['solved_fraction'] * len(cell['final']))}/{len(cell['final'])} at {cell['threshold']:g}"
+            count = solved_count(cell)
+            solved = "-" if count is None else f"{count[0]}/{count[1]} at {cell['threshold']:g}"
             stay = "-" if cell["median_time_to_stay"] is None else f"{cell['median_time_to_stay']:.0f} s"
-            print(f"| {cell['algo']} | {cell['env']} | {cell['seeds'][0]}-{cell['seeds'][-1]} | {fmt(cell['iqm'])} "
-                  f"[{fmt(cell['iqm_ci'][0])}, "
-                  f"{fmt(cell['iqm_ci'][1])}] | {solved} | {', '.join(fmt(f) for f in cell['final'])} | {stay} | "
-                  f"{sum(times) / len(times):.0f} s |")
+            print(f"| {cell['algo']} | {cell['env']} | {seed_range(cell)} | {iqm_text(cell)} | {solved} | "
+                  f"{', '.join(fmt(f) for f in cell['final'])} | {stay} | {fmt(per_run(cell), 0)} s |")
             if args.write and not update_preset(cell["algo"], cell["env"], results_line(report, cell)):
                 print(f"(no {cell['algo']} preset for {cell['env']})")
 

@@ -4,8 +4,7 @@ The report follows Agarwal et al. (2021), "Deep RL at the Edge of the Statistica
 per-seed final returns, the interquartile mean (IQM) with a 95% bootstrap confidence interval,
 mean ± std, the fraction of seeds at or above the env's threshold, the wall time and env steps
 until the evaluation curve *stays* above it, and an IQM sample-efficiency curve with its CI band.
-The statistics are scipy's (``trim_mean``, ``bootstrap``); with one task per (algorithm, env)
-cell the stratified bootstrap is the plain bootstrap over seeds.
+The statistics, tables and figures are :mod:`deeprl.report`'s, which the sweep's report shares.
 
 Results are machine-specific: the same seed does not reproduce across machines, so a claim rests
 on the spread over seeds, never on one.
@@ -13,7 +12,6 @@ on the spread over seeds, never on one.
 
 from __future__ import annotations
 
-import math
 import platform
 import shutil
 import sys
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from deeprl.checkpoint import atomic_write_bytes, atomic_write_json
+from deeprl.report import fmt, iqm, iqm_ci, iqm_curve, plot_curves, solved, stays_above, table
 from deeprl.runner import Trial, config_differences, describe_differences, run_trials
 
 # Thresholds where Gymnasium's registry gives none, or a different one than the field uses
@@ -42,44 +41,6 @@ def threshold_for(env_id: str) -> float | None:
     return spec.reward_threshold
 
 
-def iqm(values: np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle 50% (scipy's 25%-trimmed mean)."""
-    from scipy.stats import trim_mean
-    return float(trim_mean(np.asarray(values, dtype=float), 0.25))
-
-
-def iqm_ci(values: np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> list[float]:
-    """A percentile bootstrap confidence interval of the IQM over seeds."""
-    from scipy.stats import bootstrap
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2 or np.all(values == values[0]):
-        return [float(values.mean()), float(values.mean())] if len(values) else [math.nan, math.nan]
-    res = bootstrap((values,), lambda x, axis: _trim(x, axis), confidence_level=confidence, n_resamples=resamples,
-                    method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
-    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
-
-
-def _trim(x: np.ndarray, axis: int) -> np.ndarray:
-    from scipy.stats import trim_mean
-    return trim_mean(x, 0.25, axis=axis)
-
-
-def stays_above(curve: dict[str, list[float]], final: float, threshold: float) -> dict[str, float | None]:
-    """The first evaluation from which every later evaluation, and the final model's, is at or
-    above ``threshold``: its env step and wall time (None if the run does not end there)."""
-    if final < threshold:
-        return {"step": None, "wall_time": None}
-    steps, evals, times = curve["step"], curve["eval"], curve["wall_time"]
-    first = len(evals)
-    for i in range(len(evals) - 1, -1, -1):
-        if evals[i] < threshold:
-            break
-        first = i
-    if first == len(evals):
-        return {"step": None, "wall_time": None}
-    return {"step": steps[first], "wall_time": times[first]}
-
-
 def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: float | None) -> dict[str, Any]:
     """One (algo, env) cell over its seeds.  A seed that errored has no final model: it is left out
     of the return statistics (IQM, CI, mean, std, curves), which say so (``n_evaluated`` of
@@ -87,9 +48,9 @@ def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: flo
     ok = [r for r in results if r.get("final") is not None]
     failed = [r for r in results if r.get("final") is None]
     finals = np.array([r["final"] for r in ok], dtype=float)
-    solved = [stays_above(r["curve"], r["final"], threshold) for r in ok] if threshold is not None else []
-    reached = [s for s in solved if s["step"] is not None]
-    n_solved = int(np.sum(finals >= threshold)) if threshold is not None else None
+    stayed = [stays_above(r["curve"], r["final"], threshold) for r in ok] if threshold is not None else []
+    reached = [s for s in stayed if s["step"] is not None]
+    n_solved, solved_fraction = solved(finals, threshold, len(results))  # an errored seed is not solved
     return {
         "algo": algo, "env": env, "seeds": [r["trial"]["seed"] for r in ok], "final": finals.tolist(),
         # how many seeds ran, how many errored, and how many the return statistics are over
@@ -98,10 +59,8 @@ def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: flo
         "iqm": iqm(finals) if len(finals) else None, "iqm_ci": iqm_ci(finals) if len(finals) else None,
         "mean": float(finals.mean()) if len(finals) else None, "std": float(finals.std()) if len(finals) else None,
         "threshold": threshold,
-        # over every seed run: an errored seed is not solved
-        "n_solved": n_solved,
-        "solved_fraction": n_solved / len(results) if n_solved is not None and results else None,
-        "steps_to_stay": [s["step"] for s in solved], "time_to_stay": [s["wall_time"] for s in solved],
+        "n_solved": n_solved, "solved_fraction": solved_fraction,
+        "steps_to_stay": [s["step"] for s in stayed], "time_to_stay": [s["wall_time"] for s in stayed],
         # the median is over the n_stayed_solved runs (of n_seeds) whose evaluations stayed solved
         "n_stayed_solved": len(reached) if threshold is not None else None,
         "median_time_to_stay": float(np.median([s["wall_time"] for s in reached])) if reached else None,
@@ -109,22 +68,6 @@ def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: flo
         "errors": [r.get("error") or "no final evaluation" for r in failed],
         "curve": iqm_curve([r["curve"] for r in ok]),
     }
-
-
-def iqm_curve(curves: list[dict[str, list[float]]]) -> dict[str, list[float]]:
-    """IQM over seeds at the evaluation steps every seed has, with a 95% bootstrap band."""
-    if not curves:
-        return {"step": [], "iqm": [], "lo": [], "hi": []}
-    common = sorted(set.intersection(*(set(c["step"]) for c in curves)))
-    out: dict[str, list[float]] = {"step": [], "iqm": [], "lo": [], "hi": []}
-    for step in common:
-        values = np.array([c["eval"][c["step"].index(step)] for c in curves])
-        lo, hi = iqm_ci(values, resamples=500)
-        out["step"].append(step)
-        out["iqm"].append(iqm(values))
-        out["lo"].append(lo)
-        out["hi"].append(hi)
-    return out
 
 
 def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, *, steps: int | None = None,
@@ -139,7 +82,7 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     ``config.json``), the bench is refused before anything trains, unless ``retrain``: then
     those run directories are deleted and trained again."""
     from deeprl.agents import algorithm
-    from deeprl.config import build_config, default_preset
+    from deeprl.config import resolve_config
     from deeprl.errors import ConfigError
 
     out = Path(out)
@@ -154,8 +97,7 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     for algo in algos:
         for env in envs:
             # check every cell's settings and spaces before anything trains
-            classes[algo].check(build_config(classes[algo].config_cls, default_preset(algo, env), extra,
-                                             {"env": env}))
+            classes[algo].check(resolve_config(classes[algo].config_cls, algo, env, overrides=[extra]))
             for seed in seeds:
                 trials.append(Trial(algo, env, seed, str(out / algo / env.replace("/", "_") / f"seed_{seed}"),
                                     settings=extra, eval_episodes=eval_episodes))
@@ -228,12 +170,24 @@ def machine() -> dict[str, Any]:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _fmt(x: Any, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
+    rows = []
+    for c in report["results"]:
+        ci = c["iqm_ci"] or [None, None]
+        n, errored, evaluated = c["n_seeds"], c["n_errored"], c["n_evaluated"]
+        over = f"({evaluated} of {n} seeds" + (f"; {errored} errored)" if errored else ")")
+        n_solved = "-" if c["n_solved"] is None else f"{c['n_solved']}/{n}"
+        median = "-" if c["median_time_to_stay"] is None else f"{c['median_time_to_stay']:.0f} s"
+        stay = "-" if c["n_stayed_solved"] is None else f"{median} ({c['n_stayed_solved']} of {n} stayed solved)"
+        times = [t for t in c["train_time"] if t is not None]
+        rows.append([c["algo"], c["env"], f"{fmt(c['iqm'])} [{fmt(ci[0])}, {fmt(ci[1])}] {over}",
+                     f"{fmt(c['mean'])} ± {fmt(c['std'])} ({evaluated} of {n})", n_solved, fmt(c["threshold"], 0),
+                     ", ".join(fmt(f) for f in c["final"]), stay,
+                     f"{fmt(float(np.mean(times)) if times else None, 0)} s ({len(times)} of {n})"])
+        rows += [["", f"seed {seed} error: {error}", *[""] * 7] for seed, error in zip(c["errored_seeds"], c["errors"])]
     lines = [f"# deeprl bench, {report['date']}", "",
              f"{m['cpus']} CPUs, {m['processor']}, {m['platform']}, torch {m['torch']}"
              + (f", {m['cuda']}" if m.get("cuda") else "") + ".",
@@ -241,49 +195,6 @@ def markdown(report: dict[str, Any]) -> str:
              "Results are machine-specific: the same seed gives other numbers on another machine. "
              "Each aggregate says over how many seeds it is taken; a seed that errored has no final model, "
              "so it is left out of the returns and counts as not solved.", "",
-             "| algo | env | IQM [95% CI] | mean ± std | solved | threshold | per-seed finals | "
-             "median time to stay solved | train time / run |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for c in report["results"]:
-        ci = c["iqm_ci"] or [None, None]
-        n, errored, evaluated = c["n_seeds"], c["n_errored"], c["n_evaluated"]
-        over = f"({evaluated} of {n} seeds" + (f"; {errored} errored)" if errored else ")")
-        solved = "-" if c["n_solved"] is None else f"{c['n_solved']}/{n}"
-        median = "-" if c["median_time_to_stay"] is None else f"{c['median_time_to_stay']:.0f} s"
-        stay = "-" if c["n_stayed_solved"] is None else f"{median} ({c['n_stayed_solved']} of {n} stayed solved)"
-        times = [t for t in c["train_time"] if t is not None]
-        lines.append(f"| {c['algo']} | {c['env']} | {_fmt(c['iqm'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] {over} | "
-                     f"{_fmt(c['mean'])} ± {_fmt(c['std'])} ({evaluated} of {n}) | {solved} | "
-                     f"{_fmt(c['threshold'], 0)} | {', '.join(_fmt(f) for f in c['final'])} | {stay} | "
-                     f"{_fmt(float(np.mean(times)) if times else None, 0)} s ({len(times)} of {n}) |")
-        for seed, error in zip(c["errored_seeds"], c["errors"]):
-            lines.append(f"|  | seed {seed} error: {error} |  |  |  |  |  |  |  |")
+             *table(["algo", "env", "IQM [95% CI]", "mean ± std", "solved", "threshold", "per-seed finals",
+                     "median time to stay solved", "train time / run"], rows)]
     return "\n".join(lines) + "\n"
-
-
-def plot_curves(cells: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    envs = list(dict.fromkeys(c["env"] for c in cells))
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), dpi=110, squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for c in (c for c in cells if c["env"] == env):
-            curve = c["curve"]
-            if curve["step"]:
-                line, = ax.plot(curve["step"], curve["iqm"], label=c["algo"])
-                ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=line.get_color(), alpha=0.2)
-        threshold = next((c["threshold"] for c in cells if c["env"] == env), None)
-        if threshold is not None:
-            ax.axhline(threshold, color="grey", linestyle="--", linewidth=1)
-        ax.set_title(env)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("IQM of evaluation return (95% CI)")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

@@ -18,8 +18,9 @@ judging the old model.
 
 A trial with ``pause_at`` trains only up to that step of its planned run (its schedules keep
 the planned length), checkpoints, and is judged there (``rung_<step>.json``); the same trial
-with a later ``pause_at``, or none, continues it exactly.  The sweep's early-stopping scheduler
-(ASHA) runs on this and on :class:`TrialPool`, which takes trials one at a time as workers free.
+with a later ``pause_at``, or none, continues it exactly.  The sweep's one driver (asynchronous
+successive halving; a plain sweep is its one-rung case) runs on this and on :class:`TrialPool`,
+which takes trials one at a time as workers free.
 """
 
 from __future__ import annotations
@@ -102,16 +103,16 @@ def trial_config(trial: Trial) -> dict[str, Any]:
     """Every resolved setting ``trial`` trains with: what ``learn`` writes to its ``config.json``
     (the preset, then the seed, one CPU thread and the trial's settings, then the env)."""
     from deeprl import ALGORITHMS
-    from deeprl.config import build_config, config_to_dict, default_preset, preset_for
+    from deeprl.config import config_to_dict, resolve_config
 
-    layers: list[dict[str, Any]] = []
-    if trial.preset == "auto":
-        layers.append(default_preset(trial.algo, trial.env))
-    elif trial.preset is not None:
-        layers.append(preset_for(trial.algo, trial.preset))
-    layers.append({"seed": trial.seed, "torch_threads": 1, "device": "cpu", **trial.settings})
-    layers.append({"env": trial.env})
-    return config_to_dict(build_config(ALGORITHMS[trial.algo].config_cls, *layers))
+    config_cls = ALGORITHMS[trial.algo].config_cls
+    return config_to_dict(resolve_config(config_cls, trial.algo, trial.env, preset=trial.preset,
+                                         overrides=[_run_settings(trial)]))
+
+
+def _run_settings(trial: Trial) -> dict[str, Any]:
+    """What a trial sets over its preset: its seed, one CPU thread, then its own settings."""
+    return {"seed": trial.seed, "torch_threads": 1, "device": "cpu", **trial.settings}
 
 
 def config_differences(trial: Trial) -> list[tuple[str, Any, Any]] | None:
@@ -174,8 +175,7 @@ def _run_trial(trial: Trial) -> dict[str, Any]:
             agent = cls.resume(run.path)
             agent.learn(progress=False, pause_at=trial.pause_at)
     else:
-        settings = {"seed": trial.seed, "torch_threads": 1, "device": "cpu", **trial.settings}
-        agent = cls(trial.env, preset=trial.preset, **settings)
+        agent = cls(trial.env, preset=trial.preset, **_run_settings(trial))
         agent.learn(run_dir=run.path, progress=False, pause_at=trial.pause_at)
     try:
         final = agent.evaluate(trial.eval_episodes, seed=FINAL_EVAL_SEED + trial.seed)

@@ -268,3 +268,25 @@ def test_errored_seeds_count_in_the_summary_and_the_report():
     failed = summarize("dqn", "CartPole-v1", results[3:], 475.0)
     assert failed["n_solved"] == 0 and failed["solved_fraction"] == 0.0 and failed["iqm"] is None
     assert "| 0/2 |" in markdown({**report, "results": [failed]})
+
+
+def test_preset_results_count_errored_seeds_as_run_and_not_solved():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "preset_results.py"
+    spec = importlib.util.spec_from_file_location("preset_results", path)
+    preset_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preset_results)
+    results = [_result(1000, 500.0, [100, 480, 500]), _result(1001, 490.0, [480, 300, 490]),
+               _result(1002, 480.0, [490, 470]), _result(1003, error="training produced NaN"),
+               _result(1004, error="worker died")]
+    report = {"command": "deeprl bench", "machine": {"cpus": 2, "processor": "x86_64"}, "date": "2026-01-01",
+              "eval_episodes": 20}
+    line = preset_results.results_line(report, summarize("dqn", "CartPole-v1", results, 475.0))
+    assert "seeds 1000-1004" in line and "(2 of 5 seeds errored)" in line and "3 of 5 at 475 or better" in line
+    failed = preset_results.results_line(report, summarize("dqn", "CartPole-v1", results[3:], 475.0))
+    assert "IQM - [-, -], 0 of 2 at 475 or better" in failed
+    old = {**summarize("dqn", "CartPole-v1", results[:3], 475.0), "solved_fraction": 2 / 3}  # before n_solved
+    del old["n_solved"], old["n_seeds"]
+    assert "2 of 3 at 475 or better" in preset_results.results_line(report, old)

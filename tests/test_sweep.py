@@ -318,7 +318,7 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
 def test_choices_are_typed_and_logint_draws_whole_numbers(tmp_path, monkeypatch):
     import deeprl.sweep
     seen = []
-    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(seen))
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _instant(seen))
     report = sweep("ppo", "CartPole-v1", ["n_steps=choice:16.0,32", "batch_episodes=logint:2:64",
                                           "atari_wrappers=choice:on,off", "normalize_obs=choice:1,0"],
                    tmp_path / "s", trials=12, seeds=1, settings={"lr": "1e-3"}, quiet=True, backend="processes")
@@ -342,7 +342,7 @@ def test_choices_are_typed_and_logint_draws_whole_numbers(tmp_path, monkeypatch)
 def test_a_grid_is_run_whole_and_one_larger_than_trials_is_refused(tmp_path, monkeypatch, capsys):
     import deeprl.sweep
     seen = []
-    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(seen))
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _instant(seen))
     space = ["lr=choice:1e-3,2e-3,3e-3", "n_steps=choice:16,32"]
     with pytest.raises(ConfigError, match=r"the grid holds 6 points, more than --trials 5.*give --trials 6"):
         sweep("ppo", "CartPole-v1", space, tmp_path / "cut", trials=5, seeds=1, search="grid", backend="processes",
@@ -354,24 +354,25 @@ def test_a_grid_is_run_whole_and_one_larger_than_trials_is_refused(tmp_path, mon
 
 
 def _instant(seen, stop_after=None):
-    """A stand-in for run_trials that 'trains' instantly: a run's final is a known function of its
-    settings and seed.  With ``stop_after``, the call after that many raises KeyboardInterrupt."""
+    """A stand-in for the runner's TrialPool that 'trains' instantly: a run's final is a known
+    function of its settings and seed.  With ``stop_after``, the result after that many raises
+    KeyboardInterrupt."""
     calls = []
 
-    def run_trials(trials, *, workers=0, backend="processes", address=None, on_result=None):
-        calls.append(workers)
-        if stop_after is not None and len(calls) > stop_after:
-            raise KeyboardInterrupt
-        seen.extend(trials)
-        results = [{"trial": {"out": t.out, "seed": t.seed},
-                    "final": -abs(np.log(t.settings["lr"] / 1e-3)) - abs(np.log(t.settings.get("n_steps", 32) / 32))
-                    + t.seed} for t in trials]
-        for r in results:
-            if on_result:
-                on_result(r)
-        return results
-    run_trials.calls = calls
-    return run_trials
+    class Pool(_ScoredPool):
+        def __init__(self, *, workers=0, backend="processes", address=None):
+            super().__init__(workers=workers)
+            calls.append(workers)
+
+        def next_result(self):
+            key, t = self.queue.pop(0)
+            if stop_after is not None and len(seen) >= stop_after:
+                raise KeyboardInterrupt
+            seen.append(t)
+            final = -abs(np.log(t.settings["lr"] / 1e-3)) - abs(np.log(t.settings.get("n_steps", 32) / 32)) + t.seed
+            return key, {"trial": {"out": t.out, "seed": t.seed}, "final": final}
+    Pool.calls = calls
+    return Pool
 
 
 def _study(out):
@@ -384,7 +385,7 @@ def test_an_optuna_sweep_resumes_from_its_study_with_other_workers(tmp_path, mon
     import deeprl.sweep
     out, space = tmp_path / "s", ["lr=loguniform:1e-4:1e-2", "n_steps=int:8:128", "net_arch=choice:[8],[16,16]"]
     first = []
-    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(first, stop_after=3))
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _instant(first, stop_after=3))
     with pytest.raises(KeyboardInterrupt):  # killed while its 4th candidate trained (one at a time: --workers 1)
         sweep("ppo", "CartPole-v1", space, out, trials=8, seeds=1, search="optuna", workers=1, quiet=True,
               backend="processes")
@@ -393,7 +394,7 @@ def test_an_optuna_sweep_resumes_from_its_study_with_other_workers(tmp_path, mon
     drawn = [c["params"] for c in state["candidates"]]
     again = []
     resumed = _instant(again)
-    monkeypatch.setattr(deeprl.sweep, "run_trials", resumed)
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", resumed)
     report = resume_sweep(out, workers=2, quiet=True, backend="processes")  # another --workers: not refused
     assert set(resumed.calls) == {2}
     by_index = sorted(report["ranked"], key=lambda c: c["index"])
@@ -417,12 +418,39 @@ def test_an_optuna_sweep_resumes_from_its_study_with_other_workers(tmp_path, mon
         [(c["index"], c["objective"]) for c in by_index]
 
 
+def test_a_plain_sweep_is_the_drivers_one_rung_case_and_keeps_its_state_form(tmp_path, monkeypatch):
+    import deeprl.sweep
+    seen = []
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _instant(seen))
+    out = tmp_path / "s"
+    sweep("ppo", "CartPole-v1", ["lr=loguniform:1e-4:1e-2"], out, trials=3, seeds=2, quiet=True, backend="processes")
+    assert len(seen) == 6 and all(t.pause_at is None for t in seen)  # one rung, the whole run: nothing pauses
+    state = json.loads((out / "sweep.json").read_text())
+    assert [sorted(c) for c in state["candidates"]] == \
+        [["errors", "finals", "index", "objective", "params", "seeds", "status"]] * 3  # as sweeps have always held them
+    state["candidates"][1]["status"] = "halfway"
+    (out / "sweep.json").write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match=r"sweep.json' is damaged \(its candidate 1\); start a new sweep"):
+        resume_sweep(out, quiet=True, backend="processes")
+
+
+def test_optuna_proposes_as_many_candidates_as_run_at_once(tmp_path, monkeypatch):
+    import deeprl.sweep
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _instant([]))
+    sweep("ppo", "CartPole-v1", ["lr=loguniform:1e-4:1e-2"], tmp_path / "s", trials=6, seeds=2, workers=4,
+          search="optuna", quiet=True, backend="processes")
+    trials = sorted(_study(tmp_path / "s").trials, key=lambda t: t.user_attrs["candidate"])
+    for first in (2, 4):  # 4 workers / 2 seeds: two candidates at a time, each pair asked once the last is judged
+        assert min(t.datetime_start for t in trials[first:first + 2]) >= \
+            max(t.datetime_complete for t in trials[first - 2:first])
+
+
 def test_a_second_process_on_the_same_sweep_is_refused(tmp_path, monkeypatch):
     import fcntl
 
     import deeprl.sweep
     seen = []
-    monkeypatch.setattr(deeprl.sweep, "run_trials", _instant(seen))
+    monkeypatch.setattr(deeprl.sweep, "TrialPool", _instant(seen))
     out = tmp_path / "s"
     sweep("ppo", "CartPole-v1", ["lr=loguniform:1e-4:1e-2"], out, trials=2, seeds=1, quiet=True, backend="processes")
     with open(out / "sweep.lock") as held:  # as a sweep process running it holds it
