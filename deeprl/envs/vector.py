@@ -1,16 +1,20 @@
 """Vector environments whose state can be checkpointed.
 
-Gymnasium cannot save an environment's internal state, so a resumed run would start every
-episode afresh.  Instead each sub-environment is reset with a seed derived from
-``(seed, env index, episode index)`` and remembers the actions taken since that reset; restoring
-resets with the same seed and replays the actions.  For any environment that is deterministic
-given its reset seed (all Gymnasium and ALE envs are: their randomness comes from ``np_random``)
-this rebuilds exactly the state the killed run had, so a resumed run equals an uninterrupted one.
+Each sub-environment is an :class:`~deeprl.envs.episode_log.EpisodeLog`: it resets with a seed
+derived from ``(seed, env index, episode index)`` and remembers the actions taken since that
+reset; restoring resets with the same seed and replays the actions, which rebuilds exactly the
+state the killed run had (see that module).  The vector env's state is the list of its
+sub-envs' ``state()``.
 
 ``step`` returns both ``obs`` (after automatic reset, for acting) and ``next_obs`` (the true
 successor, the final observation where an episode ended), with ``terminated`` and ``truncated``
 kept apart: learners bootstrap from ``next_obs`` on truncation and not on termination.
 Where no episode ended the two are one array: treat both as read-only.
+
+Gymnasium's ``SyncVectorEnv(autoreset_mode=SAME_STEP)`` steps the same EpisodeLog envs to the
+same numbers (and restores from the same states), but measured end to end on CartPole it cost
+A2C 14-18% of its steps/s (DQN: within noise), over the 5% allowed, so :class:`VecEnv` stays as
+the thin stepper (``benchmarks/vector_env_choice.py``, benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -24,11 +28,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from deeprl.envs.make import has_wrapper
+from deeprl.envs.episode_log import EpisodeLog, episode_seed
 
-
-def episode_seed(seed: int, env_index: int, episode: int) -> int:
-    return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0])
+__all__ = ["AsyncVecEnv", "EpisodeLog", "VecEnv", "VecStep", "episode_seed", "make_vec_env"]
 
 
 @dataclass
@@ -43,97 +45,34 @@ class VecStep:
     episodes: list[tuple[int, float, int]]  # (env index, return, length) of finished episodes
 
 
-def _jsonable(action: Any) -> Any:
-    return action.tolist() if isinstance(action, np.ndarray) else (
-        action.item() if isinstance(action, np.generic) else action)
+def _step(env: EpisodeLog, action: Any) -> tuple[Any, Any, float, bool, bool, tuple[float, int] | None]:
+    """One sub-env step with automatic reset: ``(obs, next_obs, reward, terminated, truncated,
+    (return, length) of an episode reported on this step or None)``."""
+    next_obs, reward, terminated, truncated, info = env.step(action)
+    obs = next_obs
+    if terminated or truncated:
+        obs, _ = env.reset()
+    episode = info.get("episode")
+    if episode is not None:
+        episode = (float(episode["r"]), int(episode["l"]))
+    return obs, next_obs, reward, terminated, truncated, episode
 
 
-def _records_episodes(env: gym.Env) -> bool:
-    return has_wrapper(env, gym.wrappers.RecordEpisodeStatistics)
-
-
-class _Slot:
-    """One sub-environment with seeded resets, a replayable action log and episode statistics.
-
-    Returns and lengths are summed here (cheaper than a wrapper per step) unless the env records
-    them itself (Atari: the whole game's unclipped score, across lives), in which case its
-    ``info["episode"]`` is reported instead.
-    """
-
-    def __init__(self, env: gym.Env, seed: int, index: int):
-        self.env, self.seed, self.index = env, seed, index
-        self.episode = 0        # resets done so far (real or not)
-        self.log: list[Any] = []  # events since the last real reset: seed first, then actions / None
-        self.action_dtype: str | None = None  # of array actions: a replay must pass the very same numbers
-        self.own_stats = not _records_episodes(env)
-        self.ep_return, self.ep_length = 0.0, 0
-
-    def reset(self) -> np.ndarray:
-        s = episode_seed(self.seed, self.index, self.episode)
-        self.episode += 1
-        obs, info = self.env.reset(seed=s)
-        if info.get("real_reset", True):
-            self.log = [s]
-        else:  # Atari episodic life: a life was lost but the game goes on
-            self.log.append(None)
-        self.ep_return, self.ep_length = 0.0, 0
-        return obs
-
-    def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, float, bool, bool, tuple | None]:
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
-        if type(action) is int:
-            self.log.append(action)
-        else:
-            self.log.append(_jsonable(action))
-            # float32 and float64 torques give different physics (NumPy keeps float32 arithmetic
-            # float32), so the replay restores the dtype that JSON's numbers lose
-            self.action_dtype = np.asarray(action).dtype.str
-        reward = float(reward)
-        self.ep_return += reward
-        self.ep_length += 1
-        episode = None
-        if not self.own_stats:
-            if "episode" in info:
-                episode = (self.index, float(info["episode"]["r"]), int(info["episode"]["l"]))
-        elif terminated or truncated:
-            episode = (self.index, self.ep_return, self.ep_length)
-        obs = next_obs
-        if terminated or truncated:
-            obs = self.reset()
-        return obs, next_obs, reward, bool(terminated), bool(truncated), episode
-
-    def state(self) -> dict[str, Any]:
-        return {"episode": self.episode, "log": list(self.log), "action_dtype": self.action_dtype}
-
-    def restore(self, state: dict[str, Any]) -> np.ndarray:
-        log = state["log"]
-        dtype = np.dtype(state["action_dtype"]) if state.get("action_dtype") else None
-        if dtype is not None and dtype.kind not in "biuf":
-            raise ValueError(f"action dtype {dtype}")
-        obs, _ = self.env.reset(seed=int(log[0]))
-        self.ep_return, self.ep_length = 0.0, 0
-        for event in log[1:]:
-            if event is None:
-                obs, _ = self.env.reset(seed=0)  # seed ignored by a non-real reset
-            else:
-                action = np.asarray(event, dtype=dtype) if isinstance(event, list) else event
-                obs, reward, _, _, _ = self.env.step(action)
-                self.ep_return += float(reward)
-                self.ep_length += 1
-        self.log = list(log)
-        self.action_dtype = None if dtype is None else dtype.str
-        self.episode = int(state["episode"])
-        return obs
+def _env_name(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
 
 
 class VecEnv:
-    """Steps ``num_envs`` environments in this process."""
+    """Steps ``num_envs`` environments, each wrapped in :class:`EpisodeLog`, in this process."""
+
+    # not Gymnasium's SyncVectorEnv: its per-step batching cost A2C 14-18% of CartPole steps/s (benchmarks/README.md)
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], seed: int):
-        self.slots = [_Slot(fn(), seed, i) for i, fn in enumerate(env_fns)]
-        self.num_envs = len(self.slots)
-        self.single_observation_space = self.slots[0].env.observation_space
-        self.single_action_space = self.slots[0].env.action_space
+        self.envs = [EpisodeLog(fn(), seed=seed, index=i) for i, fn in enumerate(env_fns)]
+        self.num_envs = len(self.envs)
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self._env_name = _env_name(self.envs[0])
         self._obs_dtype = self.single_observation_space.dtype or np.int64
 
     def _stack(self, items: list[np.ndarray]) -> np.ndarray:
@@ -142,27 +81,26 @@ class VecEnv:
             try:
                 out[i] = x
             except (ValueError, TypeError):
-                raise self._broken_contract(i, x, "reset") from None
+                raise self._broken_contract(x, "reset") from None
         return out
 
-    def _broken_contract(self, i: int, obs: Any, where: str) -> Exception:
+    def _broken_contract(self, obs: Any, where: str) -> Exception:
         """The one-line error for an env whose observation is not of its own observation space."""
         from deeprl.errors import EnvError
 
-        env = self.slots[i].env
-        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-        return EnvError(f"env {name!r} returned from {where}() an observation of shape {np.shape(obs)} "
-                        f"({np.asarray(obs).dtype}), outside its own observation space {env.observation_space}; "
-                        "fix the env, or wrap it so its observations match the space it declares")
+        return EnvError(f"env {self._env_name!r} returned from {where}() an observation of shape {np.shape(obs)} "
+                        f"({np.asarray(obs).dtype}), outside its own observation space "
+                        f"{self.single_observation_space}; fix the env, or wrap it so its observations match the "
+                        "space it declares")
 
     def reset(self) -> np.ndarray:
-        return self._stack([slot.reset() for slot in self.slots])
+        return self._stack([env.reset()[0] for env in self.envs])
 
     def step(self, actions: np.ndarray) -> VecStep:
-        return self._collate([slot.step(a) for slot, a in zip(self.slots, _per_env(actions))])
+        return self._collate([_step(env, a) for env, a in zip(self.envs, _per_env(actions))])
 
     def _collate(self, results: list[tuple]) -> VecStep:
-        """Per-env ``_Slot.step`` results as one VecStep, written straight into the output arrays:
+        """Per-env ``_step`` results as one VecStep, written straight into the output arrays:
         this runs once per env step, and CartPole steps in ~15 µs, so stacking and converting
         tuples column by column would cost a third as much again."""
         n = len(results)
@@ -173,12 +111,12 @@ class VecEnv:
             try:
                 obs[i], reward[i] = o, r
             except (ValueError, TypeError):
-                raise self._broken_contract(i, o, "step") from None
+                raise self._broken_contract(o, "step") from None
             if te or tr:
                 terminated[i], truncated[i] = te, tr
                 ended.append((i, final))
             if episode is not None:
-                episodes.append(episode)
+                episodes.append((i, *episode))
         next_obs = obs
         if ended:
             next_obs = obs.copy()
@@ -188,16 +126,18 @@ class VecEnv:
                        episodes=episodes)
 
     def state(self) -> list[dict[str, Any]]:
-        return [slot.state() for slot in self.slots]
+        """Each sub-env's :meth:`EpisodeLog.state` (plain JSON)."""
+        return [env.state() for env in self.envs]
 
     def restore(self, state: list[dict[str, Any]]) -> np.ndarray:
-        if len(state) != len(self.slots):
-            raise ValueError(f"state holds {len(state)} envs, this vector env has {len(self.slots)}")
-        return self._stack([slot.restore(s) for slot, s in zip(self.slots, state)])
+        if not isinstance(state, list) or len(state) != self.num_envs:
+            raise ValueError(f"state holds {len(state) if isinstance(state, list) else 'no list of'} envs, this "
+                             f"vector env has {self.num_envs}")
+        return self._stack([env.restore(s) for env, s in zip(self.envs, state)])
 
     def close(self) -> None:
-        for slot in self.slots:
-            slot.env.close()
+        for env in self.envs:
+            env.close()
 
 
 def _per_env(actions: np.ndarray) -> Any:
@@ -213,21 +153,21 @@ def _worker(conn: Any, env_fns: list[Callable[[], gym.Env]], seed: int, first_in
     # which needs the workers' env states, so they leave SIGINT to it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        slots = [_Slot(fn(), seed, first_index + i) for i, fn in enumerate(env_fns)]
-        conn.send(("ok", (slots[0].env.observation_space, slots[0].env.action_space)))
+        envs = [EpisodeLog(fn(), seed=seed, index=first_index + i) for i, fn in enumerate(env_fns)]
+        conn.send(("ok", (envs[0].observation_space, envs[0].action_space, _env_name(envs[0]))))
         while True:
             cmd, arg = conn.recv()
             if cmd == "step":
-                conn.send(("ok", [slot.step(a) for slot, a in zip(slots, _per_env(arg))]))
+                conn.send(("ok", [_step(env, a) for env, a in zip(envs, _per_env(arg))]))
             elif cmd == "reset":
-                conn.send(("ok", [slot.reset() for slot in slots]))
+                conn.send(("ok", [env.reset()[0] for env in envs]))
             elif cmd == "state":
-                conn.send(("ok", [slot.state() for slot in slots]))
+                conn.send(("ok", [env.state() for env in envs]))
             elif cmd == "restore":
-                conn.send(("ok", [slot.restore(s) for slot, s in zip(slots, arg)]))
+                conn.send(("ok", [env.restore(s) for env, s in zip(envs, arg)]))
             elif cmd == "close":
-                for slot in slots:
-                    slot.env.close()
+                for env in envs:
+                    env.close()
                 conn.send(("ok", None))
                 return
     except KeyboardInterrupt:
@@ -271,7 +211,7 @@ class AsyncVecEnv(VecEnv):
             self._conns.append(parent)
             self._procs.append(proc)
         spaces = self._gather(None)
-        self.single_observation_space, self.single_action_space = spaces[0]
+        self.single_observation_space, self.single_action_space, self._env_name = spaces[0]
         self._obs_dtype = self.single_observation_space.dtype or np.int64
 
     def _gather(self, cmd_args: list[tuple[str, Any]] | None) -> list[Any]:
@@ -307,6 +247,9 @@ class AsyncVecEnv(VecEnv):
         return self._all("state")
 
     def restore(self, state: list[dict[str, Any]]) -> np.ndarray:
+        if not isinstance(state, list) or len(state) != self.num_envs:
+            raise ValueError(f"state holds {len(state) if isinstance(state, list) else 'no list of'} envs, this "
+                             f"vector env has {self.num_envs}")
         return self._stack(self._all("restore", [state[a:b] for a, b in self._splits]))
 
     def close(self) -> None:
