@@ -63,12 +63,12 @@ def compile_case(name: str, make_update, inputs: list, n: int, blocks: int) -> d
 
 
 def dqn_update(agent):
-    """DQN.update's gradient step with its ``compute_loss`` (forward, target, Huber) wrapped."""
+    """DQN.update's gradient step with its ``losses`` (forward, target, Huber) wrapped."""
     from deeprl.optim import grad_step
 
     def make(wrap):
-        loss_fn = wrap(agent.compute_loss)
-        return lambda batch: grad_step(agent.optimizer, loss_fn(batch)[0], agent.config.max_grad_norm)
+        loss_fn = wrap(lambda batch: agent.losses(batch)[0]["td"])
+        return lambda batch: grad_step(agent.optimizer, loss_fn(batch), agent.config.max_grad_norm)
     return make
 
 

@@ -25,8 +25,8 @@ def batch_of(agent, n=8, seed=0):
 
 def grads(agent, batch):
     agent.q.zero_grad()
-    loss, _, _ = agent.compute_loss(batch)
-    loss.backward()
+    terms, _, _ = agent.losses(batch)
+    terms["td"].backward()
     return [p.grad.clone() for p in agent.q.parameters()]
 
 

@@ -32,7 +32,7 @@ from deeprl.config import (LAYERS, MAX_BATCH, MAX_BUFFER, MAX_HORIZON, MAX_REPEA
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
 from deeprl.errors import ConfigError
 from deeprl.nets import QNetwork
-from deeprl.optim import grad_step, make_optimizer, set_lr
+from deeprl.optim import grad_step, make_optimizer, set_lr, weighted_loss
 from deeprl.returns import q_learning_target
 
 
@@ -126,9 +126,10 @@ class DQN(Algorithm):
 
     algo = "dqn"
     config_cls = DQNConfig
-    metric_keys = ["charts/episode_return", "charts/episodes", "charts/epsilon", "charts/sps",
-                   "loss/td", "q/mean", "q/max", "grad/norm", "eval/mean_return", "eval/std_return"]
     config: DQNConfig
+    metrics = ("charts/epsilon", "q/mean", "q/max", "grad/norm")
+    maxima = ("q/max", "q/abs")  # q/abs: the largest |Q| of the interval, for the divergence check (not logged)
+    loss_scales = {"td": 1.0}
 
     def _check_spaces(self) -> None:
         check_observation_space(self.observation_space, "dqn")
@@ -158,7 +159,6 @@ class DQN(Algorithm):
         self.q_bounds = value_bounds(reward_range(c.env, c.atari_wrappers), c.gamma)
         self._q_history: list[float] = []  # the largest |Q| of each log interval (divergence check)
         self._rewards_seen: list[float] = []  # [r_min, r_max] of every reward collected, where the env's is unknown
-        self._reset_stats()
 
     # --------------------------------------------------------------------------------- acting
     def epsilon(self) -> float:
@@ -203,8 +203,9 @@ class DQN(Algorithm):
         select = self.q(batch.next_obs) if c.double_q else None
         return q_learning_target(batch.returns, batch.discounts, next_q, select)
 
-    def compute_loss(self, batch: ReplaySamples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(loss, td_error, q)``: the (importance-weighted) regression of Q_θ(s, a) on its target."""
+    def losses(self, batch: ReplaySamples) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``({"td": loss}, td_error, q)``: the (importance-weighted) regression of Q_θ(s, a) on its
+        target, as the terms weighted by :attr:`loss_scales`, with the TD errors (priorities) and Q."""
         c = self.config
         q = self.q(batch.obs).gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)  # Q_θ(s, a)
         if c.stop_gradient:
@@ -214,23 +215,18 @@ class DQN(Algorithm):
             target = self.td_target(batch)
         td = q - target
         per_sample = F.smooth_l1_loss(q, target, reduction="none") if c.loss == "huber" else td.pow(2)
-        return (batch.weights * per_sample).mean(), td, q
+        return {"td": (batch.weights * per_sample).mean()}, td, q
 
     def update(self, batch: ReplaySamples) -> None:
         """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped."""
-        loss, td, q = self.compute_loss(batch)
-        grad_norm = grad_step(self.optimizer, loss, self.config.max_grad_norm)
+        terms, td, q = self.losses(batch)
+        grad_norm = grad_step(self.optimizer, weighted_loss(terms, self.loss_scales), self.config.max_grad_norm)
         self.updates += 1
         if isinstance(self.buffer, PrioritizedReplayBuffer):
             self.buffer.update_priorities(batch.indices, td.detach().cpu().numpy())
-        stats = self._stats
-        stats["loss"] += loss.detach()
-        stats["q"] += q.detach().mean()
-        q_abs = q.detach().abs().max()
-        stats["qmax"] = torch.maximum(stats["qmax"], q.detach().max())
-        stats["qabs"] = torch.maximum(stats["qabs"], q_abs)
-        stats["grad"] += grad_norm.detach()
-        stats["n"] += 1
+        q = q.detach()
+        self._record({f"loss/{k}": v for k, v in terms.items()}, **{"q/mean": q.mean(), "q/max": q.max(),
+                                                                    "q/abs": q.abs().max(), "grad/norm": grad_norm})
 
     def update_target(self) -> None:
         """θ⁻ ← τ θ + (1 - τ) θ⁻ (τ = 1: a hard copy)."""
@@ -255,56 +251,39 @@ class DQN(Algorithm):
         c = self.config
         return c.per_beta_start + (1.0 - c.per_beta_start) * self.progress()
 
-    def _reset_stats(self) -> None:
-        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
-        self._stats = {"loss": zero(), "q": zero(), "grad": zero(), "qmax": torch.full((), -torch.inf, device=self.device),
-                       "qabs": zero(), "n": 0}
-
-    def _train(self, target_steps: int) -> None:
+    def _iteration(self, target_steps: int) -> None:
+        """One step of every env, and the gradient steps and target update that fall due."""
         c = self.config
         n_envs = c.num_envs
-        train_every = max(1, c.train_freq // n_envs)
-        target_every = max(1, c.target_update_interval // n_envs)
         obs = self._obs
-        while self.num_timesteps < target_steps and not self._stop:
-            actions = self._epsilon_greedy(obs, self.epsilon())            # 1. ε-greedy
-            step = self.envs.step(actions)                                   # 2. s', r' ~ p(s', r'|s, a)
-            self.num_timesteps += n_envs
-            self.iteration += 1
-            if self.buffer is not None:
-                self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
-            if self.q_bounds is None:
-                self._see_rewards(step.reward)
-            if self.num_timesteps > c.learning_starts and self.iteration % train_every == 0:
-                if c.anneal_lr:
-                    set_lr(self.optimizer, c.lr * (1.0 - self.progress()))
-                for _ in range(c.gradient_steps):                            # 3. θ ← θ - α ∇ (Q - ⊥target)²
-                    if self.buffer is not None:
-                        batch = self.buffer.sample(c.batch_size, self.rng, beta=self._beta())
-                    else:
-                        batch = self._online_batch(obs, actions, step)
-                    self.update(batch)
-            if self.q_target is not None and self.iteration % target_every == 0:
-                self.update_target()
-            obs = step.obs                                                   # 4. s ← s'
-            self._obs = obs
-            self._record_episodes(step.episodes)
-            self._progress.update(n_envs)
-
-            if self._interval_due(target_steps):
-                self._close_interval(self._interval_metrics(), eps=round(self.epsilon(), 3))
+        actions = self._epsilon_greedy(obs, self.epsilon())                 # 1. ε-greedy
+        step = self._env_step(actions)                                       # 2. s', r' ~ p(s', r'|s, a); s ← s'
+        self.iteration += 1
+        if self.buffer is not None:
+            self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
+        if self.q_bounds is None:
+            self._see_rewards(step.reward)
+        if self.num_timesteps > c.learning_starts and self.iteration % max(1, c.train_freq // n_envs) == 0:
+            if c.anneal_lr:
+                set_lr(self.optimizer, c.lr * (1.0 - self.progress()))
+            for _ in range(c.gradient_steps):                                # 3. θ ← θ - α ∇ (Q - ⊥target)²
+                if self.buffer is not None:
+                    batch = self.buffer.sample(c.batch_size, self.rng, beta=self._beta())
+                else:
+                    batch = self._online_batch(obs, actions, step)
+                self.update(batch)
+        if self.q_target is not None and self.iteration % max(1, c.target_update_interval // n_envs) == 0:
+            self.update_target()
 
     def _interval_metrics(self) -> dict[str, Any]:
-        s = self._stats
-        n = s["n"]
-        metrics: dict[str, Any] = {
-            "charts/epsilon": self.epsilon(),
-            "loss/td": (s["loss"] / n).item() if n else None, "q/mean": (s["q"] / n).item() if n else None,
-            "q/max": s["qmax"].item() if n else None, "grad/norm": (s["grad"] / n).item() if n else None}
-        if n:
-            self._check_divergence(s["qabs"].item())
-        self._reset_stats()
-        return metrics
+        stats = super()._interval_metrics()
+        q_abs = stats.pop("q/abs", None)
+        if q_abs is not None:
+            self._check_divergence(q_abs)
+        return {"charts/epsilon": self.epsilon(), **stats}
+
+    def _progress_info(self) -> dict[str, Any]:
+        return {"eps": round(self.epsilon(), 3)}
 
     def _see_rewards(self, reward: np.ndarray) -> None:
         """Widen the range of rewards collected so far (non-finite rewards are left out)."""
