@@ -28,6 +28,22 @@ from deeprl.errors import CheckpointError, ConfigError
 from deeprl.version import __version__
 
 
+def exclusive_lock(path: Path, busy: str) -> Any:
+    """An exclusive lock on ``path`` (created if missing), held until the returned file is closed,
+    or a ConfigError saying ``busy`` when another process holds it; None where there is no flock."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock
+        return None
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise ConfigError(busy) from None
+    return fh
+
+
 def default_run_dir(algo: str, env_id: str) -> Path:
     safe_env = env_id.replace("/", "_").replace(":", "_")
     return Path("runs") / f"{algo}-{safe_env}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -82,20 +98,9 @@ class RunDir:
     def lock(self) -> None:
         """Hold an exclusive lock on the run while training it: a second process that tries to
         train or resume the same run is refused instead of interleaving its rows with ours."""
-        if self._lock is not None:
-            return
-        try:
-            import fcntl
-        except ImportError:  # not on POSIX: no lock
-            return
-        fh = open(self.path / ".lock", "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise ConfigError(f"run {str(self.path)!r} is being trained by another process; wait for it to "
-                              "finish or stop it first") from None
-        self._lock = fh
+        if self._lock is None:
+            self._lock = exclusive_lock(self.path / ".lock", f"run {str(self.path)!r} is being trained by another "
+                                        "process; wait for it to finish or stop it first")
 
     def unlock(self) -> None:
         if self._lock is not None:

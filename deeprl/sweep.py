@@ -44,6 +44,7 @@ from deeprl.checkpoint import atomic_write_json, read_json
 from deeprl.config import build_config, config_to_dict, resolve_config
 from deeprl.errors import ConfigError
 from deeprl.report import fmt, plot_objective, table
+from deeprl.run import exclusive_lock
 from deeprl.runner import Trial, TrialPool
 from deeprl.search import GridSearch, Param, check_space, jsonable, make_search, parse_space
 
@@ -130,22 +131,13 @@ def _read_state(out: Path) -> dict[str, Any]:
 def _locked(out: Path) -> Iterator[None]:
     """Hold the sweep folder's lock: a second process that runs or resumes the same sweep is
     refused at once instead of training the same runs beside this one."""
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX: no lock
-        yield
-        return
-    fh = open(out / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise ConfigError(f"sweep {str(out)!r} is being run by another process; wait for it to finish or stop it "
-                          "first") from None
+    fh = exclusive_lock(out / LOCK_FILE, f"sweep {str(out)!r} is being run by another process; wait for it to "
+                        "finish or stop it first")
     try:
         yield
     finally:
-        fh.close()  # closing the file releases the lock
+        if fh is not None:
+            fh.close()  # closing the file releases the lock
 
 
 def _check_fixed(settings: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ import yaml
 from deeprl import ALGORITHMS
 from deeprl.agents.dqn import DQNConfig
 from deeprl.agents.dreamer import DreamerConfig
-from deeprl.agents.pg import PPOConfig
+from deeprl.agents.ppo import PPOConfig
 from deeprl.agents.worldmodel import WorldModelConfig
 from deeprl.config import build_config, describe, parse_assignments
 from deeprl.errors import ConfigError

@@ -91,7 +91,7 @@ def test_sweep_ranks_candidates_by_their_mean_final_over_seeds(tmp_path, search)
     assert (tmp_path / "s" / "objective.png").stat().st_size > 1000
     block = yaml.safe_load((tmp_path / "s" / "best_preset.yaml").read_text())["CartPole-v1"]
     assert block["lr"] == ranked[0]["params"]["lr"] and block["total_steps"] == 256 and block["num_envs"] == 2
-    from deeprl.agents.pg import PPOConfig
+    from deeprl.agents.ppo import PPOConfig
     build_config(PPOConfig, {k: v for k, v in block.items() if k not in ("description", "results")})
 
 

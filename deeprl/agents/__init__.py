@@ -3,7 +3,8 @@
 from deeprl.agents.base import Algorithm
 from deeprl.agents.dqn import DQN
 from deeprl.agents.dreamer import Dreamer
-from deeprl.agents.pg import A2C, PPO, REINFORCE, ActorCriticAgent, PolicyGradient
+from deeprl.agents.pg import A2C, REINFORCE, ActorCriticAgent, PolicyGradient
+from deeprl.agents.ppo import PPO
 from deeprl.agents.worldmodel import WorldModel
 from deeprl.errors import ConfigError, did_you_mean
 
