@@ -20,16 +20,16 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
-from deeprl.agents.loop import IntervalStats, TrainingLoop
+from deeprl.agents.devices import cpu_threads, default_torch_threads, resolve_device
+from deeprl.agents.loop import IntervalStats, TrainingLoop, callbacks_of
 from deeprl.agents.persistence import Persistent, restore, snapshot, step_count
 from deeprl.agents.rng import RandomStreams
 from deeprl.agents.signals import StopOnSignal
@@ -41,26 +41,6 @@ from deeprl.errors import CheckpointError, ConfigError
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
 from deeprl.spaces import space_from_json, space_to_json
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available; use --set device=cpu")
-    return device
-
-
-def default_torch_threads(images: bool) -> int:
-    """What ``torch_threads=0`` picks: 1 for vector observations (small MLPs run fastest on one
-    thread), and for images half the cores, at most 4.  torch's idle OpenMP workers spin, so a
-    thread per core starves the env and any other process; on a 2-core machine a second thread
-    made the conv world model several times slower, not faster."""
-    return max(1, min(4, (os.cpu_count() or 1) // 2)) if images else 1
 
 
 class Algorithm(TrainingLoop, RandomStreams, ABC):
@@ -143,19 +123,9 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         c = self.config
         self.envs = make_vec_env(c.env, c.num_envs, c.seed, vectorization=c.vectorization, **self._env_kwargs())
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """The CPU threads of ``torch_threads`` for torch and for NumPy's BLAS (whose idle threads
-        spin just the same) while training, restored afterwards: constructing or training an
-        agent leaves the process's settings as it found them."""
-        threads = self.config.torch_threads or default_torch_threads(is_image_space(self.observation_space))
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            with threadpool_limits(limits=threads, user_api="blas"):
-                yield
-        finally:
-            torch.set_num_threads(before)
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        """The CPU threads of ``torch_threads`` while training (0: :func:`default_torch_threads`)."""
+        return cpu_threads(self.config.torch_threads or default_torch_threads(is_image_space(self.observation_space)))
 
     # ------------------------------------------------------------------------------ subclass hooks
     def _eval_policy(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -220,7 +190,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         planned run exactly (a sweep's early-stopping scheduler pauses runs at its rungs).
         ``self.paused`` says whether it stopped there.
         """
-        self._callbacks = _callbacks(callback)
+        self._callbacks = callbacks_of(callback)
         self._stop = False
         self.paused = False
         if pause_at is not None and (isinstance(pause_at, bool) or not isinstance(pause_at, (int, np.integer))):
@@ -477,17 +447,6 @@ def _env_kwargs(c: RunConfig) -> dict[str, Any]:
     """``make_env``'s keywords for the env a config trains on."""
     return {"atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
             "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}
-
-
-def _callbacks(callback: Any) -> list[Callable[["Algorithm"], Any]]:
-    """``learn``'s ``callback``: None, a callable, or a list or tuple of callables, checked at the call."""
-    if callback is None:
-        return []
-    found = list(callback) if isinstance(callback, (list, tuple)) else [callback]
-    bad = [c for c in found if not callable(c)]
-    if bad:
-        raise ConfigError(f"callback must be a callable (agent) -> bool or a list of them; got {bad[0]!r:.80}")
-    return found
 
 
 def _short(error: BaseException) -> str:

@@ -19,7 +19,7 @@ import time
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from deeprl.agents.persistence import step_count
 from deeprl.agents.signals import Cut, StopOnSignal
 from deeprl.checkpoint import atomic_write_json
 from deeprl.envs.vector import VecStep
-from deeprl.errors import CheckpointError, Interrupted, TrainingError
+from deeprl.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 
 # the columns every run logs, whatever its algorithm
 BASE_METRICS = ("charts/episode_return", "charts/episodes", "charts/sps", "eval/mean_return", "eval/std_return")
@@ -294,3 +294,14 @@ class TrainingLoop:
         if self._logger is not None:
             self._log({"eval/mean_return": final["mean_return"], "eval/std_return": final["std_return"]})
         self.run.checkpoints.mark_finished(self.run.checkpoints.latest(), warnings=self.warnings)
+
+
+def callbacks_of(callback: Any) -> list[Callable[[Any], Any]]:
+    """``learn``'s ``callback``: None, a callable, or a list or tuple of callables, checked at the call."""
+    if callback is None:
+        return []
+    found = list(callback) if isinstance(callback, (list, tuple)) else [callback]
+    bad = [c for c in found if not callable(c)]
+    if bad:
+        raise ConfigError(f"callback must be a callable (agent) -> bool or a list of them; got {bad[0]!r:.80}")
+    return found
