@@ -328,7 +328,8 @@ class DQN(Algorithm):
     def _persistent(self) -> Persistent:
         return Persistent(model={"q": self.q}, training={"target": self.q_target},
                           optimizers={"optimizer": self.optimizer}, buffers={"replay": self.buffer},
-                          counters=("iteration", "updates", "_q_history", "_rewards_seen"))
+                          counters={"iteration": "iteration", "updates": "updates", "q_history": "_q_history",
+                                    "rewards_seen": "_rewards_seen"})
 
     def _loaded_model(self) -> None:
         if self.q_target is not None:

@@ -480,16 +480,18 @@ class Dreamer(Algorithm):
         return Persistent(model={**self._modules_by_name(), "critic_target": self.critic_target},
                           training={"normalizer": self.normalizer}, optimizers=self.optimizers,
                           buffers={"replay": self.replay},
-                          counters=("updates", "_update_credit", "_prev_action", "_prev_reward", "_first",
-                                    "_acting_state"))  # the acting state's setter reads _first
+                          counters={"updates": "updates", "update_credit": "_update_credit",
+                                    "prev_action": "_prev_action", "prev_reward": "_prev_reward", "first": "_first",
+                                    "acting_state": "_acting_state"})
 
     @property
     def _acting_state(self) -> dict[str, torch.Tensor]:
         """The recurrent state the policy acts from, as tensors (for checkpoints)."""
         memory = self._acting
-        return {"deter": memory["state"].deter, "stoch": memory["state"].stoch, "action": memory["action"]}
+        return {"deter": memory["state"].deter, "stoch": memory["state"].stoch, "action": memory["action"],
+                "first": memory["first"].clone()}  # (it may share memory with _first, which is saved too)
 
     @_acting_state.setter
     def _acting_state(self, tensors: dict[str, torch.Tensor]) -> None:
         self._acting = {"state": State(tensors["deter"], tensors["stoch"], {}), "action": tensors["action"],
-                        "first": torch.as_tensor(self._first, device=self.device)}
+                        "first": tensors["first"]}

@@ -68,6 +68,39 @@ class IntervalStats:
         return out
 
 
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"elapsed is {value!r}, not a number of seconds")
+    return float(value)
+
+
+def _restore_envs(agent: Any, env_state: Any) -> None:
+    agent._obs = agent.envs.restore(env_state)
+
+
+# The loop's own state in every checkpoint's state.json, registered once by its name on disk: how
+# it is read from the agent, and how it is put back, checked (None: read by resume() itself).
+# What each algorithm keeps is declared beside it (Persistent); this is the base's share.
+RUN_STATE: dict[str, tuple[Callable[[Any], Any], Callable[[Any, Any], None] | None]] = {
+    "num_timesteps": (lambda a: a.num_timesteps,
+                      lambda a, v: setattr(a, "num_timesteps", step_count(v, "num_timesteps"))),
+    "planned_steps": (lambda a: a.planned_steps, None),
+    "schedule_steps": (lambda a: a.schedule_steps, None),
+    "episodes": (lambda a: a.episodes, lambda a, v: setattr(a, "episodes", step_count(v, "episodes"))),
+    "recent_returns": (lambda a: list(a.recent_returns),
+                       lambda a, v: setattr(a, "recent_returns", deque(map(float, v), maxlen=20))),
+    "elapsed": (lambda a: time.perf_counter() - a._t0, lambda a, v: setattr(a, "_elapsed", _seconds(v))),
+    "best_eval_return": (lambda a: a.best_eval_return if a.best_eval_return > -math.inf else None,
+                         lambda a, v: setattr(a, "best_eval_return", float(v))),
+    "warnings": (lambda a: a.warnings,
+                 lambda a, v: setattr(a, "warnings", {str(k): str(m) for k, m in (v or {}).items()})),
+    "rng": (lambda a: a.rng.bit_generator.state, lambda a, v: setattr(a.rng.bit_generator, "state", v)),
+    "env_state": (lambda a: a.envs.state() if a.envs else None, _restore_envs),  # last: replays the envs
+}
+
+OPTIONAL_STATE = {"best_eval_return", "warnings", "env_state"}  # None (or absent) where there is nothing to keep
+
+
 class TrainingLoop:
     """Mixed into :class:`~deeprl.agents.base.Algorithm`: the loop and its bookkeeping."""
 
@@ -233,13 +266,7 @@ class TrainingLoop:
 
     def _save_checkpoint(self, tensors: dict, arrays: dict, state: dict, finished: bool) -> None:
         assert self.run is not None
-        common = {"algo": self.algo, "num_timesteps": self.num_timesteps, "planned_steps": self.planned_steps,
-                  "schedule_steps": self.schedule_steps,
-                  "episodes": self.episodes, "recent_returns": list(self.recent_returns),
-                  "rng": self.rng.bit_generator.state, "env_state": self.envs.state() if self.envs else None,
-                  "elapsed": time.perf_counter() - self._t0, "finished": finished,
-                  "best_eval_return": self.best_eval_return if self.best_eval_return > -float("inf") else None,
-                  "warnings": self.warnings}
+        common = {"algo": self.algo, "finished": finished, **{name: get(self) for name, (get, _) in RUN_STATE.items()}}
         tensors.setdefault("rng", {}).update(self._torch_rng())
         self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
 
@@ -257,18 +284,9 @@ class TrainingLoop:
                            f"{self.run.path}'", signum)
 
     def _restore_common(self, state: dict[str, Any]) -> None:
-        self.num_timesteps = step_count(state["num_timesteps"], "num_timesteps")
-        self.episodes = step_count(state["episodes"], "episodes")
-        if not isinstance(state["elapsed"], (int, float)) or not 0 <= state["elapsed"] < math.inf:
-            raise ValueError(f"elapsed is {state['elapsed']!r}, not a number of seconds")
-        self.recent_returns = deque(state["recent_returns"], maxlen=20)
-        self.rng.bit_generator.state = state["rng"]
-        self._elapsed = float(state["elapsed"])
-        if state.get("best_eval_return") is not None:
-            self.best_eval_return = float(state["best_eval_return"])
-        self.warnings = {str(k): str(v) for k, v in (state.get("warnings") or {}).items()}
-        if state.get("env_state") is not None:
-            self._obs = self.envs.restore(state["env_state"])
+        for name, (_, put) in RUN_STATE.items():
+            if put is not None and not (name in OPTIONAL_STATE and state.get(name) is None):
+                put(self, state[name])  # (a required entry that is missing: KeyError, a damaged checkpoint)
 
     def _finish_run(self, signals: "StopOnSignal | None" = None) -> None:
         """After the last training step: the trained model and a checkpoint of this step first,

@@ -27,15 +27,16 @@ class Persistent:
     * ``training``: more of those that only a resumed run needs (target networks);
     * ``optimizers``: ``torch.optim`` optimizers;
     * ``buffers``: replay buffers (``state_arrays() / state_meta() / load_state()``);
-    * ``counters``: names of attributes to restore as they were: numbers, JSON values, NumPy
-      arrays, tensors, or dicts and lists of them.
+    * ``counters``: attributes to restore as they were (numbers, JSON values, NumPy arrays,
+      tensors, or dicts and lists of them), as ``{name on disk: attribute}``: the names a
+      checkpoint holds are declared, so renaming an attribute keeps old checkpoints readable.
     """
 
     model: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     buffers: dict[str, Any] = field(default_factory=dict)
-    counters: tuple[str, ...] = ()
+    counters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for group in (self.model, self.training, self.optimizers, self.buffers):
@@ -154,7 +155,7 @@ def step_count(value: Any, name: str) -> int:
 def snapshot(p: Persistent, owner: Any) -> tuple[dict, dict, dict]:
     """``(tensor files, array files, JSON state)`` of what ``p`` names; counters are read from ``owner``."""
     opt_tensors, opt_skeleton = flatten_state({k: o.state_dict() for k, o in p.optimizers.items()}, "opt")
-    counters = {name: as_stored(getattr(owner, name)) for name in p.counters}
+    counters = {disk: as_stored(getattr(owner, attr)) for disk, attr in p.counters.items()}
     counter_tensors, counter_skeleton = flatten_state(counters, "c")
     tensors = {"model": module_tensors({**p.model, **p.training}), "optimizer": opt_tensors,
                "counters": counter_tensors}
@@ -175,5 +176,6 @@ def restore(p: Persistent, owner: Any, state: dict[str, Any], loader: Any) -> No
     for name, buffer in p.buffers.items():
         buffer.load_state(loader(name, numpy=True), state["buffers"][name])
     counters = unflatten_state(state["counters"], loader("counters"))
-    for name in p.counters:
-        setattr(owner, name, like_current(getattr(owner, name), counters[name], name))
+    for disk, attr in p.counters.items():
+        saved = counters[disk] if disk in counters else counters[attr]  # (checkpoints named them by attribute)
+        setattr(owner, attr, like_current(getattr(owner, attr), saved, disk))

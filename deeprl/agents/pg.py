@@ -466,7 +466,8 @@ class PolicyGradient(Algorithm):
         # the observation statistics are part of the policy: it sees normalized inputs
         return Persistent(model={"net": self.net, "obs_rms": self.obs_rms}, training={"ret_rms": self.ret_rms},
                           optimizers={"optimizer": self.optimizer},
-                          counters=("updates", "rollouts", "_ep_time", "_discounted"))
+                          counters={"updates": "updates", "rollouts": "rollouts", "episode_time": "_ep_time",
+                                    "discounted_return": "_discounted"})
 
 
 class REINFORCE(PolicyGradient):

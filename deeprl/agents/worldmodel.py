@@ -351,4 +351,4 @@ class WorldModel(Algorithm):
         return Persistent(model={"vae": self.vae, "transition": self.transition, "reward": self.reward_model,
                                  "continue": self.continue_model, "ac": self.ac, "ac_target": self.ac_target},
                           optimizers=self.optimizers, buffers={"replay": self.buffer},
-                          counters=("iterations", "updates", "_next_picture"))
+                          counters={"iterations": "iterations", "updates": "updates", "next_picture": "_next_picture"})
