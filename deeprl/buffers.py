@@ -11,6 +11,7 @@ does not.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +26,24 @@ def allocate_observations(shape: tuple[int, ...], dtype: np.dtype, copies: int =
     """``np.zeros(shape, dtype)`` for a replay's observations, or a ConfigError that says how
     much memory ``buffer_size`` asks for when the machine cannot give it (``copies``: how many
     such arrays the buffer keeps)."""
+    need = copies * math.prod(shape) * np.dtype(dtype).itemsize
     try:
+        if need > physical_memory():  # np.zeros only reserves: the run would die as the buffer fills
+            raise MemoryError
         return np.zeros(shape, dtype=dtype)
     except MemoryError:
-        gib = copies * math.prod(shape) * np.dtype(dtype).itemsize / 2**30
         raise ConfigError(f"a replay of {shape[0] * shape[1]:,} observations of shape {tuple(shape[2:])} needs "
-                          f"{gib:.1f} GiB, more memory than this machine can give; lower buffer_size "
+                          f"{need / 2**30:.1f} GiB, more memory than this machine has "
+                          f"({physical_memory() / 2**30:.1f} GiB); lower buffer_size "
                           "(e.g. --set buffer_size=100000)") from None
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (unbounded where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**63
 
 
 @dataclass

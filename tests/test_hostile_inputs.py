@@ -307,3 +307,13 @@ def test_a_signal_during_bench_or_sweep_keeps_the_runs_and_a_rerun_continues(tmp
     assert again.returncode == 0, again.stderr
     finals = list(out.rglob("final.json"))
     assert len(finals) == 2 and all(json.loads(f.read_text())["steps"] == 3000 for f in finals)
+
+
+def test_a_replay_larger_than_the_machine_is_refused_before_training(monkeypatch):
+    """np.zeros only reserves memory, so a replay the machine cannot hold used to "succeed" and
+    kill the run as it filled; it is refused at once, naming buffer_size."""
+    import deeprl.buffers
+    monkeypatch.setattr(deeprl.buffers, "physical_memory", lambda: 2**20)  # a 1 MiB machine
+    with pytest.raises(ConfigError, match="buffer_size"):
+        DQN("CartPole-v1", **{**QUICK, "buffer_size": 100_000})
+    DQN("CartPole-v1", **{**QUICK, "buffer_size": 1_000}).close()  # 16 kB of observations fit
