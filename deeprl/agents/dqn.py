@@ -302,7 +302,8 @@ class DQN(Algorithm):
         past 4x its level of 10-20 intervals ago, and it is beyond 1.5 max|r| / (1 - γ) for the
         rewards collected so far.  Every target is built from collected rewards, so no estimate
         that the updates converge to lies beyond that; values that climb towards their true level
-        (FrozenLake's from 0.01 to 0.9) grow fourfold too, but stay within it."""
+        (FrozenLake's from 0.01 to 0.9) grow fourfold too, but stay within it.  With γ = 1 there is
+        no such level, and the growth alone decides."""
         c = self.config
         self._q_history = [*self._q_history[-19:], q_abs]
         if self.q_bounds is not None:
