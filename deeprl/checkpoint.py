@@ -233,6 +233,8 @@ def load_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         else:
             raise CheckpointError(f"{str(path)!r} is a folder without model.safetensors; pass a saved model file "
                                   "or a finished run directory")
+    if not path.exists() and path.with_name(path.name + ".safetensors").is_file():
+        path = path.with_name(path.name + ".safetensors")  # save("x") wrote x.safetensors
     if not path.exists():
         raise CheckpointError(f"model file {str(path)!r} does not exist")
     try:

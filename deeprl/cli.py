@@ -48,11 +48,16 @@ def _seed(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from deeprl.agents import ALGORITHMS
+    from deeprl.version import __version__
+
     p = argparse.ArgumentParser(prog="deeprl", description="Deep reinforcement learning from the command line.")
+    p.add_argument("--version", action="version", version=f"deeprl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train an agent (bare 'deeprl train': DQN on CartPole-v1)")
-    t.add_argument("algo", nargs="?", default=None, help=f"algorithm (default {DEFAULT_ALGO})")
+    t.add_argument("algo", nargs="?", default=None,
+                   help=f"algorithm: {', '.join(ALGORITHMS)} (default {DEFAULT_ALGO})")
     t.add_argument("--env", help=f"Gymnasium id (default {DEFAULT_ENV})")
     t.add_argument("--seed", type=_seed)
     t.add_argument("--steps", type=_positive_int, help="environment steps to train for")

@@ -299,6 +299,14 @@ def _schema(cls: type[RunConfig]) -> tuple[dict[str, dataclasses.Field], dict[st
     return {f.name: f for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
 
 
+# Stable-Baselines3's names for settings deeprl names otherwise (the rest are the same, e.g.
+# ent_coef, vf_coef, gae_lambda, n_epochs, clip_range, buffer_size): named in the error, not taken
+# silently, since the meanings differ in details (PPO's batch_size is deeprl's minibatch_size).
+SB3_NAMES = {"learning_rate": "lr", "n_envs": "num_envs", "total_timesteps": "total_steps",
+             "exploration_initial_eps": "eps_start", "exploration_final_eps": "eps_end",
+             "exploration_fraction": "eps_fraction", "batch_size": "minibatch_size", "policy_kwargs": "net_arch"}
+
+
 def build_config(cls: type[RunConfig], *layers: dict[str, Any]) -> RunConfig:
     """Defaults, then each layer of overrides in order (preset, file, command line, keywords)."""
     fields, hints = _schema(cls)
@@ -306,7 +314,10 @@ def build_config(cls: type[RunConfig], *layers: dict[str, Any]) -> RunConfig:
     for layer in layers:
         for key, raw in layer.items():
             if key not in fields:
-                raise ConfigError(f"unknown setting {key!r} for {cls.__name__}." + did_you_mean(key, fields)
+                ours = SB3_NAMES.get(key)
+                hint = (f" It is Stable-Baselines3's name; deeprl's is {ours!r}." if ours in fields
+                        else did_you_mean(key, fields))
+                raise ConfigError(f"unknown setting {key!r} for {cls.__name__}." + hint
                                   + " Run 'deeprl train ALGO --help-config' to list the settings.")
             values[key] = _check_value(fields[key], hints[key], raw)
     return cls(**values)  # __post_init__ checks the whole config (_validate)

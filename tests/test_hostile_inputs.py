@@ -317,3 +317,30 @@ def test_a_replay_larger_than_the_machine_is_refused_before_training(monkeypatch
     with pytest.raises(ConfigError, match="buffer_size"):
         DQN("CartPole-v1", **{**QUICK, "buffer_size": 100_000})
     DQN("CartPole-v1", **{**QUICK, "buffer_size": 1_000}).close()  # 16 kB of observations fit
+
+
+def test_stable_baselines3_habits(tmp_path, capsys):
+    """learn(total_timesteps=), save("x") then load("x"), SB3's setting names named in the error,
+    NumPy scalars as settings, `deeprl --version`, the algorithms in `deeprl train --help`."""
+    import numpy as np
+
+    agent = DQN("CartPole-v1", **{**QUICK, "batch_size": np.int64(8), "eval_episodes": np.int32(2)})
+    agent.learn(total_timesteps=120, progress=False)
+    assert agent.num_timesteps == 120
+    with pytest.raises(ConfigError, match="not both"):
+        agent.learn(100, total_timesteps=100)
+    agent.save(tmp_path / "x")
+    assert (tmp_path / "x.safetensors").exists()
+    assert deeprl.load(tmp_path / "x").num_timesteps == 120 and DQN.load(str(tmp_path / "x")).num_timesteps == 120
+    agent.close()
+    for algo, sb3, ours in [("ppo", "learning_rate", "lr"), ("ppo", "batch_size", "minibatch_size"),
+                            ("dqn", "exploration_final_eps", "eps_end"), ("a2c", "n_envs", "num_envs")]:
+        with pytest.raises(ConfigError, match=f"'{sb3}'.*Stable-Baselines3's name; deeprl's is '{ours}'"):
+            deeprl.ALGORITHMS[algo]("CartPole-v1", **{sb3: 1})
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("deeprl ")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert all(name in shown for name in deeprl.ALGORITHMS), shown

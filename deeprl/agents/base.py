@@ -172,7 +172,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
     # ------------------------------------------------------------------------------ public API
     def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,
               progress: bool | None = None, callback: Callable[["Algorithm"], Any] | None = None,
-              pause_at: int | None = None) -> "Algorithm":
+              pause_at: int | None = None, total_timesteps: int | None = None) -> "Algorithm":
         """Train for ``total_steps`` more environment steps (default: up to ``config.total_steps``).
 
         With ``run_dir`` the run writes its config, metrics, TensorBoard events, checkpoints and
@@ -190,6 +190,10 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         planned run exactly (a sweep's early-stopping scheduler pauses runs at its rungs).
         ``self.paused`` says whether it stopped there.
         """
+        if total_timesteps is not None:  # Stable-Baselines3's name for the same thing
+            if total_steps is not None:
+                raise ConfigError("give total_steps or total_timesteps (Stable-Baselines3's name), not both")
+            total_steps = total_timesteps
         self._callbacks = callbacks_of(callback)
         self._stop = False
         self.paused = False
