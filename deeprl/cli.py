@@ -47,6 +47,29 @@ def _seed(text: str) -> int:
     return value
 
 
+def _local_modules(env_ids: Sequence[str]) -> None:
+    """A ``module:Env-v0`` id typed on the command line may name a module in the current folder, as
+    with ``python -m deeprl`` (never one named only by a file: resumes and models need --allow-import)."""
+    if any(":" in e for e in env_ids) and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def _env_kwargs(items: Sequence[str]) -> dict:
+    """``--env-kwargs is_slippery=false map_name=8x8`` -> ``{"is_slippery": False, "map_name": "8x8"}``."""
+    import yaml
+
+    from deeprl.config import parse_assignments
+    from deeprl.errors import ConfigError
+
+    out = {}
+    for key, text in parse_assignments(items).items():
+        try:
+            out[key] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--env-kwargs {key}={text!r} is not a value (use numbers, true/false, text)") from None
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     from deeprl.agents import ALGORITHMS
     from deeprl.version import __version__
@@ -64,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/ALGO-ENV-TIME)")
     t.add_argument("--preset", help="named preset (default: the one tuned for --env, if any)")
     t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings")
+    t.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="keyword arguments of gymnasium.make, e.g. is_slippery=false map_name=8x8 (saved with the "
+                        "run: eval, --resume and load rebuild the same env)"),
     t.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
@@ -163,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if getattr(args, "allow_import", None):  # modules the user names here may sit in the current folder
+        _local_modules([f"{module}:" for module in args.allow_import])
     try:
         if args.command == "train":
             return _train(args)
@@ -208,7 +236,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         conflicting = [f"--{k}" for k in ("env", "seed", "preset", "out") if getattr(args, k)] + \
-            (["--set"] if args.set else [])
+            (["--set"] if args.set else []) + (["--env-kwargs"] if args.env_kwargs else [])
         if conflicting or args.algo:
             raise ConfigError(f"--resume continues a run with its own settings; drop {', '.join(conflicting or ['ALGO'])}"
                               " (only --steps may change)")
@@ -226,13 +254,16 @@ def _train(args: argparse.Namespace) -> int:
     if args.allow_import:
         raise ConfigError("--allow-import is for --resume; a new run imports the module its --env names")
     env = DEFAULT_ENV if args.env is None else args.env
+    _local_modules([env])
     cli: dict = {"env": env}
+    if args.env_kwargs:
+        cli["env_kwargs"] = _env_kwargs(args.env_kwargs)
     if args.seed is not None:
         cli["seed"] = args.seed
     if args.steps is not None:
         cli["total_steps"] = args.steps
     overrides = parse_assignments(args.set)
-    clash = {"env", "seed", "total_steps"} & overrides.keys() & cli.keys()
+    clash = {"env", "seed", "total_steps", "env_kwargs"} & overrides.keys() & cli.keys()
     if clash:
         raise ConfigError(f"{', '.join(sorted(clash))} given both as a flag and in --set; give it once")
     config = resolve_config(cls.config_cls, algo_name, env, preset=args.preset or "auto", overrides=[overrides, cli])
@@ -360,6 +391,7 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    _local_modules(args.envs)
     command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, settings=parse_assignments(args.set),
                    workers=args.workers, eval_episodes=args.episodes, backend=args.backend, address=args.address,
@@ -393,6 +425,7 @@ def _sweep(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
                               "ppo --env CartPole-v1 --space lr=loguniform:1e-4:3e-3 --trials 8 --out sweeps/cp")
         if args.scheduler != "asha" and (args.min_steps is not None or args.eta != 3):
             raise ConfigError("--min-steps and --eta set ASHA's rungs; add --scheduler asha or drop them")
+        _local_modules([args.env])
         out = Path(args.out)
         command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
         report = sweep(args.algo, args.env, args.space, out, trials=args.trials, seeds=args.seeds,

@@ -63,6 +63,11 @@ MAX_FLOAT_INT = 2**53       # the largest float that still tells every integer f
 LAYERS = {"item_min": 1, "item_max": MAX_WIDTH, "max_len": MAX_DEPTH}  # bounds of a list of layer widths
 
 
+# make_env's own keywords: an env keyword of the same name is refused (env_kwargs)
+RESERVED_ENV_KWARGS = frozenset({"render_mode", "max_episode_steps", "disable_env_checker", "atari_wrappers", "check",
+                                 "pixels", "grayscale", "frame_stack", "episode_limit"})
+
+
 def setting(default: Any, help: str, **kw: Any) -> Any:
     """A config field: its default, its help text (``--help-config``) and its bounds (``min``,
     ``max``, ``exclusive_min``, ``min_on``; for lists of layer widths ``LAYERS``)."""
@@ -76,6 +81,8 @@ class RunConfig:
     """Settings every algorithm shares: the environment, the budget, logging and checkpoints."""
 
     env: str = setting("CartPole-v1", "Gymnasium id, including 'module:Env-v0' ids and ALE/ Atari ids")
+    env_kwargs: dict[str, Any] = setting({}, "keyword arguments of gymnasium.make for the env, e.g. "
+                                             "{is_slippery: false, map_name: 8x8} (--env-kwargs KEY=VALUE ...)")
     seed: int = setting(0, "seed for networks, exploration and environment resets", min=0, max=MAX_SEED)
     total_steps: int = setting(50_000, "environment steps to train for (summed over parallel envs)", min=1, max=MAX_STEPS)
     num_envs: int = setting(1, "parallel environments", min=1, max=MAX_ENVS)
@@ -106,6 +113,10 @@ class RunConfig:
     def check_settings(self) -> None:
         """Raise a ConfigError where settings contradict each other (an algorithm's config adds
         its rules); every setting alone is already typed and within its bounds."""
+        taken = sorted(set(self.env_kwargs) & RESERVED_ENV_KWARGS)
+        if taken:
+            raise ConfigError(f"env_kwargs {', '.join(taken)} are set by deeprl itself; use the settings "
+                              "max_episode_steps, pixels, atari_wrappers (and render_mode only for videos)")
 
     def network_weights(self) -> tuple[int, str]:
         """About how many weights the networks' layers sized by the settings alone hold (those
@@ -127,6 +138,8 @@ def _type_name(tp: Any) -> str:
         return " | ".join(repr(a) for a in typing.get_args(tp))
     if origin is list:
         return f"list of {typing.get_args(tp)[0].__name__}"
+    if origin is dict:
+        return "mapping of names to values"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -196,6 +209,20 @@ def _coerce(name: str, tp: Any, value: Any, f: dataclasses.Field | None = None) 
         if max_len is not None and len(value) > max_len:  # before reading a million items
             raise ConfigError(f"setting {name!r} has {len(value)} layers, at most {max_len} are allowed")
         return [_coerce(name, item, v, f) for v in value]
+    if origin is dict:  # keyword arguments (env_kwargs): names to JSON values, so config.json keeps them exactly
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value.strip() else {}
+            except yaml.YAMLError:
+                raise bad from None
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value):
+            raise bad
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name!r} takes plain values (numbers, text, true/false, lists), got "
+                              f"{_show(value)}") from None
+        return dict(value)
     if origin in (typing.Union, types.UnionType):
         raise AssertionError("optional settings are not used; encode 'off' as 0")
     if tp is bool:

@@ -344,3 +344,58 @@ def test_stable_baselines3_habits(tmp_path, capsys):
         main(["train", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert all(name in shown for name in deeprl.ALGORITHMS), shown
+
+
+def test_env_kwargs_reach_gymnasium_and_are_saved_with_the_run(tmp_path):
+    """`--env-kwargs` / env_kwargs= go to gymnasium.make, live in config.json, and every rebuild of
+    the env (evaluation, resume, a loaded model) passes them again."""
+    agent = PPO("LunarLander-v3", preset=None, env_kwargs={"continuous": True}, num_envs=1, n_steps=32,
+                minibatch_size=32, n_epochs=1, eval_freq=0, eval_episodes=1, max_episode_steps=50, net_arch=[8])
+    assert isinstance(agent.action_space, gym.spaces.Box)  # the continuous lander
+    agent.learn(64, run_dir=tmp_path / "lander", progress=False)
+    agent.close()
+    assert json.loads((tmp_path / "lander" / "config.json").read_text())["config"]["env_kwargs"] == {"continuous": True}
+    assert isinstance(deeprl.load(tmp_path / "lander").action_space, gym.spaces.Box)
+    run = tmp_path / "lake"
+    assert main(["train", "dqn", "--env", "FrozenLake-v1", "--env-kwargs", "is_slippery=false", "map_name=8x8",
+                 "--steps", "300", "--out", str(run), "--no-progress", "--set", "eval_freq=0", "eval_episodes=1",
+                 "learning_starts=50"]) == 0
+    saved = json.loads((run / "config.json").read_text())["config"]["env_kwargs"]
+    assert saved == {"is_slippery": False, "map_name": "8x8"}
+    assert deeprl.load(run).make_env().unwrapped.spec.kwargs["map_name"] == "8x8"
+    assert deeprl.load(run).observation_space.n == 64  # the 8x8 map
+    for bad in ({"render_mode": "human"}, {"max_episode_steps": 5}):
+        with pytest.raises(ConfigError, match="set by deeprl itself"):
+            DQN("FrozenLake-v1", env_kwargs=bad)
+    with pytest.raises(ConfigError, match="env_kwargs"):
+        DQN("FrozenLake-v1", env_kwargs={"bad key": 1})
+    assert main(["train", "dqn", "--env", "FrozenLake-v1", "--env-kwargs", "no_such_option=1", "--steps", "100",
+                 "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+
+
+def test_a_users_env_module_in_the_current_folder_trains_from_the_command_line(tmp_path):
+    (tmp_path / "mybandit.py").write_text(
+        "import gymnasium as gym\nimport numpy as np\n\n"
+        "class Bandit(gym.Env):\n"
+        "    observation_space = gym.spaces.Box(0, 1, (2,), np.float32)\n"
+        "    action_space = gym.spaces.Discrete(2)\n\n"
+        "    def __init__(self, good=1):\n        self.good = good\n\n"
+        "    def reset(self, *, seed=None, options=None):\n"
+        "        super().reset(seed=seed)\n        self.t = 0\n        return np.ones(2, np.float32), {}\n\n"
+        "    def step(self, a):\n        self.t += 1\n"
+        "        return np.ones(2, np.float32), float(a == self.good), False, self.t >= 10, {}\n\n"
+        "gym.register('My/Bandit-v0', entry_point=Bandit)\n")
+    deeprl_bin = [sys.executable, "-c", "import sys; from deeprl.cli import main; sys.exit(main())"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    train = subprocess.run([*deeprl_bin, "train", "ppo", "--env", "mybandit:My/Bandit-v0", "--env-kwargs", "good=0",
+                            "--steps", "1024", "--out", "run", "--no-progress", "--set", "n_steps=64",
+                            "minibatch_size=64", "eval_episodes=2"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert train.returncode == 0, train.stderr
+    refused = subprocess.run([*deeprl_bin, "eval", "run"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300, env=env)
+    assert refused.returncode == 2 and "--allow-import mybandit" in refused.stderr  # a file never imports code
+    allowed = subprocess.run([*deeprl_bin, "eval", "run", "--allow-import", "mybandit", "--json"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["mean_return"] == 10.0  # it learned the env_kwargs' good arm

@@ -449,7 +449,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
 
 def _env_kwargs(c: RunConfig) -> dict[str, Any]:
     """``make_env``'s keywords for the env a config trains on."""
-    return {"atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
+    return {**c.env_kwargs, "atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
             "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}
 
 

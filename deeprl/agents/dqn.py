@@ -105,6 +105,7 @@ class DQNConfig(RunConfig):
     per_eps: float = setting(1e-6, "added to |TD error| so no priority is zero", min=0.0, exclusive_min=True)
 
     def check_settings(self) -> None:
+        super().check_settings()
         if self.replay and self.batch_size > self.buffer_size:
             raise ConfigError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}; "
                               "lower batch_size or raise buffer_size")

@@ -113,6 +113,7 @@ class DreamerConfig(RunConfig):
     ac_grad_norm: float = setting(100.0, "clip the actor's and the critic's gradient norms", min=0.0, exclusive_min=True)
 
     def check_settings(self) -> None:
+        super().check_settings()
         batch = self.batch_size * self.batch_length
         if batch > MAX_DREAM_STATES:
             raise ConfigError(f"batch_size {self.batch_size} x batch_length {self.batch_length} = {batch:,} "

@@ -72,6 +72,7 @@ class PGConfig(RunConfig):
     log_std_init: float = setting(0.0, "initial log σ of Gaussian policies")
 
     def check_settings(self) -> None:
+        super().check_settings()
         if self.estimator in ("reinforce", "baseline") and self.collect != "episodes":
             raise ConfigError(f"estimator '{self.estimator}' needs complete episodes for G_t; set collect=episodes")
         if self.critic_target == "rollout" and self.collect != "episodes":

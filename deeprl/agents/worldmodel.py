@@ -83,6 +83,7 @@ class WorldModelConfig(RunConfig):
                                 min=0, max=MAX_STEPS)
 
     def check_settings(self) -> None:
+        super().check_settings()
         if self.batch_size > self.buffer_size:
             raise ConfigError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}; "
                               "lower batch_size or raise buffer_size")

@@ -168,6 +168,13 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
         raise EnvError(f"unknown environment {env_id!r} ({e}).{_suggest(env_id)}") from None
     except gym.error.Error as e:
         raise EnvError(f"cannot make environment {env_id!r}: {e}") from None
+    except TypeError as e:
+        options = sorted(set(kwargs) - {"render_mode", "disable_env_checker", "max_episode_steps"})
+        if not options:
+            raise
+        first = str(e).split(" was raised")[0]
+        raise EnvError(f"env {env_id!r} does not take the keyword arguments {options} ({first}); check "
+                       "--env-kwargs / env_kwargs") from None
     if pixels:
         if env.metadata.get("render_modes") and "rgb_array" not in env.metadata["render_modes"]:
             env.close()
