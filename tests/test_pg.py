@@ -432,3 +432,18 @@ def test_agents_draw_from_their_own_random_streams():
     alone.learn(128)
     for p, q in zip(a.net.parameters(), alone.net.parameters()):
         assert torch.equal(p, q)
+
+
+def test_the_logs_people_read(tmp_path):
+    """The learning rate (annealed here), episode length, the critic's explained variance and the
+    Gaussian policy's σ are logged by name (docs/policy_gradients.md)."""
+    agent = PPO("Pendulum-v1", preset=None, num_envs=2, n_steps=100, minibatch_size=100, n_epochs=1, anneal_lr=True,
+                lr=1e-3, log_interval=400, eval_freq=0, eval_episodes=1, net_arch=[16], total_steps=1600)
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    agent.close()
+    rows = [r for r in metrics_rows(tmp_path / "run" / "metrics.csv") if r["loss/actor"]]
+    lrs = [float(r["charts/learning_rate"]) for r in rows]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] < 1e-3 and lrs[-1] < 3e-4
+    assert all(float(r["charts/episode_length"]) == 200 for r in rows)  # Pendulum's time limit
+    assert all(float(r["policy/std"]) > 0 for r in rows)
+    assert all(-10 < float(r["value/explained_variance"]) <= 1 for r in rows)

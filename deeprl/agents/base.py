@@ -88,7 +88,8 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         self.paused = False                       # the last learn() stopped at its pause_at
         self._pause_at: int | None = None
         self.episodes = 0
-        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.recent_returns: deque[float] = deque(maxlen=20)  # of the last 20 episodes (charts/episode_return)
+        self.recent_lengths: deque[int] = deque(maxlen=20)
         self.rng = np.random.Generator(np.random.PCG64(config.seed))
         self.run: RunDir | None = None
         self.envs = None

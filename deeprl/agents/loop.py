@@ -32,7 +32,8 @@ from deeprl.envs.vector import VecStep
 from deeprl.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 
 # the columns every run logs, whatever its algorithm
-BASE_METRICS = ("charts/episode_return", "charts/episodes", "charts/sps", "eval/mean_return", "eval/std_return")
+BASE_METRICS = ("charts/episode_return", "charts/episode_length", "charts/episodes", "charts/sps",
+                "charts/learning_rate", "eval/mean_return", "eval/std_return")
 
 
 class IntervalStats:
@@ -89,6 +90,8 @@ RUN_STATE: dict[str, tuple[Callable[[Any], Any], Callable[[Any, Any], None] | No
     "episodes": (lambda a: a.episodes, lambda a, v: setattr(a, "episodes", step_count(v, "episodes"))),
     "recent_returns": (lambda a: list(a.recent_returns),
                        lambda a, v: setattr(a, "recent_returns", deque(map(float, v), maxlen=20))),
+    "recent_lengths": (lambda a: list(a.recent_lengths),
+                       lambda a, v: setattr(a, "recent_lengths", deque(map(int, v), maxlen=20))),
     "elapsed": (lambda a: time.perf_counter() - a._t0, lambda a, v: setattr(a, "_elapsed", _seconds(v))),
     "best_eval_return": (lambda a: a.best_eval_return if a.best_eval_return > -math.inf else None,
                          lambda a, v: setattr(a, "best_eval_return", float(v))),
@@ -98,7 +101,7 @@ RUN_STATE: dict[str, tuple[Callable[[Any], Any], Callable[[Any, Any], None] | No
     "env_state": (lambda a: a.envs.state() if a.envs else None, _restore_envs),  # last: replays the envs
 }
 
-OPTIONAL_STATE = {"best_eval_return", "warnings", "env_state"}  # None (or absent) where there is nothing to keep
+OPTIONAL_STATE = {"best_eval_return", "warnings", "env_state", "recent_lengths"}  # None (or absent) where there is nothing to keep
 
 
 class TrainingLoop:
@@ -165,9 +168,15 @@ class TrainingLoop:
         return {}
 
     def _record_episodes(self, episodes: list[tuple[int, float, int]]) -> None:
-        for _, ret, _ in episodes:
+        for _, ret, length in episodes:
             self.episodes += 1
             self.recent_returns.append(ret)
+            self.recent_lengths.append(length)
+
+    def _learning_rate(self) -> float | None:
+        """The learning rate the last update used (annealed ones too): the first optimizer's first group."""
+        optimizers = list(self._persistent().optimizers.values())
+        return float(optimizers[0].param_groups[0]["lr"]) if optimizers else None
 
     def _recent_return(self) -> float | None:
         return float(np.mean(self.recent_returns)) if self.recent_returns else None
@@ -199,7 +208,8 @@ class TrainingLoop:
         since = self._last_log_steps
         self._last_log_steps, self._last_log_time = self.num_timesteps, now
         row = {"charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
-               "charts/sps": round(sps, 1), **metrics}
+               "charts/episode_length": float(np.mean(self.recent_lengths)) if self.recent_lengths else None,
+               "charts/learning_rate": self._learning_rate(), "charts/sps": round(sps, 1), **metrics}
         unknown = [k for k in row if k not in self.metric_keys]
         if unknown:  # a metric without a column would be lost from metrics.csv: an error with or without a run dir
             raise ValueError(f"metrics {unknown} are not declared by {type(self).__name__}; add them to its "

@@ -218,7 +218,7 @@ class PolicyGradient(Algorithm):
     replaces it with its own."""
 
     config: PGConfig
-    metrics = ("grad/norm",)
+    metrics = ("grad/norm", "value/explained_variance", "policy/std")
 
     def _check_spaces(self) -> None:
         check_observation_space(self.observation_space, self.algo)
@@ -422,6 +422,11 @@ class PolicyGradient(Algorithm):
         if self.config.normalize_advantage and psi.numel() > 1:
             psi = (psi - psi.mean()) / (psi.std() + 1e-8)
         terms = {"actor": self.actor_loss(dist, actions, psi, **old), "entropy": -dist.entropy().mean()}
+        with torch.no_grad():
+            if isinstance(dist, DiagGaussian):
+                self._record({"policy/std": dist.log_std.exp().mean()})
+            if v is not None and target.numel() > 1:  # 1 - Var(target - V) / Var(target), SB3's explained_variance
+                self._record({"value/explained_variance": 1 - (target - v).var() / target.var().clamp_min(1e-8)})
         if v is not None:
             terms["critic"] = self.critic_loss(v, target, **old)
         return terms
