@@ -23,7 +23,9 @@ import numpy as np
 
 from deeprl.checkpoint import atomic_write_bytes, atomic_write_json
 from deeprl.report import fmt, iqm, iqm_ci, iqm_curve, plot_curves, solved, stays_above, table
-from deeprl.runner import Trial, config_differences, describe_differences, run_trials
+from deeprl.runner import Trial, config_differences, describe_differences, run_trial, run_trials
+
+BUSY_POLL = 2.0  # seconds between looks at a run that another process is training
 
 # Thresholds where Gymnasium's registry gives none, or a different one than the field uses
 THRESHOLDS: dict[str, float] = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "LunarLander-v3": 200.0,
@@ -109,10 +111,22 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     def progress(result: dict[str, Any]) -> None:
         if not quiet:
             t = result["trial"]
-            what = f"final {result['final']:.1f}" if result.get("final") is not None else f"error: {result['error']}"
+            if result.get("busy"):
+                what = "being resumed by another process; waiting for it"
+            elif result.get("final") is not None:
+                what = f"final {result['final']:.1f}"
+            else:
+                what = f"error: {result['error']}"
             print(f"  {t['algo']} {t['env']} seed {t['seed']}: {what}", flush=True)
 
     results = run_trials(trials, workers=workers, backend=backend, address=address, on_result=progress)
+    for i, result in enumerate(results):  # a run another process trains is no failure: wait for it, then judge it
+        while result.get("busy"):
+            time.sleep(BUSY_POLL)
+            result = run_trial(trials[i])
+        if results[i] is not result:
+            results[i] = result
+            progress(result)
     cells = []
     for algo in algos:
         for env in envs:

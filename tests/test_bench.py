@@ -290,3 +290,38 @@ def test_preset_results_count_errored_seeds_as_run_and_not_solved():
     old = {**summarize("dqn", "CartPole-v1", results[:3], 475.0), "solved_fraction": 2 / 3}  # before n_solved
     del old["n_solved"], old["n_seeds"]
     assert "2 of 3 at 475 or better" in preset_results.results_line(report, old)
+
+
+def test_a_run_another_process_trains_is_waited_for_not_counted_as_failed(tmp_path, capsys):
+    """The run of a seed is locked by another process (say a resume of it): bench says so, waits,
+    and judges the run once it is free, instead of recording the seed as errored."""
+    import threading
+
+    from deeprl import ALGORITHMS
+    from deeprl.bench import bench
+    from deeprl.config import build_config
+    from deeprl.run import RunDir
+    from deeprl.runner import trial_config
+
+    settings = {"eval_freq": 0, "log_interval": 100, "checkpoint_freq": 100, "learning_starts": 50, "net_arch": [8],
+                "total_steps": 600}
+    trial = Trial("dqn", "CartPole-v1", 5, str(tmp_path / "b" / "dqn" / "CartPole-v1" / "seed_5"), settings=settings,
+                  eval_episodes=2)
+    agent = ALGORITHMS["dqn"].from_config(build_config(ALGORITHMS["dqn"].config_cls, trial_config(trial)))
+
+    def stop(a):
+        if a.num_timesteps >= 300:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(run_dir=trial.path, progress=False, callback=stop)
+    agent.close()
+    holder = RunDir(trial.path)
+    holder.lock()
+    threading.Timer(3.0, holder.unlock).start()
+    report = bench(["dqn"], ["CartPole-v1"], [5], tmp_path / "b", settings={k: v for k, v in settings.items()
+                                                                            if k != "total_steps"},
+                   steps=600, workers=1, eval_episodes=2, backend="processes")
+    cell = report["results"][0]
+    assert cell["n_errored"] == 0 and cell["n_evaluated"] == 1, cell["errors"]
+    assert json.loads((trial.path / FINAL_FILE).read_text())["steps"] == 600
+    assert "being resumed by another process; waiting for it" in capsys.readouterr().out
