@@ -236,13 +236,14 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         conflicting = [f"--{k}" for k in ("env", "seed", "preset", "out") if getattr(args, k)] + \
-            (["--set"] if args.set else []) + (["--env-kwargs"] if args.env_kwargs else [])
+            (["--env-kwargs"] if args.env_kwargs else [])
         if conflicting or args.algo:
             raise ConfigError(f"--resume continues a run with its own settings; drop {', '.join(conflicting or ['ALGO'])}"
-                              " (only --steps may change)")
+                              " (only --steps and --set may change)")
         algo_name, _ = RunDir(args.resume).read_config()
         cls = algorithm(algo_name)
-        agent = cls.resume(args.resume, total_steps=args.steps, allow_import=args.allow_import)
+        agent = cls.resume(args.resume, total_steps=args.steps, allow_import=args.allow_import,
+                           settings=parse_assignments(args.set))
         print(f"resuming {args.resume} at step {agent.num_timesteps:,} of {agent.planned_steps:,}", file=sys.stderr)
         return _run(agent, Path(args.resume), args, resume=True)
 

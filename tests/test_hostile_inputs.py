@@ -399,3 +399,28 @@ def test_a_users_env_module_in_the_current_folder_trains_from_the_command_line(t
                              capture_output=True, text=True, timeout=300, env=env)
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["mean_return"] == 10.0  # it learned the env_kwargs' good arm
+
+
+def test_an_annealed_run_continues_with_a_schedule_of_its_own(tmp_path):
+    """The README's `--resume RUN --steps N`: a run that anneals its lr to 0 cannot just be extended
+    (nothing would change), so the refusal names the way on, `--set anneal_lr=false lr=...`,
+    which works and is saved with the run; the env and seed stay as they were."""
+    run = tmp_path / "run"
+    args = ["--no-progress"]
+    assert main(["train", "a2c", "--steps", "400", "--out", str(run), *args, "--set", "anneal_lr=true", "n_steps=8",
+                 "num_envs=2", "eval_freq=0", "eval_episodes=1"]) == 0
+    with pytest.raises(ConfigError, match="--set anneal_lr=false lr="):
+        deeprl.A2C.resume(run, total_steps=800).learn(progress=False)
+    assert main(["train", "--resume", str(run), "--steps", "800", *args, "--set", "anneal_lr=false", "lr=1e-4"]) == 0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["anneal_lr"] is False and config["lr"] == 1e-4
+    rows = [r for r in metrics_rows_of(run) if r["charts/learning_rate"]]
+    assert float(rows[-1]["charts/learning_rate"]) == pytest.approx(1e-4) and int(rows[-1]["step"]) == 800
+    assert main(["train", "--resume", str(run), "--steps", "900", *args, "--set", "seed=3"]) == 2
+    assert main(["train", "--resume", str(run), "--steps", "900", *args, "--set", "net_arch=[7]"]) == 2  # shapes
+
+
+def metrics_rows_of(run: Path) -> list[dict[str, str]]:
+    import csv
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))

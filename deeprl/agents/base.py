@@ -43,6 +43,11 @@ from deeprl.run import MetricsLogger, Progress, RunDir
 from deeprl.spaces import space_from_json, space_to_json
 
 
+# settings a resumed run keeps as they were: the env (and so the envs' replayed logs) and the seed
+FIXED_ON_RESUME = frozenset({"env", "env_kwargs", "seed", "num_envs", "vectorization", "pixels", "grayscale",
+                             "frame_stack", "atari_wrappers", "max_episode_steps"})
+
+
 class Algorithm(TrainingLoop, RandomStreams, ABC):
     algo: ClassVar[str]
     config_cls: ClassVar[type[RunConfig]]
@@ -267,8 +272,9 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         if annealed and self.planned_steps > self.schedule_steps:
             raise ConfigError(f"this run anneals its {' and '.join(annealed)} to 0 over its first "
                               f"{self.schedule_steps:,} steps, "
-                              f"so training it to {self.planned_steps:,} would change nothing; start a new run "
-                              "with more steps instead")
+                              f"so training it to {self.planned_steps:,} would change nothing; continue it "
+                              "with a schedule of its own (deeprl train --resume RUN --steps N --set anneal_lr=false "
+                              "lr=...) or start a new run with more steps")
 
     def progress(self) -> float:
         """How far through its schedules the run is: steps done over the planned length, at most 1."""
@@ -342,12 +348,17 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, total_steps: int | None = None,
-               allow_import: Iterable[str] = ()) -> "Algorithm":
+               allow_import: Iterable[str] = (), settings: dict[str, Any] | None = None) -> "Algorithm":
         """Rebuild a run from its latest checkpoint; ``learn()`` then continues it.
 
         ``total_steps`` extends (or shortens) the run to that many steps in all; otherwise it
         trains to the total it was last told.  A run stopped before its first checkpoint starts
         again from step 0 with its saved settings, in the same directory.
+
+        ``settings`` change settings for the rest of the run (a new learning-rate schedule, say:
+        ``{"anneal_lr": False, "lr": 1e-4}``) and are saved in its ``config.json``; the env and
+        seed stay (:data:`FIXED_ON_RESUME`), and a setting that changes a network's shape is
+        refused by the checkpoint's own check.
         """
         run = RunDir(run_dir)
         algo, config_dict = run.read_config()
@@ -360,15 +371,25 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             config = build_config(cls.config_cls, config_dict)
         except ConfigError as e:
             raise CheckpointError(f"{str(run.config_file)!r} holds an invalid config: {e}") from None
+        fixed = sorted(FIXED_ON_RESUME & set(settings or {}))
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)} cannot change when a run is resumed (its env and its replay "
+                              "depend on them); start a new run instead")
+        if settings:
+            config = build_config(cls.config_cls, config_to_dict(config), settings)
         run.lock()  # before the checkpoint is read: a second resume is told that another process trains the run
         try:
-            return cls._resume_locked(run, config, total_steps)
+            agent = cls._resume_locked(run, config, total_steps, keep_lr=bool(settings))
         except BaseException:
             run.unlock()
             raise
+        if settings:
+            run.write_config(cls.algo, config_to_dict(config))  # the run goes on with them
+        return agent
 
     @classmethod
-    def _resume_locked(cls, run: RunDir, config: RunConfig, total_steps: int | None) -> "Algorithm":
+    def _resume_locked(cls, run: RunDir, config: RunConfig, total_steps: int | None,
+                       keep_lr: bool = False) -> "Algorithm":
         run_dir = run.path
         ckpt = run.checkpoints.latest()
         if ckpt is None:  # stopped or crashed before its first checkpoint: start it again
@@ -399,7 +420,13 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         try:
             self._restore_common(state)
             self._torch_state = self._checked_torch_rng(loader("rng"))
+            optimizers = self._persistent().optimizers
+            rates = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
             self._restore(state, loader)
+            if keep_lr:  # new settings: the learning rates they give, not the ones the checkpoint had reached
+                for name, opt in optimizers.items():
+                    for group, lr in zip(opt.param_groups, rates[name]):
+                        group["lr"] = lr
         except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError, OverflowError,
                 AssertionError) as e:  # (Gymnasium asserts that a replayed action is in the action space)
             self.close()
