@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from deeprl.errors import CheckpointError, DeepRLError
+from deeprl.errors import CheckpointError, ConfigError, DeepRLError
 
 
 def _bound_to_json(bound: np.ndarray) -> Any:
@@ -86,3 +86,23 @@ def space_from_json(d: Any) -> gym.Space:
         return gym.spaces.Box(-np.inf, np.inf, shape, dtype)
     return gym.spaces.Box(_bound_from_json(d["low"], shape, dtype), _bound_from_json(d["high"], shape, dtype),
                           shape, dtype)
+
+
+def observation_batch(space: gym.Space, obs: Any, who: str) -> tuple[np.ndarray, bool]:
+    """``(batch, single)``: ``obs`` as a batch of observations of ``space`` (one observation gets a
+    leading axis), or a ConfigError naming ``who``, the space and what was given."""
+    shape = tuple(space.shape or ())
+    try:
+        obs = np.asarray(obs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{who} takes observations of {space}; this one is not an array ({e})") from None
+    if obs.dtype.kind not in "biuf" or obs.shape[obs.ndim - len(shape):] != shape or obs.ndim not in (
+            len(shape), len(shape) + 1):
+        raise ConfigError(f"{who} takes an observation of {space} or a batch of them; got a {obs.dtype} array of "
+                          f"shape {obs.shape}")
+    if isinstance(space, gym.spaces.Discrete):
+        low, high = int(space.start), int(space.start) + int(space.n)
+        if (obs != np.round(obs)).any() or (obs < low).any() or (obs >= high).any():
+            raise ConfigError(f"{who} takes observations of {space}: integers in [{low}, {high}); got {obs!r:.80}")
+    single = obs.ndim == len(shape)
+    return (obs[None] if single else obs), single

@@ -40,7 +40,7 @@ from deeprl.envs.atari import is_atari_id
 from deeprl.errors import CheckpointError, ConfigError
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
-from deeprl.spaces import space_from_json, space_to_json
+from deeprl.spaces import observation_batch, space_from_json, space_to_json
 
 
 # settings a resumed run keeps as they were: the env (and so the envs' replayed logs) and the seed
@@ -283,22 +283,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         """Action(s) for one observation or a batch (leading dimension); an observation that is not
         of the agent's observation space is a :class:`ConfigError` naming both."""
-        space = self.observation_space
-        shape = tuple(space.shape or ())
-        try:
-            obs = np.asarray(obs)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"predict() takes observations of {space}; this one is not an array ({e})") from None
-        if obs.dtype.kind not in "biuf" or obs.shape[obs.ndim - len(shape):] != shape or obs.ndim not in (
-                len(shape), len(shape) + 1):
-            raise ConfigError(f"predict() takes an observation of {space} or a batch of them; got a "
-                              f"{obs.dtype} array of shape {obs.shape}")
-        if isinstance(space, gym.spaces.Discrete):
-            low, high = int(space.start), int(space.start) + int(space.n)
-            if (obs != np.round(obs)).any() or (obs < low).any() or (obs >= high).any():
-                raise ConfigError(f"predict() takes observations of {space}: integers in [{low}, {high}); got {obs!r:.80}")
-        single = obs.ndim == len(shape)
-        batch = obs[None] if single else obs
+        batch, single = observation_batch(self.observation_space, obs, "predict()")
         with self._own_rng():
             actions = self._act(batch, deterministic)
         return actions[0] if single else actions
