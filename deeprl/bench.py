@@ -91,6 +91,8 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     if "seed" in (settings or {}):  # it would override every trial's seed: N copies of one run
         raise ConfigError("--set seed: a bench's seeds come from --seeds and --first-seed (each one its own run); "
                           "drop seed from --set")
+    if "env" in (settings or {}):  # --envs would silently win over it
+        raise ConfigError("--set env: a bench's envs come from --envs; drop env from --set")
     classes = {algo: algorithm(algo) for algo in algos}
     extra = dict(settings or {})
     if steps is not None:

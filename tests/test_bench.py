@@ -325,3 +325,9 @@ def test_a_run_another_process_trains_is_waited_for_not_counted_as_failed(tmp_pa
     assert cell["n_errored"] == 0 and cell["n_evaluated"] == 1, cell["errors"]
     assert json.loads((trial.path / FINAL_FILE).read_text())["steps"] == 600
     assert "being resumed by another process; waiting for it" in capsys.readouterr().out
+
+
+def test_env_in_set_is_refused_since_envs_names_them(tmp_path):
+    assert main(["bench", "--algos", "dqn", "--envs", "CartPole-v1", "--seeds", "1", "--out", str(tmp_path / "b"),
+                 "--set", "env=Acrobot-v1"]) == 2
+    assert not (tmp_path / "b").exists()
