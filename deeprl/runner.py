@@ -168,15 +168,22 @@ def _run_trial(trial: Trial) -> dict[str, Any]:
     cls = ALGORITHMS[trial.algo]
     run = RunDir(trial.path)
     start = time.perf_counter()
-    if run.exists():
-        if (run.path / "model.safetensors").exists() and (run.path / "eval.json").exists():
-            agent = cls.load(run.model_file, device="cpu")   # trained, not yet judged
-        else:
-            agent = cls.resume(run.path)
-            agent.learn(progress=False, pause_at=trial.pause_at)
+    if run.exists() and (run.path / "model.safetensors").exists() and (run.path / "eval.json").exists():
+        run.lock()  # trained, not yet judged: nobody else may be resuming it meanwhile
+        try:
+            agent = cls.load(run.model_file, device="cpu")
+        except BaseException:
+            run.unlock()
+            raise
+        agent.run = run  # close() releases the lock
     else:
-        agent = cls(trial.env, preset=trial.preset, **_run_settings(trial))
-        agent.learn(run_dir=run.path, progress=False, pause_at=trial.pause_at)
+        existing = run.exists()
+        agent = cls.resume(run.path) if existing else cls(trial.env, preset=trial.preset, **_run_settings(trial))
+        try:
+            agent.learn(run_dir=None if existing else run.path, progress=False, pause_at=trial.pause_at)
+        except BaseException:
+            agent.close()
+            raise
     try:
         final = agent.evaluate(trial.eval_episodes, seed=FINAL_EVAL_SEED + trial.seed)
     finally:
