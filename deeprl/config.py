@@ -139,7 +139,7 @@ def _type_name(tp: Any) -> str:
     if origin is list:
         return f"list of {typing.get_args(tp)[0].__name__}"
     if origin is dict:
-        return "mapping of names to values"
+        return "mapping"
     return getattr(tp, "__name__", str(tp))
 
 
