@@ -171,8 +171,8 @@ class MetricsLogger:
     def log(self, step: int, metrics: dict[str, float], wall_time: float) -> None:
         unknown = [k for k in metrics if k not in self._columns]
         if unknown:  # a metric without a column would be silently lost from metrics.csv
-            raise ValueError(f"metrics {unknown} are not among this run's columns; add them to the algorithm's "
-                             "metric_keys")
+            raise ValueError(f"metrics {unknown} are not among this run's columns; declare them in the "
+                             "algorithm's metrics (or loss_scales)")
         row = {"step": step, "wall_time": round(wall_time, 3), **metrics}
         self._csv.writerow(["" if row.get(k) is None else _fmt(row[k]) for k in self.keys])
         self._fh.flush()

@@ -1,6 +1,6 @@
 """World models: learn the environment, then train the agent in its dreams (the lecture's third part).
 
-The complete loop (lecture: "Complete algorithm"), one iteration of :meth:`WorldModel._train`::
+The complete loop (lecture: "Complete algorithm"), one iteration of :meth:`WorldModel._iteration`::
 
     1. collect    act in the env with π_θ(a|z), z = mean of q_ψ(z|s)       -> replay of (s, a, r', s')
     2. fit VAE    maximize the ELBO  E_q[log p_ψ(s|z)] - β KL(q_ψ(z|s) || N(0, I))
