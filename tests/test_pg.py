@@ -447,3 +447,14 @@ def test_the_logs_people_read(tmp_path):
     assert all(float(r["charts/episode_length"]) == 200 for r in rows)  # Pendulum's time limit
     assert all(float(r["policy/std"]) > 0 for r in rows)
     assert all(-10 < float(r["value/explained_variance"]) <= 1 for r in rows)
+
+
+def test_an_undeclared_metric_is_an_error_without_a_run_directory_too():
+    """A notebook user (no run_dir, so no metrics.csv) is told as a CLI user is: every column is declared."""
+    class Chatty(A2C):
+        def update(self, r):
+            super().update(r)
+            self._record({"loss/typo": torch.tensor(1.0)})
+
+    with pytest.raises(ValueError, match=r"'loss/typo'.*not declared by Chatty"):
+        Chatty("CartPole-v1", num_envs=2, n_steps=8, log_interval=16, **FAST).learn(64)
