@@ -457,4 +457,4 @@ def test_an_undeclared_metric_is_an_error_without_a_run_directory_too():
             self._record({"loss/typo": torch.tensor(1.0)})
 
     with pytest.raises(ValueError, match=r"'loss/typo'.*not declared by Chatty"):
-        Chatty("CartPole-v1", num_envs=2, n_steps=8, log_interval=16, **FAST).learn(64)
+        Chatty("CartPole-v1", num_envs=2, n_steps=8, **{**FAST, "log_interval": 16}).learn(64)
