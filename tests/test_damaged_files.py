@@ -56,6 +56,22 @@ def _mutate(array: np.ndarray, how: str) -> np.ndarray | None:
     raise AssertionError(how)
 
 
+def _damaged(arrays: dict[str, np.ndarray], key: str, how: str) -> dict[str, np.ndarray] | None:
+    """A file's arrays with ``key`` damaged as ``how`` says ("missing", "extra": a stray tensor, or
+    one of :data:`MUTATIONS`); None where that damage does not apply to it."""
+    damaged = dict(arrays)
+    if how == "missing":
+        del damaged[key]
+    elif how == "extra":
+        damaged["stray.tensor"] = np.zeros(3, np.float32)
+    else:
+        changed = _mutate(arrays[key], how)
+        if changed is None:
+            return None
+        damaged[key] = changed
+    return damaged
+
+
 @pytest.fixture(scope="module", params=list(RUNS))
 def trained_run(request, tmp_path_factory):
     algo = request.param
@@ -97,16 +113,9 @@ def test_every_damaged_checkpoint_tensor_is_refused(trained_run):
     tried = 0
     for stem, key, how in _cases(files, exhaustive=algo in ("dqn", "ppo")):
         original = files[stem]
-        damaged = dict(original)
-        if how == "missing":
-            del damaged[key]
-        elif how == "extra":
-            damaged["stray.tensor"] = np.zeros(3, np.float32)
-        else:
-            changed = _mutate(original[key], how)
-            if changed is None:
-                continue
-            damaged[key] = changed
+        damaged = _damaged(original, key, how)
+        if damaged is None:
+            continue
         np_save_file(damaged, str(ckpt / f"{stem}.safetensors"))
         try:
             with pytest.raises(CheckpointError) as info:
@@ -132,16 +141,9 @@ def test_every_damaged_model_tensor_is_refused(trained_run):
     deeprl.load(model)
     copy = run.parent / "damaged.safetensors"
     for stem, key, how in _cases({"model": original}, exhaustive=algo != "dreamer"):
-        damaged = dict(original)
-        if how == "missing":
-            del damaged[key]
-        elif how == "extra":
-            damaged["stray.tensor"] = np.zeros(3, np.float32)
-        else:
-            changed = _mutate(original[key], how)
-            if changed is None:
-                continue
-            damaged[key] = changed
+        damaged = _damaged(original, key, how)
+        if damaged is None:
+            continue
         np_save_file(damaged, str(copy), metadata=metadata)
         with pytest.raises(CheckpointError, match="damaged.safetensors"):
             deeprl.load(copy)
