@@ -210,7 +210,8 @@ class TrainingLoop:
         row = {"charts/episode_return": self._recent_return(), "charts/episodes": self.episodes,
                "charts/episode_length": float(np.mean(self.recent_lengths)) if self.recent_lengths else None,
                "charts/learning_rate": self._learning_rate(), "charts/sps": round(sps, 1), **metrics}
-        unknown = [k for k in row if k not in self.metric_keys]
+        declared = set(self.metric_keys)
+        unknown = [k for k in row if k not in declared]
         if unknown:  # a metric without a column would be lost from metrics.csv: an error with or without a run dir
             raise ValueError(f"metrics {unknown} are not declared by {type(self).__name__}; add them to its "
                              "metrics (or loss_scales)")
