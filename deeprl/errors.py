@@ -41,6 +41,13 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum  # the CLI exits with 128 + signum, as the shell expects
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line, cut to a readable length (state-dict mismatches and
+    ffmpeg run to several lines); its type's name where it has no message."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def closest(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The candidates that look most like ``word`` (for "did you mean ...?")."""
     candidates = list(candidates)

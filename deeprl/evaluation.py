@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.envs import make_env, make_vec_env
-from deeprl.errors import DeepRLError
+from deeprl.errors import DeepRLError, one_line
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training episodes
 # An env registered without a time limit is evaluated with this one (training keeps the larger
@@ -64,11 +64,6 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs:
             "capped_episodes": sum(n >= cap for n in flat_len) if cap else 0}
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
-
-
 def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, episodes: int = 1,
                  fps: int = 30, max_frames: int = 10_000, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Plays ``episodes`` episodes and writes the rendered frames to an MP4 file."""
@@ -83,7 +78,7 @@ def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, ep
             warnings.filterwarnings("ignore", message=".*render_mode.*")
             env = make_env(env_id, render_mode="rgb_array", **(env_kwargs or {}))
     except (TypeError, AssertionError, gym.error.Error) as e:
-        raise DeepRLError(f"env {env_id!r} cannot be made with render_mode='rgb_array' ({_first_line(e)}), so no "
+        raise DeepRLError(f"env {env_id!r} cannot be made with render_mode='rgb_array' ({one_line(e)}), so no "
                           "video can be made") from None
     if env.render_mode != "rgb_array" or "rgb_array" not in (env.metadata.get("render_modes") or []):
         env.close()
@@ -112,7 +107,7 @@ def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, ep
                 returns.append(total)
         tmp.replace(path)
     except (OSError, AssertionError, ValueError, RuntimeError) as e:  # ffmpeg's, or the env's render
-        raise DeepRLError(f"could not write the video {str(path)!r} ({_first_line(e)})") from None
+        raise DeepRLError(f"could not write the video {str(path)!r} ({one_line(e)})") from None
     finally:
         env.close()
         tmp.unlink(missing_ok=True)

@@ -37,7 +37,7 @@ from deeprl.checkpoint import load_model_file, load_module_tensors, module_tenso
 from deeprl.config import RunConfig, build_config, config_to_dict, resolve_config
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
 from deeprl.envs.atari import is_atari_id
-from deeprl.errors import CheckpointError, ConfigError
+from deeprl.errors import CheckpointError, ConfigError, one_line
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
 from deeprl.spaces import observation_batch, space_from_json, space_to_json
@@ -326,7 +326,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             self._load_model_tensors(tensors)
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise CheckpointError(f"{str(path)!r} does not match the {cls.algo} network it describes "
-                                  f"({_short(e)})") from None
+                                  f"({one_line(e)})") from None
         steps = meta.get("num_timesteps", 0)
         self.num_timesteps = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0 else 0
         return self
@@ -415,7 +415,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError, OverflowError,
                 AssertionError) as e:  # (Gymnasium asserts that a replayed action is in the action space)
             self.close()
-            raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({_short(e)}); "
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} does not fit this run's config ({one_line(e)}); "
                                   "it may come from another run") from None
         self.planned_steps, self.schedule_steps = planned, schedule
         return self
@@ -464,10 +464,3 @@ def _env_kwargs(c: RunConfig) -> dict[str, Any]:
     """``make_env``'s keywords for the env a config trains on."""
     return {**c.env_kwargs, "atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
             "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}
-
-
-def _short(error: BaseException) -> str:
-    """An exception's message on one line, cut to a readable length (state-dict mismatches run to
-    several lines)."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 200 else text[:197] + "..."
