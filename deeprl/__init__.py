@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, Dreamer, WorldModel
+from deeprl.callbacks import Callback, CheckpointCallback, EvalCallback, StopOnRewardThreshold
 from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
 from deeprl.version import __version__
 
@@ -31,4 +32,5 @@ def load(path: str | Path, *, device: str = "auto", allow_import: Iterable[str] 
 
 
 __all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
-           "WorldModel", "load", "__version__"]
+           "WorldModel", "load", "__version__", "Callback", "CheckpointCallback", "EvalCallback",
+           "StopOnRewardThreshold"]

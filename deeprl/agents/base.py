@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from deeprl.agents.devices import cpu_threads, default_torch_threads, resolve_device
-from deeprl.agents.loop import IntervalStats, TrainingLoop, callbacks_of
+from deeprl.agents.loop import IntervalStats, TrainingLoop
 from deeprl.agents.persistence import Persistent, restore, snapshot, step_count
 from deeprl.agents.rng import RandomStreams
 from deeprl.agents.signals import StopOnSignal
+from deeprl.callbacks import Callback, CallbackList, callbacks_of
 from deeprl.checkpoint import load_model_file, load_module_tensors, module_tensors, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, resolve_config
 from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
@@ -106,7 +107,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         self.warnings: dict[str, str] = {}  # what the run warned about, once each (also in eval.json)
         self._stats = IntervalStats(self.maxima)  # this log interval's statistics
         self._progress: Progress | None = None
-        self._callbacks: list[Callable[[Algorithm], Any]] = []
+        self._callbacks = CallbackList()  # learn()'s, while it runs
         self._stop = False
         if spaces is None:
             self._open_envs()
@@ -177,13 +178,17 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
 
     # ------------------------------------------------------------------------------ public API
     def learn(self, total_steps: int | None = None, *, run_dir: str | Path | None = None,
-              progress: bool | None = None, callback: Callable[["Algorithm"], Any] | None = None,
+              progress: bool | None = None,
+              callback: Callback | Callable[["Algorithm"], Any] | list | tuple | None = None,
               pause_at: int | None = None, total_timesteps: int | None = None) -> "Algorithm":
         """Train for ``total_steps`` more environment steps (default: up to ``config.total_steps``).
 
         With ``run_dir`` the run writes its config, metrics, TensorBoard events, checkpoints and
         final model there (the CLI always gives one); without, nothing touches the disk.
-        ``callback(agent)`` runs after every log interval; returning ``False`` stops training.
+        ``callback``: a callable ``(agent) -> bool``, run after every log interval, a
+        :class:`~deeprl.callbacks.Callback` (hooks at the start, each step, each update, each log
+        row and evaluation, the end), or a list or tuple of them; one returning ``False`` stops
+        training, which then finishes as a complete run does. Callbacks are not checkpointed.
 
         Schedules (ε, PER β, learning-rate annealing) are laid over the length the run was first
         planned for; a later ``learn`` that extends the run holds them at their final values.
@@ -228,6 +233,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             with self._threads(), self._own_rng():
                 self._learn(progress)
         finally:
+            self._callbacks = CallbackList()
             if self.run is not None:
                 self.run.unlock()
         return self
@@ -248,6 +254,8 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         # the final evaluation included, leaves a run that --resume completes
         with signals or contextlib.nullcontext():
             try:
+                if self._callbacks.on_training_start(self) is False:
+                    self._stop = True
                 if self._pause_at is not None and self.num_timesteps >= self._pause_at:
                     self.paused = True  # already there (a resumed run paused at this step)
                 else:
@@ -265,6 +273,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             elif self.run is not None:
                 self.paused = False
                 self._finish_run(signals)
+        self._callbacks.on_training_end(self)
 
     def _check_extension(self) -> None:
         c = self.config

@@ -29,7 +29,7 @@ from deeprl.agents.persistence import step_count
 from deeprl.agents.signals import Cut, StopOnSignal
 from deeprl.checkpoint import atomic_write_json
 from deeprl.envs.vector import VecStep
-from deeprl.errors import CheckpointError, ConfigError, Interrupted, TrainingError
+from deeprl.errors import CheckpointError, Interrupted, TrainingError
 
 # the columns every run logs, whatever its algorithm
 BASE_METRICS = ("charts/episode_return", "charts/episode_length", "charts/episodes", "charts/sps",
@@ -132,6 +132,9 @@ class TrainingLoop:
             self._iteration(target_steps)
             if self._interval_due(target_steps):
                 self._close_interval(self._interval_metrics(), **self._progress_info())
+            # after the row (a checkpoint at a log step then holds all of it); not once stopping (a signal)
+            if not self._stop and self._callbacks.on_update(self) is False:
+                self._stop = True
 
     @abstractmethod
     def _iteration(self, target_steps: int) -> None:
@@ -148,6 +151,8 @@ class TrainingLoop:
         if self._progress is not None:
             self._progress.update(n, **progress)
         self._obs = step.obs
+        if self._callbacks.steps and self._callbacks.on_step(self) is False:
+            self._stop = True  # the loop ends after this iteration
         return step
 
     def _show(self, **progress: Any) -> None:
@@ -198,7 +203,7 @@ class TrainingLoop:
 
     def _close_interval(self, metrics: dict[str, Any], **progress: Any) -> None:
         """End of a log interval: one metrics row (with an evaluation when one is due), a
-        checkpoint when one is due, then the user's callback.
+        checkpoint when one is due, then the callbacks' ``on_evaluation`` and ``on_log``.
 
         Checkpoints are taken only here, right after a row, when the interval's statistics have
         just been emptied: a resumed run then logs exactly the rows the uninterrupted run would.
@@ -224,7 +229,8 @@ class TrainingLoop:
         if self._progress is not None:
             self._progress.update(0, ret=row["charts/episode_return"], **progress)
         self._maybe_checkpoint(since)
-        if any([cb(self) is False for cb in self._callbacks]):  # (a list: every callback runs)
+        stop = evaluation is not None and self._callbacks.on_evaluation(self, evaluation) is False
+        if self._callbacks.on_log(self, row) is False or stop:
             self._stop = True
         if self._pause_at is not None and self.num_timesteps >= self._pause_at:
             self._stop = self.paused = True
@@ -324,13 +330,3 @@ class TrainingLoop:
             self._log({"eval/mean_return": final["mean_return"], "eval/std_return": final["std_return"]})
         self.run.checkpoints.mark_finished(self.run.checkpoints.latest(), warnings=self.warnings)
 
-
-def callbacks_of(callback: Any) -> list[Callable[[Any], Any]]:
-    """``learn``'s ``callback``: None, a callable, or a list or tuple of callables, checked at the call."""
-    if callback is None:
-        return []
-    found = list(callback) if isinstance(callback, (list, tuple)) else [callback]
-    bad = [c for c in found if not callable(c)]
-    if bad:
-        raise ConfigError(f"callback must be a callable (agent) -> bool or a list of them; got {bad[0]!r:.80}")
-    return found
