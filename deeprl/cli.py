@@ -90,10 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--env-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
                    help="keyword arguments of gymnasium.make, e.g. is_slippery=false map_name=8x8 (saved with the "
                         "run: eval, --resume and load rebuild the same env)"),
+    t.add_argument("--wrappers", nargs="+", default=[], metavar="PATH",
+                   help="Gymnasium wrappers for every env made (training, evaluation, videos), in order, by import "
+                        "path: gymnasium.wrappers.FlattenObservation, mymodule.MyWrapper or module:Name; each is "
+                        "called with the env alone, no keyword arguments (subclass one to set them); saved with the run")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run from its last checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
-                   help="with --resume: let the run's 'module:Env-v0' id import MODULE (never done unasked)")
+                   help="with --resume: let the run's 'module:Env-v0' id or wrappers import MODULE (never done unasked)")
     t.add_argument("--help-config", action="store_true", help="list every setting of ALGO and exit")
 
     e = sub.add_parser("eval", help="evaluate a trained agent")
@@ -105,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--video", nargs="?", const="", metavar="FILE",
                    help="write an MP4 of one episode (default RUN/videos/eval.mp4)")
     e.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
-                   help="let the model's 'module:Env-v0' id import MODULE (never done unasked)")
+                   help="let the model's 'module:Env-v0' id or wrappers import MODULE (never done unasked)")
 
     d = sub.add_parser("dream", help="video of a world model's dream beside the real episode (worldmodel, dreamer)")
     d.add_argument("run", help="run directory or saved .safetensors model of a world-model agent")
@@ -115,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--policy", action="store_true",
                    help="let the agent act in its dream instead of replaying the real episode's actions")
     d.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
-                   help="let the model's 'module:Env-v0' id import MODULE (never done unasked)")
+                   help="let the model's 'module:Env-v0' id or wrappers import MODULE (never done unasked)")
 
     pl = sub.add_parser("plot", help="learning curves of runs as a PNG")
     pl.add_argument("runs", nargs="+")
@@ -236,7 +240,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         conflicting = [f"--{k}" for k in ("env", "seed", "preset", "out") if getattr(args, k)] + \
-            (["--env-kwargs"] if args.env_kwargs else [])
+            (["--env-kwargs"] if args.env_kwargs else []) + (["--wrappers"] if args.wrappers else [])
         if conflicting or args.algo:
             raise ConfigError(f"--resume continues a run with its own settings; drop {', '.join(conflicting or ['ALGO'])}"
                               " (only --steps and --set may change)")
@@ -259,12 +263,15 @@ def _train(args: argparse.Namespace) -> int:
     cli: dict = {"env": env}
     if args.env_kwargs:
         cli["env_kwargs"] = _env_kwargs(args.env_kwargs)
+    if args.wrappers:  # typed here: a wrapper's module may sit in the current folder, as an env's may
+        _local_modules([f"{path}:" for path in args.wrappers])
+        cli["wrappers"] = args.wrappers
     if args.seed is not None:
         cli["seed"] = args.seed
     if args.steps is not None:
         cli["total_steps"] = args.steps
     overrides = parse_assignments(args.set)
-    clash = {"env", "seed", "total_steps", "env_kwargs"} & overrides.keys() & cli.keys()
+    clash = {"env", "seed", "total_steps", "env_kwargs", "wrappers"} & overrides.keys() & cli.keys()
     if clash:
         raise ConfigError(f"{', '.join(sorted(clash))} given both as a flag and in --set; give it once")
     config = resolve_config(cls.config_cls, algo_name, env, preset=args.preset or "auto", overrides=[overrides, cli])

@@ -27,6 +27,7 @@ import functools
 import json
 import math
 import numbers
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -65,7 +66,9 @@ LAYERS = {"item_min": 1, "item_max": MAX_WIDTH, "max_len": MAX_DEPTH}  # bounds 
 
 # make_env's own keywords: an env keyword of the same name is refused (env_kwargs)
 RESERVED_ENV_KWARGS = frozenset({"render_mode", "max_episode_steps", "disable_env_checker", "atari_wrappers", "check",
-                                 "pixels", "grayscale", "frame_stack", "episode_limit"})
+                                 "pixels", "grayscale", "frame_stack", "episode_limit", "wrappers"})
+# a wrapper's import path: package.module.Name or package.module:Name
+IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*[.:][A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def setting(default: Any, help: str, **kw: Any) -> Any:
@@ -83,6 +86,9 @@ class RunConfig:
     env: str = setting("CartPole-v1", "Gymnasium id, including 'module:Env-v0' ids and ALE/ Atari ids")
     env_kwargs: dict[str, Any] = setting({}, "keyword arguments of gymnasium.make for the env, e.g. "
                                              "{is_slippery: false, map_name: 8x8} (--env-kwargs KEY=VALUE ...)")
+    wrappers: list[str] = setting([], "Gymnasium wrappers for every env made (training, evaluation, videos), in order, "
+                                      "by import path (gymnasium.wrappers.FlattenObservation, module:Name); each is "
+                                      "called with the env alone, no keywords (--wrappers A B ...)")
     seed: int = setting(0, "seed for networks, exploration and environment resets", min=0, max=MAX_SEED)
     total_steps: int = setting(50_000, "environment steps to train for (summed over parallel envs)", min=1, max=MAX_STEPS)
     num_envs: int = setting(1, "parallel environments", min=1, max=MAX_ENVS)
@@ -117,6 +123,10 @@ class RunConfig:
         if taken:
             raise ConfigError(f"env_kwargs {', '.join(taken)} are set by deeprl itself; use the settings "
                               "max_episode_steps, pixels, atari_wrappers (and render_mode only for videos)")
+        bad = [w for w in self.wrappers if not IMPORT_PATH.fullmatch(w)]
+        if bad:
+            raise ConfigError(f"wrappers takes import paths such as gymnasium.wrappers.FlattenObservation or "
+                              f"module:Name, got {_show(bad[0])}")
 
     def network_weights(self) -> tuple[int, str]:
         """About how many weights the networks' layers sized by the settings alone hold (those

@@ -9,7 +9,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from deeprl.envs import make_env, make_vec_env
+from deeprl.envs import make_env, make_vec_env, use_atari_wrappers
+from deeprl.envs.atari import is_atari_id
+from deeprl.envs.sources import describe_factory
 from deeprl.errors import DeepRLError, one_line
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training episodes
@@ -28,8 +30,16 @@ def _reset(policy: Policy, mask: np.ndarray) -> None:
         policy.reset(mask)
 
 
-def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs: int | None = None,
-             env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def _episode_limit(env: gym.Env) -> int | None:
+    """The limit make_env gave an env registered without one (None: the env's own or the user's)."""
+    try:  # wrappers above the time limit (the user's, channels-first images) hide the attribute from getattr
+        return env.get_wrapper_attr("deeprl_episode_limit")
+    except AttributeError:
+        return None
+
+
+def evaluate(policy: Policy, env_id: str | Callable[[], gym.Env], episodes: int, seed: int, *,
+             num_envs: int | None = None, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Mean and std of the undiscounted return over ``episodes`` complete episodes.
 
     Episodes are spread over parallel envs with a fixed quota per env, so short episodes are not
@@ -38,7 +48,7 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs:
     num_envs = num_envs or min(episodes, 8)
     kwargs = {**(env_kwargs or {}), "episode_limit": EVAL_EPISODE_CAP}
     probe = make_env(env_id, **kwargs)
-    cap = getattr(probe, "deeprl_episode_limit", None)  # None: the env's own limit (or the user's) applies
+    cap = _episode_limit(probe)
     probe.close()
     envs = make_vec_env(env_id, num_envs, seed + EVAL_SEED_OFFSET, **kwargs)
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
@@ -64,11 +74,17 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, *, num_envs:
             "capped_episodes": sum(n >= cap for n in flat_len) if cap else 0}
 
 
-def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, episodes: int = 1,
-                 fps: int = 30, max_frames: int = 10_000, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Plays ``episodes`` episodes and writes the rendered frames to an MP4 file."""
+def record_video(policy: Policy, env_id: str | Callable[[], gym.Env], path: str | Path, seed: int, *,
+                 episodes: int = 1, fps: int = 30, max_frames: int = 10_000,
+                 env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plays ``episodes`` episodes and writes the rendered frames to an MP4 file (Atari: whole games,
+    not single lives)."""
     import imageio.v2 as imageio
 
+    kwargs = dict(env_kwargs or {})
+    if is_atari_id(env_id) and use_atari_wrappers(env_id, kwargs.get("atari_wrappers", "auto")):
+        kwargs["episodic_life"] = False
+    name = env_id if isinstance(env_id, str) else describe_factory(env_id)
     path = Path(path)
     if path.exists() and not path.is_file():
         raise DeepRLError(f"{str(path)!r} exists and is not a regular file; give --video a new .mp4 path or a "
@@ -76,13 +92,13 @@ def record_video(policy: Policy, env_id: str, path: str | Path, seed: int, *, ep
     try:
         with warnings.catch_warnings():  # an env without rgb_array is refused below, in deeprl's one line
             warnings.filterwarnings("ignore", message=".*render_mode.*")
-            env = make_env(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+            env = make_env(env_id, render_mode="rgb_array", **kwargs)
     except (TypeError, AssertionError, gym.error.Error) as e:
-        raise DeepRLError(f"env {env_id!r} cannot be made with render_mode='rgb_array' ({one_line(e)}), so no "
+        raise DeepRLError(f"env {name!r} cannot be made with render_mode='rgb_array' ({one_line(e)}), so no "
                           "video can be made") from None
     if env.render_mode != "rgb_array" or "rgb_array" not in (env.metadata.get("render_modes") or []):
         env.close()
-        raise DeepRLError(f"env {env_id!r} cannot render RGB frames (its render modes: "
+        raise DeepRLError(f"env {name!r} cannot render RGB frames (its render modes: "
                           f"{env.metadata.get('render_modes')}), so no video can be made; add 'rgb_array' rendering")
     path.parent.mkdir(parents=True, exist_ok=True)
     frames, returns = 0, []

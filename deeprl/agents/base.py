@@ -36,8 +36,8 @@ from deeprl.agents.signals import StopOnSignal
 from deeprl.callbacks import Callback, CallbackList, callbacks_of
 from deeprl.checkpoint import load_model_file, load_module_tensors, module_tensors, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, resolve_config
-from deeprl.envs import check_env_import, is_image_space, make_vec_env, use_atari_wrappers
-from deeprl.envs.atari import is_atari_id
+from deeprl.envs import check_env_import, is_image_space, make_vec_env
+from deeprl.envs.sources import EnvArg, check_spaces, env_argument, factory_for, make_env_kwargs
 from deeprl.errors import CheckpointError, ConfigError, one_line
 from deeprl.evaluation import evaluate, record_video
 from deeprl.run import MetricsLogger, Progress, RunDir
@@ -46,7 +46,7 @@ from deeprl.spaces import observation_batch, space_from_json, space_to_json
 
 # settings a resumed run keeps as they were: the env (and so the envs' replayed logs) and the seed
 FIXED_ON_RESUME = frozenset({"env", "env_kwargs", "seed", "num_envs", "vectorization", "pixels", "grayscale",
-                             "frame_stack", "atari_wrappers", "max_episode_steps"})
+                             "frame_stack", "atari_wrappers", "max_episode_steps", "wrappers"})
 
 
 class Algorithm(TrainingLoop, RandomStreams, ABC):
@@ -55,18 +55,19 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
     # boolean settings that decay something to 0 over the planned run -> what they decay
     schedules: ClassVar[dict[str, str]] = {"anneal_lr": "learning rate"}
 
-    def __init__(self, env: str = "CartPole-v1", *, preset: str | None = "auto", **settings: Any):
-        """``preset='auto'`` uses the tuned preset named after ``env`` when one ships (see
-        ``deeprl presets``); ``None`` starts from the defaults; any other name picks that preset.
-        Keyword settings override the preset (see ``deeprl train ALGO --help-config``)."""
-        self._init(resolve_config(self.config_cls, self.algo, env, preset=preset, overrides=[settings]))
+    def __init__(self, env: EnvArg = "CartPole-v1", *, preset: str | None = "auto", **settings: Any):
+        """``env``: an id, an ``EnvSpec`` or a function that returns a new env (:mod:`deeprl.envs.sources`).
+        ``preset='auto'`` uses the tuned preset named after ``env`` when one ships (``deeprl presets``); ``None``
+        starts from the defaults; another name picks that preset.  Keyword settings override the preset."""
+        env, settings, factory = env_argument(env, settings)
+        self._init(resolve_config(self.config_cls, self.algo, env, preset=preset, overrides=[settings]), env_fn=factory)
 
     # Every agent is made by _init: __init__ (from settings), from_config, load (spaces from the
     # file, no env opened), resume (from_config, then the checkpoint), check (spaces only, nothing built).
     @classmethod
-    def from_config(cls, config: RunConfig) -> "Algorithm":
+    def from_config(cls, config: RunConfig, env_fn: Callable[[], gym.Env] | None = None) -> "Algorithm":
         self = cls.__new__(cls)
-        self._init(config)
+        self._init(config, env_fn=env_fn)
         return self
 
     @classmethod
@@ -75,17 +76,18 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         made, spaces the algorithm cannot handle), without building networks or buffers."""
         from deeprl.envs import make_env
 
-        env = make_env(config.env, **_env_kwargs(config))
+        env = make_env(config.env, **make_env_kwargs(config))
         spaces = (env.observation_space, env.action_space)
         env.close()
         cls.__new__(cls)._init(config, spaces, build=False)
 
     def _init(self, config: RunConfig, spaces: tuple[gym.Space, gym.Space] | None = None, *,
-              build: bool = True) -> None:
+              build: bool = True, env_fn: Callable[[], gym.Env] | None = None) -> None:
         """The one construction path: the run's state, the env spaces (from ``spaces``, else from
         envs opened here), the algorithm's check of them, then (with ``build``) its networks,
         optimizers and buffers, seeded from the config."""
         self.config = config
+        self._env_source = env_fn or config.env  # what envs are made from: the id, or the user's function
         self.device = resolve_device(config.device)
         self.num_timesteps = 0
         self.planned_steps = config.total_steps   # train until this many steps
@@ -124,11 +126,11 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             self._torch_state = self._torch_rng()
 
     def _env_kwargs(self) -> dict[str, Any]:
-        return _env_kwargs(self.config)
+        return make_env_kwargs(self.config)
 
     def _open_envs(self) -> None:
         c = self.config
-        self.envs = make_vec_env(c.env, c.num_envs, c.seed, vectorization=c.vectorization, **self._env_kwargs())
+        self.envs = make_vec_env(self._env_source, c.num_envs, c.seed, vectorization=c.vectorization, **self._env_kwargs())
 
     def _threads(self) -> contextlib.AbstractContextManager[None]:
         """The CPU threads of ``torch_threads`` while training (0: :func:`default_torch_threads`)."""
@@ -312,25 +314,29 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", allow_import: Iterable[str] = ()) -> "Algorithm":
+    def load(cls, path: str | Path, *, device: str = "auto", allow_import: Iterable[str] = (),
+             env: EnvArg | None = None) -> "Algorithm":
         """A saved model (file or run directory), ready to ``predict``; its envs open on ``learn``.
 
-        A model of a ``module:Env-v0`` env does not import ``module`` unless it is already
-        imported or named in ``allow_import``: a model file must not be able to run code."""
+        A model whose env id (``module:Env-v0``) or wrappers name a module does not import it unless it is
+        already imported or named in ``allow_import``: a model file must not be able to run code.  A model
+        trained on an env function needs it again (``env=``) to evaluate or train, not to predict."""
         tensors, meta = load_model_file(path)
         if meta.get("algo") != cls.algo:
             raise CheckpointError(f"{str(path)!r} holds a {meta.get('algo')!r} model, not {cls.algo!r}; "
                                   f"load it with deeprl.load()")
         if not isinstance(meta.get("config"), dict):
             raise CheckpointError(f"{str(path)!r} has no config in its header; it is damaged or not a deeprl model")
-        check_env_import(meta["config"].get("env"), allow_import)
+        check_env_import(meta["config"].get("env"), allow_import, meta["config"].get("wrappers"))
         try:
             config = build_config(cls.config_cls, {**meta["config"], "device": device})
         except ConfigError as e:
             raise CheckpointError(f"{str(path)!r} holds an invalid config: {e}") from None
         self = cls.__new__(cls)
         spaces = (space_from_json(meta.get("observation_space")), space_from_json(meta.get("action_space")))
-        self._init(config, spaces=spaces)
+        self._init(config, spaces=spaces, env_fn=factory_for(env, config.env, resume=False))
+        if env is not None:  # the function must make the envs the model was trained on
+            check_spaces(self.make_env(), spaces)
         try:
             self._load_model_tensors(tensors)
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
@@ -342,8 +348,10 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, total_steps: int | None = None,
-               allow_import: Iterable[str] = (), settings: dict[str, Any] | None = None) -> "Algorithm":
-        """Rebuild a run from its latest checkpoint; ``learn()`` then continues it.
+               allow_import: Iterable[str] = (), settings: dict[str, Any] | None = None,
+               env: EnvArg | None = None) -> "Algorithm":
+        """Rebuild a run from its latest checkpoint; ``learn()`` then continues it.  A run trained on an
+        env function needs that function again (``env=``): its config.json only names it.
 
         ``total_steps`` extends (or shortens) the run to that many steps in all; otherwise it
         trains to the total it was last told.  A run stopped before its first checkpoint starts
@@ -360,7 +368,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             raise CheckpointError(f"{str(run_dir)!r} is a {algo!r} run, not {cls.algo!r}")
         if not isinstance(config_dict, dict):
             raise CheckpointError(f"{str(run.config_file)!r} is damaged: its config is not an object")
-        check_env_import(config_dict.get("env"), allow_import)
+        check_env_import(config_dict.get("env"), allow_import, config_dict.get("wrappers"))
         try:
             config = build_config(cls.config_cls, config_dict)
         except ConfigError as e:
@@ -371,9 +379,10 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
                               "depend on them); start a new run instead")
         if settings:
             config = build_config(cls.config_cls, config_to_dict(config), settings)
+        env_fn = factory_for(env, config.env, resume=True)
         run.lock()  # before the checkpoint is read: a second resume is told that another process trains the run
         try:
-            agent = cls._resume_locked(run, config, total_steps, keep_lr=bool(settings))
+            agent = cls._resume_locked(run, config, total_steps, keep_lr=bool(settings), env_fn=env_fn)
         except BaseException:
             run.unlock()
             raise
@@ -383,11 +392,11 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
 
     @classmethod
     def _resume_locked(cls, run: RunDir, config: RunConfig, total_steps: int | None,
-                       keep_lr: bool = False) -> "Algorithm":
+                       keep_lr: bool = False, env_fn: Callable[[], gym.Env] | None = None) -> "Algorithm":
         run_dir = run.path
         ckpt = run.checkpoints.latest()
         if ckpt is None:  # stopped or crashed before its first checkpoint: start it again
-            self = cls.from_config(config)
+            self = cls.from_config(config, env_fn)
             self.run, self._resumed = run, True
             if total_steps is not None:
                 self.planned_steps = self.schedule_steps = total_steps
@@ -409,7 +418,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         if state.get("finished") and planned <= done:
             raise CheckpointError(f"run {str(run_dir)!r} already finished at step {done:,}; "
                                   "give a larger --steps to extend it, or start a new run")
-        self = cls.from_config(config)
+        self = cls.from_config(config, env_fn)
         self.run, self._resumed = run, True
         try:
             self._restore_common(state)
@@ -437,7 +446,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
             raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
         with torch.random.fork_rng(devices=self._cuda_devices()):  # evaluating never shifts training's random stream
-            result = evaluate(self._eval_policy(), c.env, int(episodes),
+            result = evaluate(self._eval_policy(), self._env_source, int(episodes),
                               c.seed if seed is None else seed, num_envs=num_envs, env_kwargs=self._env_kwargs())
         if result["capped_episodes"]:
             self._warn("eval_cap", f"{result['capped_episodes']} of {result['episodes']} evaluation episodes were cut "
@@ -449,14 +458,11 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         """One env as this agent trains on (wrappers, pixels, time limit), e.g. ``render_mode="rgb_array"``."""
         from deeprl.envs import make_env
 
-        return make_env(self.config.env, **{**self._env_kwargs(), **overrides})
+        return make_env(self._env_source, **{**self._env_kwargs(), **overrides})
 
     def record_video(self, path: str | Path, *, episodes: int = 1, seed: int | None = None) -> dict[str, Any]:
-        kwargs = self._env_kwargs()
-        if is_atari_id(self.config.env) and use_atari_wrappers(self.config.env, self.config.atari_wrappers):
-            kwargs["episodic_life"] = False  # film whole games, not single lives
-        return record_video(self._eval_policy(), self.config.env, path,
-                            self.config.seed if seed is None else seed, episodes=episodes, env_kwargs=kwargs)
+        return record_video(self._eval_policy(), self._env_source, path,
+                            self.config.seed if seed is None else seed, episodes=episodes, env_kwargs=self._env_kwargs())
 
     def close(self) -> None:
         if self.run is not None:
@@ -467,9 +473,3 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         if self._logger is not None:
             self._logger.close()
             self._logger = None
-
-
-def _env_kwargs(c: RunConfig) -> dict[str, Any]:
-    """``make_env``'s keywords for the env a config trains on."""
-    return {**c.env_kwargs, "atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
-            "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps}

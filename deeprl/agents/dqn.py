@@ -157,7 +157,8 @@ class DQN(Algorithm):
         self._eval_rng = np.random.default_rng([c.seed, 0xE7A1])  # predict()'s ε draws
         self.iteration = 0      # vector steps taken
         self.updates = 0        # gradient steps taken
-        self.q_bounds = value_bounds(reward_range(c.env, c.atari_wrappers), c.gamma)
+        known = None if c.wrappers else reward_range(c.env, c.atari_wrappers)  # the user's wrappers may change rewards
+        self.q_bounds = value_bounds(known, c.gamma)
         self._q_history: list[float] = []  # the largest |Q| of each log interval (divergence check)
         self._rewards_seen: list[float] = []  # [r_min, r_max] of every reward collected, where the env's is unknown
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +18,8 @@ import numpy as np
 from deeprl.envs.atari import is_atari_id, make_atari, register_ale
 from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
 from deeprl.envs.pixels import PixelObservation
+from deeprl.envs.sources import (apply_wrappers, call_factory, check_wrapper_imports, describe_factory, factory_needed,
+                                 is_factory_name, load_wrappers)
 from deeprl.errors import EnvError, closest
 
 
@@ -87,11 +89,13 @@ def reward_range(env_id: str, atari_wrappers: str = "auto") -> tuple[float, floa
 DEFAULT_EPISODE_LIMIT = 100_000  # steps, for envs registered without a time limit
 
 
-def check_env_import(env_id: str, allowed: Iterable[str] = ()) -> None:
+def check_env_import(env_id: str, allowed: Iterable[str] = (), wrappers: Any = ()) -> None:
     """Refuse an env id read from a file (a saved model, a run's config.json) whose
     ``module:Env-v0`` form would import a module that the user did not name: making such an env
     runs that module's code.  Modules already imported, or named in ``allowed`` (the CLI's
-    ``--allow-import``, ``deeprl.load(..., allow_import=[...])``), pass."""
+    ``--allow-import``, ``deeprl.load(..., allow_import=[...])``), pass.  The same for the
+    ``wrappers`` the file names (gymnasium's and deeprl's own pass)."""
+    check_wrapper_imports(wrappers, allowed)
     if not isinstance(env_id, str) or ":" not in env_id:
         return
     module = env_id.split(":", 1)[0]
@@ -101,9 +105,10 @@ def check_env_import(env_id: str, allowed: Iterable[str] = ()) -> None:
                    f"trust it, pass --allow-import {module} (Python: allow_import=[{module!r}])")
 
 
-def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str = "auto", check: bool = True,
-             pixels: int = 0, grayscale: bool = False, frame_stack: int = 1, max_episode_steps: int = 0,
-             episode_limit: int = DEFAULT_EPISODE_LIMIT, **kwargs: Any) -> gym.Env:
+def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = None, atari_wrappers: str = "auto",
+             check: bool = True, pixels: int = 0, grayscale: bool = False, frame_stack: int = 1,
+             max_episode_steps: int = 0, episode_limit: int = DEFAULT_EPISODE_LIMIT, wrappers: Sequence[str] = (),
+             **kwargs: Any) -> gym.Env:
     """One environment, ready for deeprl: images channels-first, Atari preprocessed.
 
     ``pixels=N`` replaces the observations by the env's ``rgb_array`` render resized to N x N
@@ -118,7 +123,15 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
     and gives an env registered without one a limit of ``episode_limit`` (``DEFAULT_EPISODE_LIMIT``),
     so that every episode ends (an evaluation waits for episodes to end); such an env carries that
     limit as ``env.deeprl_episode_limit`` (evaluations report the episodes it cut).
+
+    ``env_id`` may be a function that returns a new env (:mod:`deeprl.envs.sources`); ``wrappers``
+    (import paths) wrap the env in order, after Atari preprocessing and action masks, before
+    pixels, channels-first images and packed observations.
     """
+    user_wrappers = load_wrappers(wrappers)  # imported and checked before any env is made
+    if is_factory_name(env_id):
+        raise factory_needed(env_id)
+    factory, env_id = (env_id, describe_factory(env_id)) if callable(env_id) else (None, env_id)
     if not isinstance(env_id, str) or not env_id.strip():
         raise EnvError("no environment id given; pass one such as --env CartPole-v1")
     if atari_wrappers == "on" and not is_atari_id(env_id):
@@ -148,7 +161,12 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
             raise EnvError(f"pixel observations render with rgb_array; render_mode={render_mode!r} cannot be used")
         render_mode = "rgb_array"
     try:
-        if is_atari_id(env_id) and use_atari_wrappers(env_id, atari_wrappers):
+        if factory is not None:  # the user's function makes the env; a time limit as for a registered one
+            env = call_factory(factory, render_mode, kwargs)
+            if max_episode_steps or not has_wrapper(env, gym.wrappers.TimeLimit):
+                env = gym.wrappers.TimeLimit(env, max_episode_steps or episode_limit)
+                env.deeprl_episode_limit = None if max_episode_steps else episode_limit
+        elif is_atari_id(env_id) and use_atari_wrappers(env_id, atari_wrappers):
             env = make_atari(env_id, render_mode=render_mode, max_episode_steps=max_episode_steps or None, **kwargs)
         else:
             if render_mode is not None:
@@ -175,6 +193,7 @@ def make_env(env_id: str, *, render_mode: str | None = None, atari_wrappers: str
         first = str(e).split(" was raised")[0]
         raise EnvError(f"env {env_id!r} does not take the keyword arguments {options} ({first}); check "
                        "--env-kwargs / env_kwargs") from None
+    env = apply_wrappers(env, user_wrappers)
     if pixels:
         if env.metadata.get("render_modes") and "rgb_array" not in env.metadata["render_modes"]:
             env.close()

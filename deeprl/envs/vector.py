@@ -268,7 +268,7 @@ class AsyncVecEnv(VecEnv):
 class _EnvFactory:
     """A picklable ``() -> env`` (subprocess workers are spawned, so lambdas will not do)."""
 
-    def __init__(self, env_id: str, kwargs: dict[str, Any]):
+    def __init__(self, env_id: str | Callable[[], gym.Env], kwargs: dict[str, Any]):
         self.env_id, self.kwargs = env_id, kwargs
 
     def __call__(self) -> gym.Env:
@@ -276,12 +276,16 @@ class _EnvFactory:
         return make_env(self.env_id, **self.kwargs)
 
 
-def make_vec_env(env_id: str, num_envs: int, seed: int, *, vectorization: str = "sync",
+def make_vec_env(env_id: str | Callable[[], gym.Env], num_envs: int, seed: int, *, vectorization: str = "sync",
                  **kwargs: Any) -> VecEnv:
-    """``num_envs`` copies of ``make_env(env_id, **kwargs)``, stepped together."""
+    """``num_envs`` copies of ``make_env(env_id, **kwargs)``, stepped together (``env_id`` may be
+    a function that makes the env: it is called once per env)."""
     from deeprl.envs.make import make_env
+    from deeprl.envs.sources import check_picklable
 
     make_env(env_id, **kwargs).close()  # fail here, with a clear error (and Gymnasium's env checker) once
+    if vectorization == "async" and callable(env_id):
+        check_picklable(env_id)
     fns = [_EnvFactory(env_id, {**kwargs, "check": False}) for _ in range(num_envs)]
     if vectorization == "async":
         return AsyncVecEnv(fns, seed)
