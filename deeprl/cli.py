@@ -1,4 +1,4 @@
-"""``deeprl train | eval | dream | plot | variance | presets | bench | sweep``: a thin layer over the API.
+"""``deeprl train | eval | dream | plot | variance | presets | bench | sweep | export``: a thin layer over the API.
 
 Every user error (bad env id, bad setting, bad checkpoint) ends as one line on stderr and exit
 status 2; argparse's own usage errors exit 2 as well.
@@ -182,6 +182,15 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("presets", help="list the tuned presets")
     pr.add_argument("algo", nargs="?")
+
+    x = sub.add_parser("export", help="the deterministic policy as an ONNX file (observations in, actions out), "
+                                      "checked against predict")
+    x.add_argument("run", help="run directory or saved .safetensors model")
+    x.add_argument("--format", default="onnx", help="file format: onnx (the default)")
+    x.add_argument("--out", metavar="FILE", help="default RUN/policy.onnx, or MODEL.onnx beside a model file")
+    x.add_argument("--best", action="store_true", help="the run's best evaluated model instead of its final one")
+    x.add_argument("--allow-import", nargs="+", default=[], metavar="MODULE",
+                   help="let the model's 'module:Env-v0' id import MODULE (never done unasked)")
     return p
 
 
@@ -212,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args, argv)
         if args.command == "variance":
             return _variance(args)
+        if args.command == "export":
+            return _export(args)
     except DeepRLError as e:
         print(f"deeprl: error: {e}", file=sys.stderr)
         return 2
@@ -460,6 +471,25 @@ def _presets(args: argparse.Namespace) -> int:
         for name, settings in named.items():
             desc = settings.get("description", "") if isinstance(settings, dict) else ""
             print(f"{algo:<6} {name:<22} {desc}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    agent = _load_for_eval(args.run, best=args.best, allow_import=args.allow_import)
+    try:
+        run = Path(args.run)
+        name = f"{'best_' if args.best else ''}policy.{args.format}"
+        out = Path(args.out) if args.out else run / name if run.is_dir() else run.with_suffix(f".{args.format}")
+        info = agent.export(out, args.format)
+    finally:
+        agent.close()
+    inputs = ", ".join(f"{name} ({', '.join(map(str, shape))}) {dtype}"
+                       for name, (shape, dtype) in info["inputs"].items())
+    print(f"wrote {info['path']}: the {info['algo']} policy, {inputs} -> {', '.join(info['outputs'])}")
+    ties = f"; {info['ties']} ties decided by rounding" if info["ties"] else ""
+    notes = f" ({info['notes']})" if info["notes"] else ""
+    print(f"onnxruntime against predict on {info['observations']:,} sampled observations: max difference "
+          f"{info['max_difference']:.3g}{ties}{notes}")
     return 0
 
 

@@ -313,6 +313,13 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         save_model_file(path, self._model_tensors(), meta)
         return path
 
+    def export(self, path: str | Path, format: str = "onnx") -> dict[str, Any]:
+        """The deterministic policy as a file other runtimes run: observations in, the actions
+        ``predict`` returns out, checked against ``predict`` before it is written (:mod:`deeprl.export`)."""
+        from deeprl.export import export
+
+        return export(self, path, format)
+
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", allow_import: Iterable[str] = (),
              env: EnvArg | None = None) -> "Algorithm":
