@@ -21,10 +21,12 @@ recurrent graph also runs them as episodes, its state fed back.  Otherwise nothi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,9 +181,11 @@ def policy_graph(agent: Algorithm) -> PolicyGraph:
 
     obs_space, act_space = agent.observation_space, agent.action_space
     if type(obs_space) not in (gym.spaces.Box, gym.spaces.Discrete):  # (composite ones are packed in a subclass)
-        raise ExportError(f"ONNX export takes Box and Discrete observations; this agent observes {obs_space}")
+        raise ExportError("ONNX export takes Box and Discrete observations; this agent observes "
+                          f"{getattr(obs_space, 'source', obs_space)}, which it cannot export yet")
     if type(act_space) not in (gym.spaces.Box, gym.spaces.Discrete):
-        raise ExportError(f"ONNX export gives Box and Discrete actions; this agent's actions are {act_space}")
+        raise ExportError(f"ONNX export gives Box and Discrete actions; this agent's actions are {act_space}, "
+                          "which it cannot export yet")
     obs = {"obs": torch.as_tensor(_sample(obs_space, 2, 0))}
     bounds = (act_space.low, act_space.high) if isinstance(act_space, gym.spaces.Box) else None
     if isinstance(agent, DQN):
@@ -263,11 +267,10 @@ class Agreement:
     ties: int = 0            # choices that differ where the reference's scores tie (within TIE)
     wrong: int = 0           # other differing choices, and rows farther apart than TOLERANCE
 
-    def __iadd__(self, other: "Agreement") -> "Agreement":
+    def include(self, other: Agreement) -> None:
         self.difference = max(self.difference, other.difference)
         self.ties += other.ties
         self.wrong += other.wrong
-        return self
 
 
 def compare(got: np.ndarray, expected: np.ndarray, scores: np.ndarray | None = None) -> Agreement:
@@ -278,12 +281,9 @@ def compare(got: np.ndarray, expected: np.ndarray, scores: np.ndarray | None = N
     agree = np.ones(len(expected), bool)
     ties = wrong = 0
     if scores is not None:
-        b, g, k = scores.shape
-        def choices(x: np.ndarray) -> np.ndarray:  # noqa: E306
-            return x.reshape(b, g) if x.dtype.kind in "iu" else x.reshape(b, g, k).argmax(-1)
-        mine, theirs = choices(got), choices(expected)
+        mine, theirs = _choices(got, scores.shape), _choices(expected, scores.shape)
         differ = mine != theirs
-        picked = np.take_along_axis(scores, np.clip(mine, 0, k - 1)[..., None], -1)[..., 0]
+        picked = np.take_along_axis(scores, np.clip(mine, 0, scores.shape[2] - 1)[..., None], -1)[..., 0]
         best = np.take_along_axis(scores, theirs[..., None], -1)[..., 0]
         tie = differ & (np.abs(best - picked) <= TIE * np.maximum(1.0, np.abs(best)))
         ties, wrong = int(tie.sum()), int((differ & ~tie).sum())
@@ -292,6 +292,12 @@ def compare(got: np.ndarray, expected: np.ndarray, scores: np.ndarray | None = N
     diff = diff.reshape(len(diff), int(np.prod(diff.shape[1:])))
     far = int((diff > TOLERANCE).any(axis=1).sum())
     return Agreement(float(diff.max()) if diff.size else 0.0, ties, wrong + far)
+
+
+def _choices(output: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """The ``(B, G)`` choices an output holds: indices as they are, one-hots ``(B, G·K)`` by their argmax."""
+    b, g, k = shape
+    return output.reshape(b, g) if output.dtype.kind in "iu" else output.reshape(b, g, k).argmax(-1)
 
 
 def _decide(graph: PolicyGraph, inputs: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
@@ -307,6 +313,21 @@ def _predict(agent: Algorithm, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return q(torch.as_tensor(obs, device=agent.device)).argmax(dim=1).cpu().numpy()
     return agent.predict(obs, deterministic=True)
+
+
+@contextlib.contextmanager
+def ieee_float32() -> Iterator[None]:
+    """float32 as IEEE float32 on a GPU inside the block: cuDNN's convolutions default to TF32, whose
+    10-bit mantissa would part ``predict`` from the graph by more than rounding does."""
+    settings = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [s.fp32_precision for s in settings]
+    for s in settings:
+        s.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for s, precision in zip(settings, before):
+            s.fp32_precision = precision
 
 
 def check(agent: Algorithm, graph: PolicyGraph, model: bytes, *, observations: int = CHECKED,
@@ -332,8 +353,7 @@ def check(agent: Algorithm, graph: PolicyGraph, model: bytes, *, observations: i
         step = {"obs": obs[t * n:(t + 1) * n], **memory}
         expected, scores = _decide(graph, step)
         for name, got, want in zip(graph.outputs, session.run(None, step), expected):
-            agreement = actions if name == "action" else state
-            agreement += compare(got, want, scores.get(name))
+            (actions if name == "action" else state).include(compare(got, want, scores.get(name)))
         memory = dict(zip(memory, expected[1:]))
     return actions, state
 
@@ -351,7 +371,8 @@ def export(agent: Algorithm, path: str | Path, format: str = "onnx", *, observat
     _runtime()
     graph = policy_graph(agent)
     model = to_onnx(agent, graph)
-    with cpu_threads(1):  # a thousand small rows: threads only wait on each other (onnxruntime runs on one too)
+    on_gpu = agent.device.type == "cuda"
+    with cpu_threads(1), ieee_float32() if on_gpu else contextlib.nullcontext():  # (one thread: rows are small)
         actions, state = check(agent, graph, model, observations=observations, seed=seed)
     for what, agreement in (("actions", actions), ("recurrent state", state)):
         if agreement is not None and agreement.wrong:

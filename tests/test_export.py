@@ -2,18 +2,20 @@
 
 import json
 import sys
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
 import deeprl
 from deeprl import A2C, DQN, PPO, Dreamer
 from deeprl.cli import main
 from deeprl.errors import ConfigError
-from deeprl.export import TOLERANCE, ExportError, compare
+from deeprl.export import TOLERANCE, ExportError, compare, ieee_float32, policy_graph
 
 QUIET = dict(eval_freq=0, checkpoint_freq=0, log_interval=100)
 
@@ -150,6 +152,17 @@ def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
         DQN("CartPole-v1", preset=None, **QUIET).export(tmp_path / "p.onnx")
 
 
+@pytest.mark.parametrize("obs_space, action_space, message", [
+    (gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,))}), gym.spaces.Discrete(2), "observes Dict"),
+    (gym.spaces.Box(-1, 1, (2,)), gym.spaces.MultiDiscrete([2, 3]), "actions are MultiDiscrete"),
+])
+def test_spaces_it_cannot_export_are_refused_in_one_line(obs_space, action_space, message):
+    agent = SimpleNamespace(algo="ppo", observation_space=obs_space, action_space=action_space)
+    with pytest.raises(ExportError, match=message) as error:
+        policy_graph(agent)
+    assert "\n" not in str(error.value)
+
+
 def test_unknown_format_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="Available: onnx"):
         DQN("CartPole-v1", preset=None, **QUIET).export(tmp_path / "p.onnx", format="torchscript")
@@ -171,3 +184,11 @@ def test_compare_forgives_ties_only():
     assert compare(np.array([1, 1], np.int32), expected, scores).wrong == 2  # another dtype: all wrong
     far = compare(np.array([[0.5], [2.0]], np.float32), np.array([[0.5], [2.0 + 1e-3]], np.float32))
     assert far.wrong == 1 and far.difference == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_ieee_float32_restores_the_precision_settings():
+    settings = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [s.fp32_precision for s in settings]
+    with ieee_float32():
+        assert [s.fp32_precision for s in settings] == ["ieee", "ieee"]
+    assert [s.fp32_precision for s in settings] == before
