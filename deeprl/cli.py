@@ -487,6 +487,8 @@ def _export(args: argparse.Namespace) -> int:
                        for name, (shape, dtype) in info["inputs"].items())
     print(f"wrote {info['path']}: the {info['algo']} policy, {inputs} -> {', '.join(info['outputs'])}")
     ties = f"; {info['ties']} ties decided by rounding" if info["ties"] else ""
+    if "state_difference" in info:
+        ties = f"; recurrent state within {info['state_difference']:.3g} over episodes{ties}"
     notes = f" ({info['notes']})" if info["notes"] else ""
     print(f"onnxruntime against predict on {info['observations']:,} sampled observations: max difference "
           f"{info['max_difference']:.3g}{ties}{notes}")
