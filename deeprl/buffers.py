@@ -5,7 +5,8 @@ step t, so an env's next transition is simply the next row.  n-step returns are 
 batch is *sampled* (:func:`deeprl.returns.nstep_return`), which keeps each stored transition
 exact, lets ``n_step`` change without refilling, and handles episode ends and the write head in
 one place.  Both ``terminated`` and ``truncated`` are stored: truncation bootstraps, termination
-does not.
+does not.  Envs with invalid-action masks (:mod:`deeprl.envs.masks`) have each observation's mask
+stored beside it, in the same one stream, and the batch carries the masks of s'.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class ReplaySamples:
     next_obs: torch.Tensor   # (B, *obs_shape) s'_k, the state k steps later
     weights: torch.Tensor    # (B,) importance weights (ones for uniform replay)
     indices: np.ndarray      # (B,) flat storage indices, for updating priorities
+    next_action_mask: torch.Tensor | None = None  # (B, A) bool: the actions valid in s'_k (None: no masks)
 
 
 class ReplayBuffer:
@@ -83,26 +85,48 @@ class ReplayBuffer:
         self.truncated = np.zeros(shape, dtype=bool)
         self._head_next = np.zeros((num_envs, *obs_shape), dtype=obs_dtype)  # successors of the newest row
         self._finals: dict[int, np.ndarray] = {}  # flat index -> final observation of an episode ended there
+        self.masks: np.ndarray | None = None  # (rows, num_envs, A) bool, from the first add that gives masks
+        self._head_next_mask: np.ndarray | None = None
+        self._final_masks: dict[int, np.ndarray] = {}  # flat index -> the mask of the final observation there
         self.pos, self.full = 0, False
 
     def __len__(self) -> int:
         return (self.rows if self.full else self.pos) * self.num_envs
 
     def add(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray) -> None:
-        """One vector step: each argument has leading dimension ``num_envs``."""
+            terminated: np.ndarray, truncated: np.ndarray, action_mask: np.ndarray | None = None,
+            next_action_mask: np.ndarray | None = None) -> None:
+        """One vector step: each argument has leading dimension ``num_envs`` (the masks of obs
+        and next_obs: ``VecStep``'s, where the env gives them)."""
         p, E = self.pos, self.num_envs
         if self._finals:  # the row being overwritten takes its final observations with it
             for i in range(p * E, (p + 1) * E):
                 self._finals.pop(i, None)
+                self._final_masks.pop(i, None)
         self.obs[p], self.actions[p] = obs, actions
         self.rewards[p], self.terminated[p], self.truncated[p] = rewards, terminated, truncated
-        for e in np.flatnonzero(np.logical_or(terminated, truncated)):
+        ended = np.flatnonzero(np.logical_or(terminated, truncated))
+        for e in ended:
             self._finals[p * E + int(e)] = np.array(next_obs[e])
         self._head_next[...] = next_obs
+        if action_mask is not None:
+            self._add_masks(p, action_mask, next_action_mask, ended)
         self._on_add(p)
         self.pos = (p + 1) % self.rows
         self.full = self.full or self.pos == 0
+
+    def _add_masks(self, row: int, mask: np.ndarray, next_mask: np.ndarray, ended: np.ndarray) -> None:
+        if self.masks is None:
+            self._allocate_masks(mask.shape[1])
+        self.masks[row] = mask
+        for e in ended:
+            self._final_masks[row * self.num_envs + int(e)] = next_mask[e].copy()
+        self._head_next_mask[...] = next_mask
+
+    def _allocate_masks(self, n_actions: int) -> None:
+        self.masks = np.ones((self.rows, self.num_envs, n_actions), dtype=bool)
+        self._head_next_mask = np.ones((self.num_envs, n_actions), dtype=bool)
+        self.__dict__.pop("_flat_views", None)  # the flat views now include the masks
 
     def _on_add(self, row: int) -> None:
         pass
@@ -118,15 +142,24 @@ class ReplayBuffer:
 
     def next_observations(self, idx: np.ndarray) -> np.ndarray:
         """s' of the transitions at flat indices ``idx``."""
+        return self._successors(idx, "obs", self._head_next, self._finals)
+
+    def next_masks(self, idx: np.ndarray) -> np.ndarray:
+        """The action masks of s' of the transitions at flat indices ``idx`` (an env with masks)."""
+        return self._successors(idx, "action_mask", self._head_next_mask, self._final_masks)
+
+    def _successors(self, idx: np.ndarray, stream: str, head: np.ndarray, finals: dict[int, np.ndarray]) -> np.ndarray:
+        """What ``stream`` holds for s': the next row's entry, the newest row's successor
+        (``head``), or at an episode end what ``finals`` kept aside."""
         E, flat = self.num_envs, self._flat
         row, env = idx // E, idx % E
-        out = flat["obs"][((row + 1) % self.rows) * E + env]
+        out = flat[stream][((row + 1) % self.rows) * E + env]
         newest = row == (self.pos - 1) % self.rows
         if newest.any():
-            out[newest] = self._head_next[env[newest]]
-        if self._finals:
+            out[newest] = head[env[newest]]
+        if finals:
             for j in np.flatnonzero(flat["terminated"][idx] | flat["truncated"][idx]):
-                out[j] = self._finals[int(idx[j])]
+                out[j] = finals[int(idx[j])]
         return out
 
     def _gather(self, idx: np.ndarray, weights: np.ndarray) -> ReplaySamples:
@@ -149,7 +182,8 @@ class ReplayBuffer:
         to = self._to_tensor
         return ReplaySamples(obs=to(flat["obs"][idx]), actions=to(flat["actions"][idx]),
                              returns=to(np.asarray(G, dtype=np.float32)), discounts=to(discount),
-                             next_obs=to(self.next_observations(last)), weights=to(weights), indices=idx)
+                             next_obs=to(self.next_observations(last)), weights=to(weights), indices=idx,
+                             next_action_mask=None if self.masks is None else to(self.next_masks(last)))
 
     @property
     def _flat(self) -> dict[str, np.ndarray]:
@@ -160,8 +194,9 @@ class ReplayBuffer:
         return self._flat_views
 
     def _storage(self) -> dict[str, np.ndarray]:
+        masks = {} if self.masks is None else {"action_mask": self.masks}
         return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards, "terminated": self.terminated,
-                "truncated": self.truncated}
+                "truncated": self.truncated, **masks}
 
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
@@ -177,13 +212,23 @@ class ReplayBuffer:
         return {**{name: a[:n] for name, a in self._storage().items()}, "head_next": self._head_next,
                 "final_index": np.array(finals, dtype=np.int64),
                 "final_obs": (np.stack([self._finals[i] for i in finals]) if finals
-                              else np.zeros((0, *shape), self.obs.dtype))}
+                              else np.zeros((0, *shape), self.obs.dtype)), **self._mask_arrays(finals)}
+
+    def _mask_arrays(self, finals: list[int]) -> dict[str, np.ndarray]:
+        if self.masks is None:
+            return {}
+        return {"head_next_mask": self._head_next_mask,
+                "final_mask": np.stack([self._final_masks[i] for i in finals]) if finals
+                else np.zeros((0, self.masks.shape[2]), bool)}
 
     def state_meta(self) -> dict[str, Any]:
         return {"pos": self.pos, "full": self.full, "rows": self.rows, "num_envs": self.num_envs}
 
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        check_saved_arrays(arrays, {*self._storage(), "head_next", "final_index", "final_obs"}, "replay")
+        if "action_mask" in arrays and self.masks is None and arrays["action_mask"].ndim == 3:
+            self._allocate_masks(arrays["action_mask"].shape[2])  # a replay of an env with masks
+        masks = {"head_next_mask", "final_mask"} if self.masks is not None else set()
+        check_saved_arrays(arrays, {*self._storage(), "head_next", "final_index", "final_obs", *masks}, "replay")
         if meta["rows"] != self.rows or meta["num_envs"] != self.num_envs:
             raise ValueError("replay buffer shape differs from the configured one")
         self.pos, self.full = int(meta["pos"]), bool(meta["full"])
@@ -204,6 +249,13 @@ class ReplayBuffer:
                 index.min() < 0 or index.max() >= n * self.num_envs)):
             raise ValueError("replay final observations do not fit this buffer")
         self._finals = {int(i): o.copy() for i, o in zip(index, obs)}
+        if self.masks is not None:
+            head, final = arrays["head_next_mask"], arrays["final_mask"]
+            if head.shape != self._head_next_mask.shape or head.dtype != bool or final.dtype != bool \
+                    or final.shape != (len(index), self.masks.shape[2]):
+                raise ValueError("replay action masks do not fit this buffer")
+            self._head_next_mask[...] = head
+            self._final_masks = {int(i): m.copy() for i, m in zip(index, final)}
 
 
 def check_saved_arrays(arrays: dict[str, np.ndarray], names: set[str], what: str) -> None:

@@ -30,6 +30,12 @@ def _reset(policy: Policy, mask: np.ndarray) -> None:
         policy.reset(mask)
 
 
+def _act(policy: Policy, obs: np.ndarray, action_mask: np.ndarray | None) -> np.ndarray:
+    """The policy's actions, under the env's invalid-action masks where it gives them (a policy
+    then takes ``action_mask=``, a ``(B, n)`` bool array)."""
+    return policy(obs) if action_mask is None else policy(obs, action_mask=action_mask)
+
+
 def _episode_limit(env: gym.Env) -> int | None:
     """The limit make_env gave an env registered without one (None: the env's own or the user's)."""
     try:  # wrappers above the time limit (the user's, channels-first images) hide the attribute from getattr
@@ -58,7 +64,7 @@ def evaluate(policy: Policy, env_id: str | Callable[[], gym.Env], episodes: int,
         obs = envs.reset()
         _reset(policy, np.ones(num_envs, bool))
         while any(len(r) < q for r, q in zip(returns, quota)):
-            step = envs.step(policy(obs))
+            step = envs.step(_act(policy, obs, envs.action_mask))
             obs = step.obs
             _reset(policy, step.terminated | step.truncated)
             for i, ret, length in step.episodes:
@@ -107,14 +113,16 @@ def record_video(policy: Policy, env_id: str | Callable[[], gym.Env], path: str 
     try:
         with imageio.get_writer(str(tmp), fps=fps, macro_block_size=8, codec="libx264", quality=7) as writer:
             for ep in range(episodes):
-                obs, _ = env.reset(seed=seed + EVAL_SEED_OFFSET + ep)
+                obs, info = env.reset(seed=seed + EVAL_SEED_OFFSET + ep)
                 _reset(policy, np.ones(1, bool))
                 done, total = False, 0.0
                 while not done and frames < max_frames:
                     frame = env.render()
                     writer.append_data(np.asarray(frame, dtype=np.uint8))
                     frames += 1
-                    action = policy(np.asarray(obs)[None])[0]
+                    mask = info.get("action_mask")  # a (1, n) batch of one, as for the vector envs
+                    mask = None if mask is None else np.asarray(mask, bool)[None]
+                    action = _act(policy, np.asarray(obs)[None], mask)[0]
                     obs, reward, terminated, truncated, info = env.step(action)
                     done = terminated or truncated
                     total += float(reward)

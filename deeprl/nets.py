@@ -154,16 +154,26 @@ class QNetwork(nn.Module):
 # policies: action distributions and actor-critic networks
 
 class Categorical:
-    """π(a|s) over discrete actions from logits ``(B, A)``; lighter than torch.distributions."""
+    """π(a|s) over discrete actions from logits ``(B, A)``; lighter than torch.distributions.
 
-    def __init__(self, logits: torch.Tensor):
+    With ``mask`` ``(B, A)`` bool, π over the valid actions only: the others get the lowest finite
+    logit, so their probability is 0 and their p log p in the entropy 0 too (-inf would give NaN).
+    """
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None = None):
+        if mask is not None:
+            logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
         self.logits = logits.log_softmax(dim=-1)  # normalised log-probabilities
+        self.mask = mask
 
     def sample(self) -> torch.Tensor:
         """Gumbel-max: argmax_a (log π(a) + g_a), g ~ Gumbel(0, 1), is a draw from π (fewer and
         cheaper operations than ``torch.multinomial``)."""
         gumbel = -torch.empty_like(self.logits).exponential_().log()
-        return (self.logits + gumbel).argmax(dim=-1)
+        scores = self.logits + gumbel
+        if self.mask is not None:  # an exponential draw of 0 gives g = +inf, which must not lift a masked action
+            scores = scores.masked_fill(~self.mask, -math.inf)
+        return scores.argmax(dim=-1)
 
     def mode(self) -> torch.Tensor:
         return self.logits.argmax(dim=-1)
@@ -173,6 +183,13 @@ class Categorical:
 
     def entropy(self) -> torch.Tensor:
         return -(self.logits.exp() * self.logits).sum(dim=-1)
+
+
+def with_mask(dist: "Categorical", mask: torch.Tensor | np.ndarray | None) -> "Categorical":
+    """``dist`` over the actions ``mask`` allows (None: ``dist`` itself); masks come with Discrete actions only."""
+    if mask is None:
+        return dist
+    return Categorical(dist.logits, torch.as_tensor(mask, device=dist.logits.device))
 
 
 class DiagGaussian:

@@ -37,6 +37,7 @@ from deeprl.callbacks import Callback, CallbackList, callbacks_of
 from deeprl.checkpoint import load_model_file, load_module_tensors, module_tensors, save_model_file
 from deeprl.config import RunConfig, build_config, config_to_dict, resolve_config
 from deeprl.envs import check_env_import, is_image_space, make_vec_env
+from deeprl.envs.masks import mask_batch
 from deeprl.envs.sources import EnvArg, check_spaces, env_argument, factory_for, make_env_kwargs
 from deeprl.errors import CheckpointError, ConfigError, one_line
 from deeprl.evaluation import evaluate, record_video
@@ -140,7 +141,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
     def _eval_policy(self) -> Callable[[np.ndarray], np.ndarray]:
         """The deterministic policy that evaluations and videos run (agents with memory return an
         object that also has ``reset(mask)``, see :mod:`deeprl.evaluation`)."""
-        return lambda obs: self._act(obs, True)
+        return lambda obs, **mask: self._act(obs, True, **mask)  # (mask: evaluation's action_mask, if any)
 
     def _check_spaces(self) -> None:
         """Raise an EnvError for spaces the algorithm cannot handle (default: accept)."""
@@ -291,12 +292,14 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
         """How far through its schedules the run is: steps done over the planned length, at most 1."""
         return min(1.0, self.num_timesteps / max(1, self.schedule_steps))
 
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+    def predict(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> np.ndarray:
         """Action(s) for one observation or a batch (leading dimension); an observation that is not
-        of the agent's observation space is a :class:`ConfigError` naming both."""
+        of the agent's observation space is a :class:`ConfigError` naming both.  ``action_mask`` (Discrete
+        actions): the valid actions, ``(n,)`` or ``(B, n)`` bool or 0/1; a masked action is never returned."""
         batch, single = observation_batch(self.observation_space, obs, "predict()")
+        mask = mask_batch(action_mask, len(batch), self.algo, self.action_space if self.masks_actions else None)
         with self._own_rng():
-            actions = self._act(batch, deterministic)
+            actions = self._act(batch, deterministic, **mask)
         return actions[0] if single else actions
 
     def save(self, path: str | Path) -> Path:

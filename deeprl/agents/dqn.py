@@ -57,6 +57,21 @@ def divergence_level(bounds: tuple[float, float] | None) -> float | None:
     return DIVERGENCE_SLACK * max(abs(bounds[0]), abs(bounds[1]))
 
 
+def masked_q(q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Q ``(B, A)`` with the actions ``mask`` forbids at -inf, so max and argmax see only the valid
+    ones.  A row that allows nothing (an episode's last state, whose bootstrap discount is 0) is
+    left whole: its -inf would turn 0 · max into NaN."""
+    allowed = mask | ~mask.any(dim=1, keepdim=True)
+    return q.masked_fill(~allowed, -math.inf)
+
+
+def uniform_allowed(mask: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One action per row, uniform over the valid ones of ``mask`` ``(B, A)``, from uniforms
+    ``u`` in [0, 1): the k-th valid action with k = ⌊u · count⌋ (all valid: ⌊u · A⌋, as unmasked)."""
+    k = (u * mask.sum(axis=1)).astype(np.int64)
+    return (mask.cumsum(axis=1) > k[:, None]).argmax(axis=1)
+
+
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
     """``start`` → ``end`` linearly over the first ``fraction`` of training, then ``end``."""
     if fraction <= 0:
@@ -131,6 +146,7 @@ class DQN(Algorithm):
     metrics = ("charts/epsilon", "q/mean", "q/max", "grad/norm")
     maxima = ("q/max", "q/abs")  # q/abs: the largest |Q| of the interval, for the divergence check (not logged)
     loss_scales = {"td": 1.0}
+    masks_actions = True  # invalid-action masks: in the greedy action, the random one and the target's max
 
     def _check_spaces(self) -> None:
         check_observation_space(self.observation_space, "dqn")
@@ -170,39 +186,49 @@ class DQN(Algorithm):
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, device=self.device)
 
-    def _greedy(self, obs: np.ndarray) -> np.ndarray:
+    def _greedy(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """argmax_a Q_θ(s, a), over the actions ``mask`` allows where there is one."""
         with torch.inference_mode():
-            return self.q(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
+            q = self.q(self._obs_tensor(obs))
+            if mask is not None:
+                q = masked_q(q, self._obs_tensor(mask))
+            return q.argmax(dim=1).cpu().numpy()
 
-    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+    def _act(self, obs: np.ndarray, deterministic: bool, action_mask: np.ndarray | None = None) -> np.ndarray:
         if deterministic:  # evaluation's ε draws from its own stream, never from training's
-            return self._epsilon_greedy(obs, self.config.eval_eps, self._eval_rng)
-        return self._epsilon_greedy(obs, self.epsilon())
+            return self._epsilon_greedy(obs, self.config.eval_eps, self._eval_rng, action_mask)
+        return self._epsilon_greedy(obs, self.epsilon(), mask=action_mask)
 
     def _eval_policy(self):
         """Each evaluation's ε-greedy draws come from a stream of its own, seeded by the run's seed
         and step: evaluating neither shifts training's stream nor depends on earlier evaluations."""
         rng = np.random.default_rng([self.config.seed, self.num_timesteps, 0xE7A1])
-        return lambda obs: self._epsilon_greedy(obs, self.config.eval_eps, rng)
+        return lambda obs, action_mask=None: self._epsilon_greedy(obs, self.config.eval_eps, rng, action_mask)
 
-    def _epsilon_greedy(self, obs: np.ndarray, eps: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    def _epsilon_greedy(self, obs: np.ndarray, eps: float, rng: np.random.Generator | None = None,
+                        mask: np.ndarray | None = None) -> np.ndarray:
+        """ε-greedy; with ``mask`` (B, A), both the random and the greedy action are valid ones."""
         n = len(obs)
         if eps <= 0.0:
-            return self._greedy(obs)
+            return self._greedy(obs, mask)
         u = (rng or self.rng).random((2, n))  # one draw for "explore?", one for the random action
         explore = u[0] < eps
-        random_actions = (u[1] * self.n_actions).astype(np.int64)
+        random_actions = (u[1] * self.n_actions).astype(np.int64) if mask is None else uniform_allowed(mask, u[1])
         if explore.all():  # skip the forward pass while acting at random
             return random_actions
-        return np.where(explore, random_actions, self._greedy(obs))
+        return np.where(explore, random_actions, self._greedy(obs, mask))
 
     # --------------------------------------------------------------------------------- learning
     def td_target(self, batch: ReplaySamples) -> torch.Tensor:
-        """G^(k) + γ^k max_a' Q(s'_k, a') with the configured network(s) for selecting and scoring a'."""
+        """G^(k) + γ^k max_a' Q(s'_k, a') with the configured network(s) for selecting and scoring a'
+        (a' among the actions valid in s'_k, where the env masks actions)."""
         c = self.config
         scorer = self.q_target if self.q_target is not None else self.q
         next_q = scorer(batch.next_obs)
         select = self.q(batch.next_obs) if c.double_q else None
+        if batch.next_action_mask is not None:
+            next_q = masked_q(next_q, batch.next_action_mask)
+            select = None if select is None else masked_q(select, batch.next_action_mask)
         return q_learning_target(batch.returns, batch.discounts, next_q, select)
 
     def losses(self, batch: ReplaySamples) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -247,7 +273,8 @@ class DQN(Algorithm):
         discount = np.where(step.terminated, 0.0, self.config.gamma).astype(np.float32)
         return ReplaySamples(obs=to(obs), actions=to(actions), returns=to(step.reward), discounts=to(discount),
                              next_obs=to(step.next_obs), weights=torch.ones(len(obs), device=self.device),
-                             indices=np.arange(len(obs)))
+                             indices=np.arange(len(obs)),
+                             next_action_mask=None if step.next_action_mask is None else to(step.next_action_mask))
 
     def _beta(self) -> float:
         c = self.config
@@ -257,12 +284,13 @@ class DQN(Algorithm):
         """One step of every env, and the gradient steps and target update that fall due."""
         c = self.config
         n_envs = c.num_envs
-        obs = self._obs
-        actions = self._epsilon_greedy(obs, self.epsilon())                 # 1. ε-greedy
+        obs, mask = self._obs, self.envs.action_mask                        # (mask: None where the env has none)
+        actions = self._epsilon_greedy(obs, self.epsilon(), mask=mask)       # 1. ε-greedy (over valid actions)
         step = self._env_step(actions)                                       # 2. s', r' ~ p(s', r'|s, a); s ← s'
         self.iteration += 1
         if self.buffer is not None:
-            self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated)
+            self.buffer.add(obs, step.next_obs, actions, step.reward, step.terminated, step.truncated, mask,
+                            step.next_action_mask)
         if self.q_bounds is None:
             self._see_rewards(step.reward)
         if self.num_timesteps > c.learning_starts and self.iteration % max(1, c.train_freq // n_envs) == 0:

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from deeprl.agents.persistence import step_count
 from deeprl.agents.signals import Cut, StopOnSignal
 from deeprl.checkpoint import atomic_write_json
+from deeprl.envs.masks import check_allowed
 from deeprl.envs.vector import VecStep
 from deeprl.errors import CheckpointError, Interrupted, TrainingError
 
@@ -111,6 +112,8 @@ class TrainingLoop:
     metrics: tuple[str, ...] = ()
     # log-interval statistics kept as maxima, not means
     maxima: tuple[str, ...] = ()
+    # whether the agent acts under invalid-action masks (deeprl.envs.masks); one that does not is refused a masked env
+    masks_actions: bool = False
 
     @property
     def loss_scales(self) -> dict[str, float]:
@@ -143,7 +146,10 @@ class TrainingLoop:
 
     def _env_step(self, actions: np.ndarray, **progress: Any) -> VecStep:
         """Step every env once: count the steps, record the episodes that ended, move the
-        progress bar, keep the observations to act on next (``self._obs``)."""
+        progress bar, keep the observations to act on next (``self._obs``; their masks are
+        ``self.envs.action_mask``)."""
+        if self.envs.action_mask is not None:  # before the step: no masked action is ever taken
+            check_allowed(self.envs.action_mask, actions, self.algo, self.masks_actions)
         step = self.envs.step(actions)
         n = len(step.reward)
         self.num_timesteps += n

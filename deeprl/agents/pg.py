@@ -26,9 +26,10 @@ from deeprl.config import (LAYERS, MAX_ENVS, MAX_EPISODES, MAX_ROLLOUT, MAX_STEP
 from deeprl.envs import check_observation_space
 from deeprl.envs.make import check_discrete_or_box_actions
 from deeprl.errors import ConfigError
-from deeprl.nets import ACTIVATIONS, ActorCritic, Categorical, DiagGaussian
+from deeprl.nets import ACTIVATIONS, ActorCritic, Categorical, DiagGaussian, with_mask
 from deeprl.optim import grad_step, make_optimizer, set_lr, weighted_loss
 from deeprl.returns import gae, reward_to_go
+from deeprl.running_stats import RunningMeanStd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,48 +123,6 @@ class A2CConfig(PGConfig):
     total_steps: int = setting(500_000, "environment steps to train for", min=1, max=MAX_STEPS)
 
 
-class RunningMeanStd:
-    """Running mean and variance (parallel update of Chan et al.): of observations for
-    ``normalize_obs`` (inputs scaled to zero mean and unit variance, clipped to ±10), and of the
-    discounted return for ``normalize_reward``."""
-
-    def __init__(self, shape: tuple[int, ...], clip: float = 10.0):
-        self.mean = np.zeros(shape, np.float64)
-        self.var = np.ones(shape, np.float64)
-        self.count = 1e-4
-        self.clip = clip
-
-    def update(self, batch: np.ndarray) -> None:
-        b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
-        delta, total = b_mean - self.mean, self.count + b_count
-        self.mean = self.mean + delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta ** 2 * self.count * b_count / total
-        self.var, self.count = m2 / total, total
-
-    def normalize(self, obs: np.ndarray) -> np.ndarray:
-        return self.scale(obs - self.mean)
-
-    def scale(self, x: np.ndarray) -> np.ndarray:
-        """``x / std``, clipped, without centring (rewards keep their sign)."""
-        return np.clip(x / np.sqrt(self.var + 1e-8), -self.clip, self.clip).astype(np.float32)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """As a module's: float64 tensors, so that saved models and checkpoints hold them like weights."""
-        return {"mean": torch.from_numpy(np.atleast_1d(self.mean).copy()),
-                "var": torch.from_numpy(np.atleast_1d(self.var).copy()),
-                "count": torch.tensor([self.count], dtype=torch.float64)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if set(state) != {"mean", "var", "count"}:
-            raise KeyError(f"running statistics hold {sorted(state)}, expected ['count', 'mean', 'var']")
-        shape = self.mean.shape
-        mean, var = (state[k].numpy().astype(np.float64).reshape(-1) for k in ("mean", "var"))
-        if mean.size != max(1, int(np.prod(shape))) or var.size != mean.size:
-            raise ValueError(f"running statistics of size {mean.size} do not fit the shape {shape}")
-        self.mean, self.var = mean.reshape(shape), var.reshape(shape)
-        self.count = float(state["count"].reshape(-1)[0])
-
-
 @dataclass
 class Rollout:
     """What one update learns from; per-step arrays are ``(T, N)``, observations flattened to T·N.
@@ -181,6 +140,7 @@ class Rollout:
     last_obs: torch.Tensor     # (N, *obs_shape) the state after the final step (bootstraps it)
     final_obs: torch.Tensor    # (K, *obs_shape) final observations of the K truncated steps
     final_index: torch.Tensor  # (K,) flat index t·N + i of those steps
+    action_mask: torch.Tensor | None = None  # (T·N, A) bool: the actions valid in s_t (None: the env has no masks)
 
 
 def estimate(config: PGConfig, r: Rollout, values: torch.Tensor, next_values: torch.Tensor
@@ -241,6 +201,7 @@ class PolicyGradient(Algorithm):
                       {"params": self.net.critic_parameters(), "lr": c.critic_lr}]
         self.optimizer = make_optimizer(params, c.optimizer, lr=c.lr, eps=c.optim_eps)
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        self.masks_actions = isinstance(self.action_space, gym.spaces.Discrete)  # masked actions get the min logit
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
         self.obs_rms = RunningMeanStd(self.observation_space.shape) if c.normalize_obs else None
@@ -252,9 +213,11 @@ class PolicyGradient(Algorithm):
 
     # --------------------------------------------------------------------------------- acting
     @torch.inference_mode()
-    def _sample(self, obs: np.ndarray, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Actions a ~ π_θ(·|s) (or its mode) for a batch, and their log-probabilities."""
-        dist = self.net.policy(torch.as_tensor(obs, device=self.device))
+    def _sample(self, obs: np.ndarray, deterministic: bool, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Actions a ~ π_θ(·|s) (or its mode) for a batch, over the actions ``mask`` allows where
+        there is one, and their log-probabilities."""
+        dist = with_mask(self.net.policy(torch.as_tensor(obs, device=self.device)), mask)
         actions = dist.mode() if deterministic else dist.sample()
         return actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy()
 
@@ -262,8 +225,8 @@ class PolicyGradient(Algorithm):
         """Gaussian samples are unbounded; the env gets them clipped to its bounds."""
         return actions if self.discrete else np.clip(actions, self._low, self._high)
 
-    def _act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        return self._to_env(self._sample(self._normalize(obs), deterministic)[0])
+    def _act(self, obs: np.ndarray, deterministic: bool, action_mask: np.ndarray | None = None) -> np.ndarray:
+        return self._to_env(self._sample(self._normalize(obs), deterministic, action_mask)[0])
 
     def _observe(self, obs: np.ndarray) -> np.ndarray:
         """Observations as the networks see them; training observations update the statistics."""
@@ -311,9 +274,11 @@ class PolicyGradient(Algorithm):
         rew, term, trunc = np.empty((T, N), np.float32), np.empty((T, N), bool), np.empty((T, N), bool)
         ep_time = np.empty((T, N), np.int64)
         finals: list[tuple[int, np.ndarray]] = []
+        masks: list[np.ndarray | None] = []                                  # of each s_t (None: no masks)
         for t in range(T):
             seen = self._observe(obs)
-            actions, logp_buf[t] = self._sample(seen, False)                  # a ~ π_θ(a|s)
+            masks.append(self.envs.action_mask)
+            actions, logp_buf[t] = self._sample(seen, False, masks[-1])      # a ~ π_θ(a|s)
             step = self._env_step(self._to_env(actions))                     # s', r' ~ p(s', r'|s, a)
             obs_buf[t] = seen
             act_buf.append(actions)
@@ -329,7 +294,7 @@ class PolicyGradient(Algorithm):
             obs = step.obs                                                   # s ← s'
         actions = np.stack(act_buf).reshape(T * N, *act_buf[0].shape[1:])
         return self._rollout(obs_buf.reshape(T * N, *obs.shape[1:]), actions, logp_buf.reshape(-1), rew, term, trunc,
-                             ep_time, self._normalize(obs), finals)
+                             ep_time, self._normalize(obs), finals, masks)
 
     def _collect_episodes(self, count: int) -> Rollout:
         """At least ``count`` complete episodes τ ~ p(τ|θ), laid end to end.
@@ -343,14 +308,14 @@ class PolicyGradient(Algorithm):
         finals: list[np.ndarray | None] = []
         obs = self._obs
         while len(done_eps) < count:
-            seen = self._observe(obs)
-            actions, log_probs = self._sample(seen, False)
+            seen, mask = self._observe(obs), self.envs.action_mask
+            actions, log_probs = self._sample(seen, False, mask)
             step = self._env_step(self._to_env(actions))
             done = step.terminated | step.truncated
             reward = self._scale_rewards(step.reward, done)
             for i in range(N):
                 running[i].append((seen[i], actions[i], log_probs[i], reward[i], step.terminated[i],
-                                   step.truncated[i], self._ep_time[i]))
+                                   step.truncated[i], self._ep_time[i], None if mask is None else mask[i]))
                 if step.terminated[i] or step.truncated[i]:
                     done_eps.append(running[i])
                     finals.append(self._normalize(step.next_obs[i]) if step.truncated[i] else None)
@@ -365,9 +330,10 @@ class PolicyGradient(Algorithm):
         return self._rollout(np.stack(col[0]), np.stack(col[1]), np.asarray(col[2], np.float32),
                              np.asarray(col[3], np.float32).reshape(T, 1), np.asarray(col[4], bool).reshape(T, 1),
                              np.asarray(col[5], bool).reshape(T, 1), np.asarray(col[6], np.int64).reshape(T, 1),
-                             np.zeros((1, *obs.shape[1:]), np.float32 if self.obs_rms else obs.dtype), final_list)
+                             np.zeros((1, *obs.shape[1:]), np.float32 if self.obs_rms else obs.dtype), final_list,
+                             col[7])
 
-    def _rollout(self, obs, actions, log_probs, rew, term, trunc, ep_time, last_obs, finals) -> Rollout:
+    def _rollout(self, obs, actions, log_probs, rew, term, trunc, ep_time, last_obs, finals, masks) -> Rollout:
         """The collected arrays as tensors (zero-copy on the CPU)."""
         to = torch.from_numpy if self.device.type == "cpu" else (  # noqa: E731
             lambda a: torch.as_tensor(a, device=self.device))
@@ -375,7 +341,8 @@ class PolicyGradient(Algorithm):
         final_obs = np.stack([f for _, f in finals]) if finals else np.zeros((0, *shape), obs.dtype)
         return Rollout(obs=to(obs), actions=to(actions), log_probs=to(log_probs), rewards=to(rew),
                        terminated=to(term), truncated=to(trunc), ep_time=to(ep_time), last_obs=to(last_obs),
-                       final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)))
+                       final_obs=to(final_obs), final_index=to(np.asarray([i for i, _ in finals], np.int64)),
+                       action_mask=None if masks[0] is None else to(np.stack(masks).reshape(len(obs), -1)))
 
     # --------------------------------------------------------------------------------- learning
     def values(self, r: Rollout, grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -461,7 +428,7 @@ class PolicyGradient(Algorithm):
     def update(self, r: Rollout) -> None:
         """One gradient step on the whole rollout."""
         values, psi, target = self._begin_update(r, grad=True)
-        self._step_on(self.losses(self.net.policy(r.obs), values, r.actions, psi, target))
+        self._step_on(self.losses(with_mask(self.net.policy(r.obs), r.action_mask), values, r.actions, psi, target))
         self.rollouts += 1
 
     def _iteration(self, target_steps: int) -> None:

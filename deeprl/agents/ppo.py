@@ -14,7 +14,7 @@ import torch
 
 from deeprl.agents.pg import PGConfig, PolicyGradient, Rollout
 from deeprl.config import MAX_REPEATS, MAX_ROLLOUT, MAX_STEPS, setting
-from deeprl.nets import Categorical, DiagGaussian
+from deeprl.nets import Categorical, DiagGaussian, with_mask
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +89,7 @@ class PPO(PolicyGradient):
             for start in range(0, M, size):
                 idx = order[start:start + size]
                 dist, v = self.net(r.obs[idx])
+                dist = with_mask(dist, None if r.action_mask is None else r.action_mask[idx])  # as it acted
                 self._step_on(self.losses(dist, None if old_values is None else v, r.actions[idx], psi[idx],
                                           target[idx], old_log_probs=r.log_probs[idx],
                                           old_values=None if old_values is None else old_values[idx]))

@@ -21,6 +21,9 @@ Episode statistics: the return and length of the running episode are summed here
 ``info["episode"] = {"r": return, "l": length}``, as Gymnasium's ``RecordEpisodeStatistics``
 reports them.  An env that records its own (Atari: the whole game's unclipped score, across
 lives) keeps its ``info["episode"]``.
+
+Action masks: ``action_mask`` is the ``info["action_mask"]`` of the latest observation (None for
+an env without masks, :mod:`deeprl.envs.masks`); a restore re-derives it by the replay.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class EpisodeLog(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.action_dtype: str | None = None  # of array actions: a replay must pass the very same numbers
         self.own_stats = not has_wrapper(env, gym.wrappers.RecordEpisodeStatistics)
         self.episode_return, self.episode_length = 0.0, 0
+        self.action_mask: Any = None  # info["action_mask"] of the latest observation (None: the env gives none)
 
     def _next_seed(self) -> int:
         if self.base_seed is None:
@@ -80,6 +84,7 @@ class EpisodeLog(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self.base_seed, self.episode = int(seed), 0
         self.episode += 1
         obs, info = self.env.reset(seed=seed)
+        self.action_mask = info.get("action_mask")
         if info.get("real_reset", True):
             self.log = [int(seed)]
         else:  # Atari episodic life: a life was lost but the game goes on (the seed was ignored)
@@ -89,6 +94,7 @@ class EpisodeLog(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
+        self.action_mask = info.get("action_mask")
         if type(action) is int:
             self.log.append(action)
         elif isinstance(action, np.integer):  # Gymnasium's vector envs pass NumPy integers: exact as ints
@@ -132,21 +138,22 @@ class EpisodeLog(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"action dtype {state.get('action_dtype')!r}") from None
         if dtype is not None and dtype.kind not in "biuf":
             raise ValueError(f"action dtype {dtype}")
-        obs, _ = self.env.reset(seed=log[0])
+        obs, info = self.env.reset(seed=log[0])
         self.episode_return, self.episode_length = 0.0, 0
         for event in log[1:]:
             if event is None:
-                obs, _ = self.env.reset(seed=0)  # seed ignored by a non-real reset
+                obs, info = self.env.reset(seed=0)  # seed ignored by a non-real reset
                 self.episode_return, self.episode_length = 0.0, 0
             else:
                 if isinstance(event, list):
                     action = np.asarray(event, dtype=dtype)
                 else:
                     action = event if dtype is None else dtype.type(event)
-                obs, reward, _, _, _ = self.env.step(action)
+                obs, reward, _, _, info = self.env.step(action)
                 self.episode_return += float(reward)
                 self.episode_length += 1
         self.log = list(log)
+        self.action_mask = info.get("action_mask")  # the replayed state's mask, as the killed run had it
         self.action_dtype = None if dtype is None else dtype.str
         self.base_seed, self.episode = base_seed, episode
         return obs

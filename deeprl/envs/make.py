@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.envs.atari import is_atari_id, make_atari, register_ale
+from deeprl.envs.masks import ActionMaskToInfo, has_mask_entry
 from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
 from deeprl.envs.pixels import PixelObservation
 from deeprl.envs.sources import (apply_wrappers, call_factory, check_wrapper_imports, describe_factory, factory_needed,
@@ -193,6 +194,8 @@ def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = N
         first = str(e).split(" was raised")[0]
         raise EnvError(f"env {env_id!r} does not take the keyword arguments {options} ({first}); check "
                        "--env-kwargs / env_kwargs") from None
+    if has_mask_entry(env.observation_space):  # first: the mask goes to info before anything reads observations
+        env = ActionMaskToInfo(env)
     env = apply_wrappers(env, user_wrappers)
     if pixels:
         if env.metadata.get("render_modes") and "rgb_array" not in env.metadata["render_modes"]:

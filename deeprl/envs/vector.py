@@ -9,7 +9,9 @@ sub-envs' ``state()``.
 ``step`` returns both ``obs`` (after automatic reset, for acting) and ``next_obs`` (the true
 successor, the final observation where an episode ended), with ``terminated`` and ``truncated``
 kept apart: learners bootstrap from ``next_obs`` on truncation and not on termination.
-Where no episode ended the two are one array: treat both as read-only.
+Where no episode ended the two are one array: treat both as read-only.  Envs that give action
+masks (:mod:`deeprl.envs.masks`) have theirs carried the same way: ``action_mask`` for ``obs``
+(after an automatic reset, the reset's), ``next_action_mask`` for ``next_obs``; ``None`` otherwise.
 
 Gymnasium's ``SyncVectorEnv(autoreset_mode=SAME_STEP)`` steps the same EpisodeLog envs to the
 same numbers (and restores from the same states), but measured end to end on CartPole it cost
@@ -29,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.envs.episode_log import EpisodeLog, episode_seed
+from deeprl.envs.masks import stack_masks
 
 __all__ = ["AsyncVecEnv", "EpisodeLog", "VecEnv", "VecStep", "episode_seed", "make_vec_env"]
 
@@ -43,19 +46,26 @@ class VecStep:
     terminated: np.ndarray  # bool: the MDP ended; nothing to bootstrap
     truncated: np.ndarray   # bool: cut short (time limit); bootstrap from next_obs
     episodes: list[tuple[int, float, int]]  # (env index, return, length) of finished episodes
+    action_mask: np.ndarray | None = None       # (num_envs, n) bool: the actions valid in obs (None: no masks)
+    next_action_mask: np.ndarray | None = None  # (num_envs, n) bool: the actions valid in next_obs
 
 
-def _step(env: EpisodeLog, action: Any) -> tuple[Any, Any, float, bool, bool, tuple[float, int] | None]:
+def _step(env: EpisodeLog, action: Any) -> tuple[Any, Any, float, bool, bool, tuple[float, int] | None, Any, Any]:
     """One sub-env step with automatic reset: ``(obs, next_obs, reward, terminated, truncated,
-    (return, length) of an episode reported on this step or None)``."""
+    (return, length) of an episode reported on this step or None, obs's mask, next_obs's mask)``."""
     next_obs, reward, terminated, truncated, info = env.step(action)
-    obs = next_obs
+    obs, next_mask = next_obs, env.action_mask
     if terminated or truncated:
         obs, _ = env.reset()
     episode = info.get("episode")
     if episode is not None:
         episode = (float(episode["r"]), int(episode["l"]))
-    return obs, next_obs, reward, terminated, truncated, episode
+    return obs, next_obs, reward, terminated, truncated, episode, env.action_mask, next_mask
+
+
+def _first(env: EpisodeLog, obs: Any) -> tuple[Any, Any]:
+    """A reset's or a restore's observation with its mask."""
+    return obs, env.action_mask
 
 
 def _env_name(env: gym.Env) -> str:
@@ -74,6 +84,7 @@ class VecEnv:
         self.single_action_space = self.envs[0].action_space
         self._env_name = _env_name(self.envs[0])
         self._obs_dtype = self.single_observation_space.dtype or np.int64
+        self.action_mask: np.ndarray | None = None  # of the observations last returned (None: no masks)
 
     def _stack(self, items: list[np.ndarray]) -> np.ndarray:
         out = np.empty((len(items), *(self.single_observation_space.shape or ())), dtype=self._obs_dtype)
@@ -93,8 +104,13 @@ class VecEnv:
                         f"{self.single_observation_space}; fix the env, or wrap it so its observations match the "
                         "space it declares")
 
+    def _first_obs(self, firsts: list[tuple[Any, Any]]) -> np.ndarray:
+        """The observations of a reset or restore, stacked; their masks kept as ``action_mask``."""
+        self.action_mask = stack_masks([m for _, m in firsts], self.single_action_space, self._env_name)
+        return self._stack([o for o, _ in firsts])
+
     def reset(self) -> np.ndarray:
-        return self._stack([env.reset()[0] for env in self.envs])
+        return self._first_obs([_first(env, env.reset()[0]) for env in self.envs])
 
     def step(self, actions: np.ndarray) -> VecStep:
         return self._collate([_step(env, a) for env, a in zip(self.envs, _per_env(actions))])
@@ -107,7 +123,7 @@ class VecEnv:
         obs = np.empty((n, *self.single_observation_space.shape), dtype=self._obs_dtype)
         reward, terminated, truncated = np.empty(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
         ended, episodes = [], []
-        for i, (o, final, r, te, tr, episode) in enumerate(results):
+        for i, (o, final, r, te, tr, episode, _, _) in enumerate(results):
             try:
                 obs[i], reward[i] = o, r
             except (ValueError, TypeError):
@@ -122,8 +138,14 @@ class VecEnv:
             next_obs = obs.copy()
             for i, final in ended:
                 next_obs[i] = final
+        mask = next_mask = None
+        if results[0][6] is not None:  # an env with masks: of the observations to act on, and of s'
+            space, name = self.single_action_space, self._env_name
+            mask = stack_masks([res[6] for res in results], space, name)
+            next_mask = stack_masks([res[7] for res in results], space, name, acting=False) if ended else mask
+        self.action_mask = mask
         return VecStep(obs=obs, next_obs=next_obs, reward=reward, terminated=terminated, truncated=truncated,
-                       episodes=episodes)
+                       episodes=episodes, action_mask=mask, next_action_mask=next_mask)
 
     def state(self) -> list[dict[str, Any]]:
         """Each sub-env's :meth:`EpisodeLog.state` (plain JSON)."""
@@ -133,7 +155,7 @@ class VecEnv:
         if not isinstance(state, list) or len(state) != self.num_envs:
             raise ValueError(f"state holds {len(state) if isinstance(state, list) else 'no list of'} envs, this "
                              f"vector env has {self.num_envs}")
-        return self._stack([env.restore(s) for env, s in zip(self.envs, state)])
+        return self._first_obs([_first(env, env.restore(s)) for env, s in zip(self.envs, state)])
 
     def close(self) -> None:
         for env in self.envs:
@@ -160,11 +182,11 @@ def _worker(conn: Any, env_fns: list[Callable[[], gym.Env]], seed: int, first_in
             if cmd == "step":
                 conn.send(("ok", [_step(env, a) for env, a in zip(envs, _per_env(arg))]))
             elif cmd == "reset":
-                conn.send(("ok", [env.reset()[0] for env in envs]))
+                conn.send(("ok", [_first(env, env.reset()[0]) for env in envs]))
             elif cmd == "state":
                 conn.send(("ok", [env.state() for env in envs]))
             elif cmd == "restore":
-                conn.send(("ok", [env.restore(s) for env, s in zip(envs, arg)]))
+                conn.send(("ok", [_first(env, env.restore(s)) for env, s in zip(envs, arg)]))
             elif cmd == "close":
                 for env in envs:
                     env.close()
@@ -213,6 +235,7 @@ class AsyncVecEnv(VecEnv):
         spaces = self._gather(None)
         self.single_observation_space, self.single_action_space, self._env_name = spaces[0]
         self._obs_dtype = self.single_observation_space.dtype or np.int64
+        self.action_mask = None
 
     def _gather(self, cmd_args: list[tuple[str, Any]] | None) -> list[Any]:
         if cmd_args is not None:
@@ -238,7 +261,7 @@ class AsyncVecEnv(VecEnv):
         return [item for part in parts for item in part]
 
     def reset(self) -> np.ndarray:
-        return self._stack(self._all("reset"))
+        return self._first_obs(self._all("reset"))
 
     def step(self, actions: np.ndarray) -> VecStep:
         return self._collate(self._all("step", [actions[a:b] for a, b in self._splits]))
@@ -250,7 +273,7 @@ class AsyncVecEnv(VecEnv):
         if not isinstance(state, list) or len(state) != self.num_envs:
             raise ValueError(f"state holds {len(state) if isinstance(state, list) else 'no list of'} envs, this "
                              f"vector env has {self.num_envs}")
-        return self._stack(self._all("restore", [state[a:b] for a, b in self._splits]))
+        return self._first_obs(self._all("restore", [state[a:b] for a, b in self._splits]))
 
     def close(self) -> None:
         for conn, proc in zip(self._conns, self._procs):
