@@ -111,6 +111,9 @@ class RunConfig:
     eval_episodes: int = setting(10, "episodes per evaluation", min=1, max=MAX_EPISODES)
     checkpoint_freq: int = setting(25_000, "write a checkpoint every this many env steps (0 = only at the end)",
                                    min=0, max=MAX_STEPS)
+    checkpoint_minutes: float = setting(10.0, "also write a checkpoint once this many minutes of training passed "
+                                        "since the last one, so a killed run loses at most that (0 = by steps only)",
+                                        min=0, max=10_000)
     log_interval: int = setting(1_000, "write a metrics row every this many env steps", min=1, max=MAX_STEPS)
 
     def __post_init__(self) -> None:  # a config built directly is checked as build_config checks one

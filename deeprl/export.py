@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -41,10 +41,9 @@ from deeprl.checkpoint import atomic_write_with
 from deeprl.dreamer.math import symlog
 from deeprl.dreamer.rssm import State
 from deeprl.errors import ConfigError, DeepRLError, did_you_mean
-from deeprl.spaces import space_to_json
+from deeprl.spaces import Packed, space_to_json
 
-if TYPE_CHECKING:
-    from deeprl.agents.base import Algorithm
+Algorithm = Any  # a deeprl.Algorithm (not imported: the agents' base imports this module)
 
 FORMATS = ("onnx",)
 OPSET = 17          # LayerNormalization is one op from 17 on; onnxruntime has run it since 1.14
@@ -138,13 +137,16 @@ class DreamerStep(PolicyModule):
         super().__init__()
         self.encoder, self.rssm, self.actor = agent.encoder, agent.rssm, agent.actor
         self.image, self.obs_scale, self.discrete = agent.image, agent.obs_scale, agent.discrete
+        self.packed = agent.packed  # packed rows: the multi-entry encoder scales each entry itself
         space = agent.action_space
         self.register_buffer("low", None if self.discrete else torch.as_tensor(space.low))
         self.register_buffer("span", None if self.discrete else torch.as_tensor(space.high - space.low))
 
     def decide(self, obs: torch.Tensor, deter: torch.Tensor, stoch: torch.Tensor, prev_action: torch.Tensor
                ) -> tuple[tuple[torch.Tensor, ...], Scores]:
-        x = obs.float() / self.obs_scale if self.image else symlog(obs.float())  # as Dreamer's _preprocess
+        x = obs.float()  # as Dreamer's _preprocess
+        if not self.packed:
+            x = x / self.obs_scale if self.image else symlog(x)
         first = torch.zeros_like(deter[:, 0], dtype=torch.bool)  # zeros in: the state an episode starts from
         post = self.rssm.obs_step(State(deter, stoch, {}), prev_action, self.encoder(x), first, mode=True)
         feature = post.feature()
@@ -176,29 +178,31 @@ class PolicyGraph:
 
 
 def policy_graph(agent: Algorithm) -> PolicyGraph:
-    """The policy module of ``agent``, or an ExportError naming what cannot be exported."""
-    from deeprl.agents import DQN, Dreamer, PolicyGradient, WorldModel
+    """The policy module of ``agent``, or an ExportError naming what cannot be exported.
 
+    Agents are told apart by what they hold (a Q-network ``q``; an actor-critic ``net`` with
+    observation statistics; a VAE; an RSSM), so this module imports no agent (the agents' base
+    imports it) and a new value-based algorithm with a ``q`` exports as DQN does."""
     obs_space, act_space = agent.observation_space, agent.action_space
-    if type(obs_space) not in (gym.spaces.Box, gym.spaces.Discrete):  # (composite ones are packed in a subclass)
-        raise ExportError("ONNX export takes Box and Discrete observations; this agent observes "
-                          f"{getattr(obs_space, 'source', obs_space)}, which it cannot export yet")
+    if type(obs_space) not in (gym.spaces.Box, gym.spaces.Discrete, Packed):
+        raise ExportError("ONNX export takes Box, Discrete and composite observations; this agent observes "
+                          f"{obs_space}, which it cannot export yet")
     if type(act_space) not in (gym.spaces.Box, gym.spaces.Discrete):
         raise ExportError(f"ONNX export gives Box and Discrete actions; this agent's actions are {act_space}, "
                           "which it cannot export yet")
     obs = {"obs": torch.as_tensor(_sample(obs_space, 2, 0))}
     bounds = (act_space.low, act_space.high) if isinstance(act_space, gym.spaces.Box) else None
-    if isinstance(agent, DQN):
-        eps = agent.config.eval_eps
+    if hasattr(agent, "q"):
+        eps = getattr(agent.config, "eval_eps", 0.0)
         return PolicyGraph(GreedyQ(agent.q), obs, ["action"], f"greedy: eval_eps={eps} is not exported" if eps else "")
-    if isinstance(agent, PolicyGradient):
+    if hasattr(agent, "net") and hasattr(agent, "obs_rms"):
         rms = agent.obs_rms
         normalize = None if rms is None else (rms.mean, np.sqrt(rms.var + 1e-8), rms.clip)
         return PolicyGraph(PolicyMode(agent.net, normalize=normalize, bounds=bounds), obs, ["action"],
                            "" if rms is None else "observation statistics frozen at export")
-    if isinstance(agent, WorldModel):
+    if hasattr(agent, "vae"):
         return PolicyGraph(PolicyMode(agent.ac, encoder=agent.vae, bounds=bounds), obs, ["action"])
-    if isinstance(agent, Dreamer):
+    if hasattr(agent, "rssm"):
         n = len(obs["obs"])
         state = {"deter": torch.zeros(n, agent.rssm.deter_dim), "stoch": torch.zeros(n, agent.rssm.stoch_dim),
                  "prev_action": torch.zeros(n, agent.action_dim)}
@@ -212,6 +216,9 @@ def policy_graph(agent: Algorithm) -> PolicyGraph:
 def _sample(space: gym.Space, n: int, seed: int) -> np.ndarray:
     """``n`` observations drawn from ``space`` (seeded), as a batch of the space's dtype."""
     space = copy.deepcopy(space)  # the agent's space keeps its own random stream
+    if isinstance(space, Packed):  # packed rows of observations the env could give
+        space.source.seed(seed)
+        return np.stack([space.pack(space.source.sample()) for _ in range(n)])
     space.seed(seed)
     return np.stack([np.asarray(space.sample(), dtype=space.dtype) for _ in range(n)])
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeprl.spaces import Packed
+
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -17,6 +19,11 @@ _LOG_2PI = math.log(2 * math.pi)
 def dense(in_dim: int, out_dim: int, activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
     """Linear → LayerNorm → activation (DreamerV3's hidden layer; the norm makes the bias redundant)."""
     return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim), activation())
+
+
+def _norm(width: int, layer_norm: bool) -> list[nn.Module]:
+    """A LayerNorm over ``width`` features where ``layer_norm`` asks for one (for a CNN's dense layer)."""
+    return [nn.LayerNorm(width)] if layer_norm else []
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}  # by their config names
@@ -55,9 +62,10 @@ class NatureCNN(nn.Module):
     """The Atari DQN torso (Mnih et al. 2015): three convolutions and a 512-unit layer.
 
     Input ``(B, C, H, W)`` uint8 in [0, 255]; scaled to [0, 1] here so replay can store bytes.
+    ``layer_norm`` puts a LayerNorm between the dense layer and its ReLU (PQN's Q-network).
     """
 
-    def __init__(self, in_shape: tuple[int, int, int], features: int = 512):
+    def __init__(self, in_shape: tuple[int, int, int], features: int = 512, layer_norm: bool = False):
         super().__init__()
         c = in_shape[0]
         self.convs = nn.Sequential(
@@ -68,7 +76,7 @@ class NatureCNN(nn.Module):
         )
         with torch.no_grad():
             n_flat = self.convs(torch.zeros(1, *in_shape)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(n_flat, features), *_norm(features, layer_norm), nn.ReLU())
         self.out_features = features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,12 +90,13 @@ class GridCNN(nn.Module):
     inputs are divided by ``scale`` (the observation space's largest value).
     """
 
-    def __init__(self, in_shape: tuple[int, int, int], scale: float = 255.0, features: int = 128):
+    def __init__(self, in_shape: tuple[int, int, int], scale: float = 255.0, features: int = 128,
+                 layer_norm: bool = False):
         super().__init__()
         c, h, w = in_shape
         self.scale = scale
         self.conv = nn.Sequential(nn.Conv2d(c, 16, kernel_size=3, stride=1), nn.ReLU(), nn.Flatten())
-        self.fc = nn.Sequential(nn.Linear(16 * (h - 2) * (w - 2), features), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(16 * (h - 2) * (w - 2), features), *_norm(features, layer_norm), nn.ReLU())
         self.out_features = features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,12 +106,13 @@ class GridCNN(nn.Module):
 class VectorTorso(nn.Module):
     """MLP over float vectors, or over one-hot codes of a Discrete observation (FrozenLake, Taxi)."""
 
-    def __init__(self, space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU):
+    def __init__(self, space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU,
+                 layer_norm: bool = False):
         super().__init__()
         self.one_hot = isinstance(space, gym.spaces.Discrete)
         self.start = int(space.start) if self.one_hot else 0  # Discrete(n, start): codes start..start+n-1
         self.in_dim = int(space.n) if self.one_hot else int(np.prod(space.shape))
-        self.body = mlp(self.in_dim, hidden, activation=activation)
+        self.body = mlp(self.in_dim, hidden, activation=activation, layer_norm=layer_norm)
         self.out_features = hidden[-1] if hidden else self.in_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,14 +123,55 @@ class VectorTorso(nn.Module):
         return self.body(x)
 
 
-def make_torso(space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU) -> nn.Module:
+class MultiInputTorso(nn.Module):
+    """The torso for composite observations (a :class:`~deeprl.spaces.Packed` space): each image
+    entry through its own CNN torso, Discrete and MultiDiscrete entries one-hot, vectors and
+    MultiBinary entries as they are; all concatenated, then an MLP (SB3's CombinedExtractor)."""
+
+    def __init__(self, space: Packed, hidden: list[int], activation: type[nn.Module] = nn.ReLU,
+                 layer_norm: bool = False):
+        super().__init__()
+        self.entries = space.entries
+        self.cnns = nn.ModuleDict({str(i): make_torso(e.space, hidden, activation, layer_norm)
+                                   for i, e in enumerate(self.entries) if e.kind == "image"})
+        width = 0
+        for i, e in enumerate(self.entries):
+            width += self.cnns[str(i)].out_features if e.kind == "image" else sum(e.nvec) if e.nvec else e.size
+            if e.nvec:  # one-hot position k is on when slot slot_of[k] holds value_of[k]
+                self.register_buffer(f"slot_of_{i}", torch.tensor([j for j, n in enumerate(e.nvec) for _ in range(n)]),
+                                     persistent=False)
+                self.register_buffer(f"value_of_{i}", torch.tensor([v for n in e.nvec for v in range(n)]),
+                                     persistent=False)
+        self.body = mlp(width, hidden, activation=activation, layer_norm=layer_norm)
+        self.out_features = hidden[-1] if hidden else width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().flatten(1)
+        parts = []
+        for i, e in enumerate(self.entries):
+            chunk = x[:, e.offset:e.offset + e.size]
+            if e.kind == "image":
+                parts.append(self.cnns[str(i)](chunk.reshape(-1, *e.space.shape)))
+            elif e.nvec:
+                codes = chunk.long()[:, getattr(self, f"slot_of_{i}")]
+                parts.append((codes == getattr(self, f"value_of_{i}")).float())
+            else:
+                parts.append(chunk)
+        return self.body(torch.cat(parts, dim=1))
+
+
+def make_torso(space: gym.Space, hidden: list[int], activation: type[nn.Module] = nn.ReLU,
+               layer_norm: bool = False) -> nn.Module:
     """CNN for images (uint8, channels first; small grids get :class:`GridCNN`), MLP otherwise (its hidden
-    layers with ``activation``; the CNNs keep ReLU). ``.out_features`` tells the width."""
+    layers with ``activation``; the CNNs keep ReLU), :class:`MultiInputTorso` for composite
+    observations. ``.out_features`` tells the width."""
+    if isinstance(space, Packed):
+        return MultiInputTorso(space, hidden, activation, layer_norm)
     if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3:
         if min(space.shape[1:]) < 36:  # the Nature CNN's three convolutions need 36 pixels a side
-            return GridCNN(tuple(space.shape), scale=float(space.high.max()))
-        return NatureCNN(tuple(space.shape))
-    return VectorTorso(space, hidden, activation)
+            return GridCNN(tuple(space.shape), scale=float(space.high.max()), layer_norm=layer_norm)
+        return NatureCNN(tuple(space.shape), layer_norm=layer_norm)
+    return VectorTorso(space, hidden, activation, layer_norm)
 
 
 class QNetwork(nn.Module):
@@ -128,11 +179,14 @@ class QNetwork(nn.Module):
 
     With ``dueling`` the head splits into a state value V(s) and advantages A(s, a) and recombines
     them as Q = V + A - mean_a A, which makes V identifiable (Wang et al. 2016).
+    ``layer_norm``: a LayerNorm before each hidden activation of the torso (PQN, Gallici et al. 2025; the MLP
+    layers and the CNNs' dense layer, not yet the composite-observation torso).
     """
 
-    def __init__(self, obs_space: gym.Space, n_actions: int, hidden: list[int], dueling: bool = False):
+    def __init__(self, obs_space: gym.Space, n_actions: int, hidden: list[int], dueling: bool = False,
+                 layer_norm: bool = False):
         super().__init__()
-        self.torso = make_torso(obs_space, hidden)
+        self.torso = make_torso(obs_space, hidden, layer_norm=layer_norm)
         self.dueling = dueling
         f = self.torso.out_features
         if dueling:
@@ -218,6 +272,59 @@ class DiagGaussian:
         return gaussian_entropy(self.log_std)
 
 
+class MultiCategorical:
+    """π(a|s) over MultiDiscrete actions: one independent categorical per slot, ``(B, Σ nvec)``
+    logits split by ``nvec``; actions ``(B, len(nvec))``, log-probabilities and entropies summed."""
+
+    def __init__(self, logits: torch.Tensor, nvec: Sequence[int]):
+        self.parts = [Categorical(part) for part in logits.split(list(nvec), dim=-1)]
+
+    def sample(self) -> torch.Tensor:
+        return torch.stack([p.sample() for p in self.parts], dim=-1)
+
+    def mode(self) -> torch.Tensor:
+        return torch.stack([p.mode() for p in self.parts], dim=-1)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return sum(p.log_prob(actions[..., i]) for i, p in enumerate(self.parts))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(p.entropy() for p in self.parts)
+
+
+class Bernoulli:
+    """π(a|s) over MultiBinary actions: independent bits from logits ``(B, n)``."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def sample(self) -> torch.Tensor:
+        return (torch.rand_like(self.logits) < torch.sigmoid(self.logits)).float()
+
+    def mode(self) -> torch.Tensor:
+        return (self.logits > 0).float()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return -nn.functional.binary_cross_entropy_with_logits(self.logits, actions.float(), reduction="none").sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        p = torch.sigmoid(self.logits)
+        return nn.functional.binary_cross_entropy_with_logits(self.logits, p, reduction="none").sum(-1)
+
+
+def action_head_size(space: gym.Space) -> int:
+    """The policy head's outputs for an action space: logits per action (Discrete), per slot and
+    value (MultiDiscrete), per bit (MultiBinary), or one mean per dimension (Box)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return int(space.nvec.sum())
+    return int(np.prod(space.shape))
+
+
+Distribution = Categorical | DiagGaussian | MultiCategorical | Bernoulli
+
+
 class ActorCritic(nn.Module):
     """Policy π_θ(a|s) and value V_φ(s).
 
@@ -230,16 +337,17 @@ class ActorCritic(nn.Module):
                  log_std_init: float = 0.0, activation: type[nn.Module] = nn.ReLU):
         super().__init__()
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.nvec = tuple(int(n) for n in action_space.nvec) if isinstance(action_space, gym.spaces.MultiDiscrete) \
+            else None
+        self.binary = isinstance(action_space, gym.spaces.MultiBinary)
+        self.continuous = isinstance(action_space, gym.spaces.Box)
         self.actor_torso = make_torso(obs_space, hidden, activation)
         self.critic_torso = self.actor_torso if shared else make_torso(obs_space, hidden, activation)
         self.shared = shared
         f = self.actor_torso.out_features
-        if self.discrete:
-            self.policy_head = nn.Linear(f, int(action_space.n))
-        else:
-            dim = int(np.prod(action_space.shape))
-            self.policy_head = nn.Linear(f, dim)
-            self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
+        self.policy_head = nn.Linear(f, action_head_size(action_space))
+        if self.continuous:
+            self.log_std = nn.Parameter(torch.full((action_head_size(action_space),), float(log_std_init)))
         self.value_head = nn.Linear(self.critic_torso.out_features, 1)
         # small policy outputs start near-uniform / near-zero-mean; orthogonal init as in A2C/PPO practice
         for m in self.modules():
@@ -249,17 +357,21 @@ class ActorCritic(nn.Module):
         nn.init.orthogonal_(self.policy_head.weight, gain=0.01)
         nn.init.orthogonal_(self.value_head.weight, gain=1.0)
 
-    def distribution(self, features: torch.Tensor) -> Categorical | DiagGaussian:
+    def distribution(self, features: torch.Tensor) -> Distribution:
         out = self.policy_head(features)
-        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
+        if self.continuous:
+            return DiagGaussian(out, self.log_std)
+        if self.nvec is not None:
+            return MultiCategorical(out, self.nvec)
+        return Bernoulli(out) if self.binary else Categorical(out)
 
-    def forward(self, obs: torch.Tensor) -> tuple[Categorical | DiagGaussian, torch.Tensor]:
+    def forward(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
         """``(B, *obs_shape)`` -> (π(·|s), V(s) of shape ``(B,)``)."""
         h = self.actor_torso(obs)
         hv = h if self.shared else self.critic_torso(obs)
         return self.distribution(h), self.value_head(hv).squeeze(-1)
 
-    def policy(self, obs: torch.Tensor) -> Categorical | DiagGaussian:
+    def policy(self, obs: torch.Tensor) -> Distribution:
         return self.distribution(self.actor_torso(obs))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:

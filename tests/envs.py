@@ -109,15 +109,80 @@ gym.register("DeeprlTest/TargetReach-v0", entry_point=TargetReachEnv)
 TARGET_REACH = "tests.envs:DeeprlTest/TargetReach-v0"
 
 
-class MultiDiscreteActionEnv(IdentityEnv):
-    """An action space no deeprl algorithm handles, for the error path."""
+class MultiDiscreteActionEnv(gym.Env):
+    """Observe ``len(nvec)`` random target codes one-hot; choose all of them at once with a MultiDiscrete
+    action; the reward is the fraction of slots right (20 steps: a perfect episode returns 20, a random
+    policy about 20 · mean(1/nvec))."""
+
+    def __init__(self, nvec=(3, 3, 2), episode_length: int = 20):
+        self.nvec, self.episode_length = tuple(nvec), episode_length
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (sum(self.nvec),), np.float32)
+        self.action_space = gym.spaces.MultiDiscrete(list(self.nvec))
+
+    def _obs(self) -> np.ndarray:
+        self.target = np.array([self.np_random.integers(n) for n in self.nvec])
+        return np.concatenate([np.eye(n, dtype=np.float32)[t] for n, t in zip(self.nvec, self.target)])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action)), action
+        reward = float(np.mean(np.asarray(action) == self.target))
+        self.t += 1
+        return self._obs(), reward, False, self.t >= self.episode_length, {}
+
+
+class MultiBinaryActionEnv(MultiDiscreteActionEnv):
+    """The same task with bits: observe 4 random bits, copy them with a MultiBinary(4) action."""
 
     def __init__(self):
-        super().__init__()
-        self.action_space = gym.spaces.MultiDiscrete([2, 2])
+        super().__init__(nvec=(2, 2, 2, 2))
+        self.observation_space = gym.spaces.MultiBinary(4)
+        self.action_space = gym.spaces.MultiBinary(4)
+
+    def _obs(self) -> np.ndarray:
+        self.target = self.np_random.integers(0, 2, 4).astype(np.int8)
+        return self.target.copy()
+
+
+class GoalLineEnv(gym.Env):
+    """A goal-conditioned task with a Dict observation: positions 0..8 on a line, a goal drawn each
+    episode; ``{"position": Discrete(9), "goal": Discrete(9), "time": Box(0, 1, (1,))}``.  Each step costs
+    0.1; reaching the goal pays 1 and ends the episode (20 steps truncate).  A policy that reads both
+    entries returns 1 - 0.1 (d - 1) for a start d steps away (about 0.75 on average); one that ignores
+    the goal cannot do better than about -0.4."""
+
+    def __init__(self, size: int = 9, max_steps: int = 20):
+        self.size, self.max_steps = size, max_steps
+        self.observation_space = gym.spaces.Dict({"position": gym.spaces.Discrete(size),
+                                                  "goal": gym.spaces.Discrete(size),
+                                                  "time": gym.spaces.Box(0.0, 1.0, (1,), np.float32)})
+        self.action_space = gym.spaces.Discrete(2)  # left, right
+
+    def _obs(self) -> dict:
+        return {"position": self.pos, "goal": self.goal, "time": np.array([self.t / self.max_steps], np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.goal = (int(x) for x in self.np_random.choice(self.size, 2, replace=False))
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.pos = min(self.size - 1, max(0, self.pos + (1 if int(action) == 1 else -1)))
+        self.t += 1
+        goal = self.pos == self.goal
+        return self._obs(), (1.0 if goal else -0.1), goal, self.t >= self.max_steps and not goal, {}
 
 
 gym.register("DeeprlTest/MultiDiscrete-v0", entry_point=MultiDiscreteActionEnv)
+gym.register("DeeprlTest/MultiBinary-v0", entry_point=MultiBinaryActionEnv)
+gym.register("DeeprlTest/GoalLine-v0", entry_point=GoalLineEnv)
+MULTI_BINARY = "tests.envs:DeeprlTest/MultiBinary-v0"
+GOAL_LINE = "tests.envs:DeeprlTest/GoalLine-v0"
 MULTI_DISCRETE = "tests.envs:DeeprlTest/MultiDiscrete-v0"
 
 

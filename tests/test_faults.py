@@ -72,6 +72,29 @@ def test_signal_writes_a_checkpoint_and_the_run_resumes(tmp_path, sig):
     assert (run / "model.safetensors").exists()
 
 
+def test_a_killed_dreamer_run_loses_at_most_the_checkpoint_minutes(tmp_path):
+    """kill -9 leaves no chance to write anything: the time checkpoints (every 0.6 s here) bound
+    what is lost, whatever checkpoint_freq says."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "deeprl", "train", "dreamer", "--preset", "debug", "--steps",
+                             "200000", "--out", str(run), "--no-progress", "--set", "checkpoint_freq=0", "eval_freq=0",
+                             "log_interval=100", "checkpoint_minutes=0.01"],
+                            cwd=ROOT, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    checkpoints = CheckpointDir(run / "checkpoints")
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list((run / "checkpoints").glob("step_*"))) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait(timeout=60)
+    latest = checkpoints.latest()
+    assert latest is not None and 0 < time.time() - (latest / "state.json").stat().st_mtime < 0.6 + 5.0
+    stopped_at = json.loads((latest / "state.json").read_text())["num_timesteps"]
+    resumed = deeprl_cli("train", "--resume", str(run), "--steps", str(stopped_at + 50), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} at step {stopped_at:,}" in resumed.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_the_final_evaluation_keeps_the_model_and_resume_only_evaluates(tmp_path, sig):
     run = tmp_path / "run"

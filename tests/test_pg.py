@@ -3,6 +3,7 @@
 import copy
 import csv
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,7 @@ from deeprl import A2C, PPO, REINFORCE, ActorCriticAgent
 from deeprl.errors import ConfigError, EnvError
 from deeprl.nets import Categorical, DiagGaussian
 from deeprl.returns import gae, reward_to_go
-from tests.envs import IDENTITY, MULTI_DISCRETE, TARGET_REACH
+from tests.envs import IDENTITY, TARGET_REACH, MultiDiscreteActionEnv
 from tests.resume import crash_and_resume, metrics_rows
 
 FAST = dict(preset=None, eval_freq=0, checkpoint_freq=0, log_interval=1000)
@@ -252,11 +253,15 @@ def test_variance_measurement_uses_the_same_batches_for_every_estimator(tmp_path
 # ------------------------------------------------------------------------------- learning
 
 
+def _two_dimensional_multidiscrete_actions():
+    env = MultiDiscreteActionEnv()
+    env.action_space = gym.spaces.MultiDiscrete([[2, 2], [2, 2]])
+    return env
+
+
 def test_bad_spaces_and_settings():
-    with pytest.raises(EnvError, match="Discrete and 1-D Box"):
-        PPO(MULTI_DISCRETE, **FAST)
-    with pytest.raises(EnvError, match="vector, image and Discrete observations"):
-        PPO("Blackjack-v1", **FAST)
+    with pytest.raises(EnvError, match="flatten it to one dimension"):
+        PPO(_two_dimensional_multidiscrete_actions, **FAST)
     with pytest.raises(ConfigError, match="needs complete episodes"):
         A2C("CartPole-v1", estimator="reinforce", **FAST)
 

@@ -250,7 +250,7 @@ class Algorithm(TrainingLoop, RandomStreams, ABC):
             self._logger = MetricsLogger(self.run, self.metric_keys,
                                          resume_step=self.num_timesteps if self._resumed else None)
         self._progress = Progress(self.planned_steps, self.num_timesteps, f"{self.algo} {self.config.env}", progress)
-        self._t0 = time.perf_counter() - self._elapsed
+        self._t0, self._checkpointed_at = time.perf_counter() - self._elapsed, time.monotonic()
         self._last_log_steps, self._last_log_time = self.num_timesteps, self._elapsed
         signals = StopOnSignal(self) if self.run is not None else None
         # the handlers stay in place until the run is saved and judged: a signal at any moment,

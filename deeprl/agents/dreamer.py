@@ -32,15 +32,17 @@ from deeprl.agents.base import Algorithm
 from deeprl.agents.persistence import Persistent
 from deeprl.config import (MAX_BATCH, MAX_BUFFER, MAX_DEPTH, MAX_DREAM_STATES, MAX_HORIZON, MAX_SEQUENCE, MAX_STEPS,
                            MAX_WIDTH, RunConfig, layer_weights, setting, show_bound)
+from deeprl.dreamer.actor import Actor, factor_sizes
 from deeprl.dreamer.math import (ReturnNormalizer, TwoHot, kl_balanced_loss, lambda_returns, replay_lambda_returns,
-                                 straight_through_onehot, symexp, symlog, unimix_logits)
+                                 symexp, symlog)
 from deeprl.dreamer.rssm import RSSM, State, flatten
 from deeprl.dreamer.sequence_buffer import SequenceReplay
 from deeprl.envs.make import check_discrete_or_box_actions, check_vector_or_image_observations
 from deeprl.errors import ConfigError
-from deeprl.nets import gaussian_entropy, gaussian_log_prob, mlp
+from deeprl.nets import mlp
 from deeprl.optim import grad_step, make_optimizer, weighted_loss
-from deeprl.worldmodel.vae import make_coder
+from deeprl.spaces import Packed
+from deeprl.worldmodel.coders import make_coder
 
 LOSS_SCALES = {"recon": 1.0, "reward": 1.0, "continue": 1.0, "dyn": None, "rep": None}  # None: from the config
 
@@ -141,43 +143,6 @@ class DreamerConfig(RunConfig):
                               f"{layers} and bins {self.bins}")
 
 
-class Actor(nn.Module):
-    """π_θ(a|s) on features [h, z]: categorical with unimix (straight-through one-hot samples) for
-    discrete actions, tanh-squashed Gaussian (reparameterized) in [-1, 1] for continuous ones."""
-
-    def __init__(self, feature_dim: int, action_space: gym.Space, hidden: int, layers: int, unimix: float):
-        super().__init__()
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        self.n = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.unimix = unimix
-        self.net = mlp(feature_dim, [hidden] * layers, self.n if self.discrete else 2 * self.n, activation=nn.SiLU,
-                       layer_norm=True)
-
-    def forward(self, feature: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(action, log π(action), entropy)``; actions are one-hot (discrete) or in [-1, 1]."""
-        out = self.net(feature)
-        if self.discrete:
-            logits = unimix_logits(out, self.unimix) if self.unimix > 0 else out.log_softmax(-1)
-            probs = logits.exp()
-            if deterministic:
-                action = F.one_hot(logits.argmax(-1), self.n).to(probs.dtype)
-            else:  # straight-through: forward a one-hot sample, backward the gradient of the probabilities
-                action = straight_through_onehot(logits)
-            log_prob = (logits * action.detach()).sum(-1)
-            entropy = -(probs * logits).sum(-1)
-            return action, log_prob, entropy
-        mean, raw_std = out.chunk(2, dim=-1)
-        std = 2 * torch.sigmoid(raw_std / 2) + 0.1  # in (0.1, 2.1), as in DreamerV3's bounded normal
-        u = mean if deterministic else mean + std * torch.randn_like(mean)  # reparameterized
-        action = torch.tanh(u)
-        # log π(a) as REINFORCE's score function needs it: a function of θ at the drawn sample held
-        # fixed (⊥u), so ∂/∂μ keeps its (u - μ)/σ² term; the reparameterized path runs through ``action``
-        sample = u.detach()
-        log_prob = gaussian_log_prob(sample, mean, std.log()) - torch.log1p(-torch.tanh(sample).pow(2) + 1e-6).sum(-1)
-        entropy = gaussian_entropy(std.log())  # of u: tanh's has no closed form
-        return action, log_prob, entropy
-
-
 class Dreamer(Algorithm):
     """DreamerV3-style agent on vector, image and MinAtar observations, discrete or continuous actions."""
 
@@ -194,17 +159,19 @@ class Dreamer(Algorithm):
 
     def _check_spaces(self) -> None:
         check_vector_or_image_observations(self.observation_space, self.algo)
-        check_discrete_or_box_actions(self.action_space, self.algo, bounded=True)
+        check_discrete_or_box_actions(self.action_space, self.algo, bounded=True, factorized=True)
 
     def _build(self) -> None:
         c, obs, act = self.config, self.observation_space, self.action_space
-        self.discrete = isinstance(act, gym.spaces.Discrete)
-        self.action_dim = int(act.n) if self.discrete else int(np.prod(act.shape))
+        self.discrete = not isinstance(act, gym.spaces.Box)  # one or several categorical choices
+        self.action_dim = sum(factor_sizes(act)) if self.discrete else int(np.prod(act.shape))
         self.image = len(obs.shape) == 3
         self.obs_scale = float(obs.high.max()) if self.image else 1.0
         self.binary = self.image and self.obs_scale == 1.0  # MinAtar grids: Bernoulli pixels
         feature_dim = c.deter + (c.stoch * c.classes if c.latent == "categorical" else c.stoch)
-        self.encoder, embed_dim, self.decoder = make_coder(obs, feature_dim, [c.hidden] * c.layers)
+        self.packed = isinstance(obs, Packed)  # composite observations: each entry coded by its kind
+        self.encoder, embed_dim, self.decoder = make_coder(obs, feature_dim, [c.hidden] * c.layers,
+                                                           vector_transform=symlog)
         self.rssm = RSSM(embed_dim, self.action_dim, deter=c.deter, hidden=c.hidden, stoch=c.stoch, classes=c.classes,
                          latent=c.latent, unimix=c.unimix)
         hidden = [c.hidden] * c.layers  # DreamerV3's heads: Linear → LayerNorm → SiLU layers
@@ -243,7 +210,10 @@ class Dreamer(Algorithm):
 
     # --------------------------------------------------------------------------------- observations
     def _preprocess(self, obs: torch.Tensor) -> torch.Tensor:
-        """Vectors in symlog (any scale becomes tame); images in [0, 1]."""
+        """Vectors in symlog (any scale becomes tame); images in [0, 1]; packed rows as they are (the
+        multi-entry coders scale each entry)."""
+        if self.packed:
+            return obs.float()
         return obs.float() / self.obs_scale if self.image else symlog(obs.float())
 
     def _embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -255,6 +225,8 @@ class Dreamer(Algorithm):
         """-log p(o|s): squared error in symlog / [0, 1] space (Bernoulli for binary grids), per step."""
         lead = feature.shape[:-1]
         pred = self.decoder(feature.reshape(-1, feature.shape[-1])).reshape(*lead, -1)
+        if self.packed:
+            return -self.decoder.log_prob(pred, obs.float())
         target = self._preprocess(obs).reshape(*lead, -1)
         if self.binary:
             return F.binary_cross_entropy_with_logits(pred, target, reduction="none").sum(-1)
@@ -277,7 +249,7 @@ class Dreamer(Algorithm):
 
     def _to_env(self, action: torch.Tensor) -> np.ndarray:
         if self.discrete:
-            return action.argmax(-1).cpu().numpy()
+            return self.actor.codes(action)
         low, high = self.action_space.low, self.action_space.high
         return (low + (action.cpu().numpy() + 1) / 2 * (high - low)).astype(np.float32)
 
@@ -305,8 +277,11 @@ class Dreamer(Algorithm):
     def _random_actions(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform actions for prefilling: (env actions, their one-hot / [-1, 1] form for the model)."""
         if self.discrete:
-            idx = self.rng.integers(0, self.action_dim, size=n)
-            return idx, np.eye(self.action_dim, dtype=np.float32)[idx]
+            if not self.actor.factorized:
+                idx = self.rng.integers(0, self.action_dim, size=n)
+                return idx, np.eye(self.action_dim, dtype=np.float32)[idx]
+            codes = self.rng.integers(0, self.actor.nvec, size=(n, len(self.actor.nvec)))
+            return self.actor.codes_to_env(codes), self.actor.one_hot(torch.as_tensor(codes)).numpy()
         u = self.rng.uniform(-1, 1, size=(n, self.action_dim)).astype(np.float32)
         low, high = self.action_space.low, self.action_space.high
         return (low + (u + 1) / 2 * (high - low)).astype(np.float32), u
@@ -362,7 +337,9 @@ class Dreamer(Algorithm):
             features.append(state.feature())
             total += float(self.twohot.decode(self.reward_head(features[-1])))
         out = self.decoder(torch.cat(features))
-        if self.image:
+        if self.packed:
+            out = self.decoder.mode(out, symexp)
+        elif self.image:
             out = torch.sigmoid(out) if self.binary else out
             out = (out.clamp(0, 1) * self.obs_scale)
             out = (out > 0.5 * self.obs_scale).float() * self.obs_scale if self.binary else out.round()
@@ -374,7 +351,7 @@ class Dreamer(Algorithm):
     def _from_env(self, actions: np.ndarray) -> torch.Tensor:
         """Env actions -> the model's form: one-hot, or rescaled to [-1, 1]."""
         if self.discrete:
-            return F.one_hot(torch.as_tensor(actions, device=self.device).long(), self.action_dim).float()
+            return self.actor.one_hot(self.actor.env_to_codes(torch.as_tensor(actions, device=self.device)))
         low, high = self.action_space.low, self.action_space.high
         return torch.as_tensor(2 * (actions - low) / (high - low) - 1, device=self.device, dtype=torch.float32)
 

@@ -138,6 +138,12 @@ class TrainingLoop:
             # after the row (a checkpoint at a log step then holds all of it); not once stopping (a signal)
             if not self._stop and self._callbacks.on_update(self) is False:
                 self._stop = True
+            if self.run is not None and not self._stop and self._checkpoint_clock_due():
+                self._checkpoint_here()  # by time too: a killed run loses at most checkpoint_minutes
+
+    def _checkpoint_clock_due(self) -> bool:
+        minutes = self.config.checkpoint_minutes
+        return minutes > 0 and time.monotonic() - self._checkpointed_at >= 60 * minutes
 
     @abstractmethod
     def _iteration(self, target_steps: int) -> None:
@@ -292,6 +298,7 @@ class TrainingLoop:
         common = {"algo": self.algo, "finished": finished, **{name: get(self) for name, (get, _) in RUN_STATE.items()}}
         tensors.setdefault("rng", {}).update(self._torch_rng())
         self.run.checkpoints.write(self.num_timesteps, tensors=tensors, arrays=arrays, state={**common, **state})
+        self._checkpointed_at = time.monotonic()
 
     def _checkpoint_here(self) -> None:
         """A checkpoint at this step, unless this very step's is already written."""

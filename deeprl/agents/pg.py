@@ -186,7 +186,7 @@ class PolicyGradient(Algorithm):
         if self.config.normalize_obs and not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
             raise ConfigError(f"normalize_obs works on vector observations; this env observes {obs}. "
                               "Set normalize_obs=false")
-        check_discrete_or_box_actions(self.action_space, self.algo)
+        check_discrete_or_box_actions(self.action_space, self.algo, factorized=True)
 
     def _build(self) -> None:
         c = self.config
@@ -200,7 +200,7 @@ class PolicyGradient(Algorithm):
             params = [{"params": self.net.actor_parameters(), "lr": c.lr},
                       {"params": self.net.critic_parameters(), "lr": c.critic_lr}]
         self.optimizer = make_optimizer(params, c.optimizer, lr=c.lr, eps=c.optim_eps)
-        self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        self.discrete = not isinstance(self.action_space, gym.spaces.Box)  # Discrete, MultiDiscrete, MultiBinary
         self.masks_actions = isinstance(self.action_space, gym.spaces.Discrete)  # masked actions get the min logit
         if not self.discrete:
             self._low, self._high = self.action_space.low, self.action_space.high
@@ -223,7 +223,13 @@ class PolicyGradient(Algorithm):
 
     def _to_env(self, actions: np.ndarray) -> np.ndarray:
         """Gaussian samples are unbounded; the env gets them clipped to its bounds."""
-        return actions if self.discrete else np.clip(actions, self._low, self._high)
+        if self.discrete:
+            if isinstance(self.action_space, gym.spaces.Discrete):
+                return actions
+            if isinstance(self.action_space, gym.spaces.MultiDiscrete):  # codes count from each slot's start
+                actions = actions + self.action_space.start
+            return actions.astype(self.action_space.dtype, copy=False)  # MultiBinary bits are sampled as floats
+        return np.clip(actions, self._low, self._high)
 
     def _act(self, obs: np.ndarray, deterministic: bool, action_mask: np.ndarray | None = None) -> np.ndarray:
         return self._to_env(self._sample(self._normalize(obs), deterministic, action_mask)[0])

@@ -18,10 +18,12 @@ import numpy as np
 from deeprl.envs.atari import is_atari_id, make_atari, register_ale
 from deeprl.envs.masks import ActionMaskToInfo, has_mask_entry
 from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
+from deeprl.envs.packed import PackObservation
 from deeprl.envs.pixels import PixelObservation
 from deeprl.envs.sources import (apply_wrappers, call_factory, check_wrapper_imports, describe_factory, factory_needed,
                                  is_factory_name, load_wrappers)
 from deeprl.errors import EnvError, closest
+from deeprl.spaces import is_composite
 
 
 class ChannelsFirst(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -207,6 +209,8 @@ def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = N
         return BinaryGrid(env)
     if is_image_space(env.observation_space) and _is_channels_last(env.observation_space):
         env = ChannelsFirst(env)
+    if is_composite(env.observation_space):
+        env = PackObservation(env)
     return env
 
 
@@ -234,12 +238,17 @@ def check_discrete_actions(space: gym.Space, algo: str) -> int:
             raise EnvError(f"{algo} needs actions numbered from 0; this env's Discrete space starts at "
                            f"{space.start}")
         return int(space.n)
+    if isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+        raise EnvError(f"{algo} needs one Discrete action space, but this env's actions are {space}; reinforce, "
+                       "actor_critic, a2c and ppo handle MultiDiscrete and MultiBinary actions")
     raise EnvError(f"{algo} needs a discrete action space, but this env's actions are {space}; "
-                   "use an env with Discrete actions (continuous-action algorithms: a2c, ppo)")
+                   "use an env with Discrete actions (continuous-action algorithms: a2c, ppo, dreamer)")
 
 
-def check_discrete_or_box_actions(space: gym.Space, algo: str, bounded: bool = False) -> None:
-    """An EnvError unless ``space`` is Discrete (numbered from 0) or a 1-D Box (finite if ``bounded``)."""
+def check_discrete_or_box_actions(space: gym.Space, algo: str, bounded: bool = False,
+                                  factorized: bool = False) -> None:
+    """An EnvError unless ``space`` is Discrete (numbered from 0) or a 1-D Box (finite if ``bounded``),
+    or with ``factorized`` a 1-D MultiDiscrete or MultiBinary space (one independent choice per slot)."""
     if isinstance(space, gym.spaces.Discrete):
         if space.start != 0:
             raise EnvError(f"{algo} needs actions numbered from 0; this env's start at {space.start}")
@@ -247,8 +256,16 @@ def check_discrete_or_box_actions(space: gym.Space, algo: str, bounded: bool = F
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and (
             not bounded or (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)))):
         return
+    if factorized and isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)) and len(space.shape) == 1:
+        return
     kind = "bounded 1-D Box" if bounded else "1-D Box"
-    raise EnvError(f"{algo} handles Discrete and {kind} action spaces; this env's actions are {space}")
+    kinds = f"Discrete, {kind}, 1-D MultiDiscrete and MultiBinary" if factorized else f"Discrete and {kind}"
+    hint = ""
+    if not factorized and isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+        hint = "; reinforce, actor_critic, a2c and ppo handle MultiDiscrete and MultiBinary actions"
+    elif isinstance(space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary, gym.spaces.Box)):
+        hint = "; flatten it to one dimension in a wrapper of your own"
+    raise EnvError(f"{algo} handles {kinds} action spaces; this env's actions are {space}{hint}")
 
 
 def check_vector_or_image_observations(space: gym.Space, algo: str) -> None:

@@ -7,7 +7,10 @@
   stride-2 4x4 convolutions with 32-64-128-256 channels, and the mirrored transposed convolutions
   back (64 -> 31 -> 14 -> 6 -> 2 and back; 46 pixels is the smallest size four such layers take);
 - **small grids** (MinAtar's 10x10xC): two stride-1 3x3 convolutions that keep the grid, then an
-  MLP; the decoder mirrors them.
+  MLP; the decoder mirrors them;
+- **composite observations** (Dict, Tuple...: a :class:`~deeprl.spaces.Packed` space): one coder
+  per entry (:mod:`deeprl.worldmodel.coders`), each entry scored by its own likelihood (images and
+  vectors unit-variance Gaussian, bits Bernoulli, Discrete slots categorical).
 
 Images may be channels-last (HWC, as Gymnasium and :class:`deeprl.envs.pixels.PixelObservation`
 emit them) or channels-first (CHW, as ``make_env`` emits them); the networks work in CHW.
@@ -36,7 +39,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from deeprl.errors import ConfigError, EnvError
-from deeprl.nets import mlp
+from deeprl.spaces import Packed
+from deeprl.worldmodel.coders import make_coder
 from deeprl.worldmodel.dynamics import (LOG_STD_MAX, LOG_STD_MIN, GaussianHead, gaussian_log_prob,
                                         gaussian_rsample, soft_clamp)
 
@@ -44,7 +48,6 @@ __all__ = ["ELBOTerms", "VAE", "bernoulli_log_prob", "elbo", "kl_standard_normal
 
 Likelihood = Literal["gaussian", "bernoulli"]
 
-_MIN_STRIDED = 46  # smallest side that four 4x4 stride-2 convolutions reduce to at least 1x1
 
 
 def kl_standard_normal(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -72,6 +75,7 @@ class VAE(nn.Module):
                  obs_std: float):
         super().__init__()
         self.obs_shape = tuple(observation_space.shape)
+        self.packed = isinstance(observation_space, Packed)  # one likelihood per entry: MultiDecoder's
         self.obs_dtype = torch.from_numpy(np.zeros(0, observation_space.dtype)).dtype
         self.image = len(self.obs_shape) == 3
         self.channels_last = channels_last
@@ -121,11 +125,13 @@ class VAE(nn.Module):
         ``model_shape`` is CHW for images, scaled to [0, 1] for pixels.
         """
         out = self.decoder(z.reshape(-1, self.latent_dim))
-        return out.reshape(*z.shape[:-1], *self.model_shape)
+        return out.reshape(*z.shape[:-1], *((-1,) if self.packed else self.model_shape))
 
     def log_likelihood(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p_ψ(s|z), summed over the observation's dimensions: ``(*batch)``."""
         x, lead = self._to_model(obs)
+        if self.packed:
+            return self.decoder.log_prob(self.decode(z).reshape(len(x), -1), x).reshape(lead)
         params = self.decode(z).reshape(x.shape).flatten(1)
         x = x.flatten(1)
         if self.likelihood == "bernoulli":
@@ -142,6 +148,8 @@ class VAE(nn.Module):
         (pixels) are rounded and clipped to their dtype's range.
         """
         params = self.decode(z)
+        if self.packed:
+            return self.decoder.mode(params)
         lead = params.shape[: params.dim() - len(self.model_shape)]
         x = params.reshape(-1, *self.model_shape)
         if self.likelihood == "bernoulli":
@@ -184,93 +192,10 @@ def elbo(vae: VAE, obs: torch.Tensor, *, beta: float = 1.0, free_nats: float = 0
     return ELBOTerms(loss=loss, log_likelihood=log_lik.mean(), kl=kl.mean())
 
 
-class _Deconvolutions(nn.Module):
-    """z -> a ``(256, h, w)`` map -> four 4x4 stride-2 transposed convolutions back to ``(C, H, W)``.
-
-    ``sizes`` are the encoder's feature-map sizes, input first; each transposed convolution is told
-    the size to produce, since stride 2 maps two input sizes onto one output size.
-    """
-
-    def __init__(self, latent_dim: int, channels: int, sizes: list[tuple[int, int]]):
-        super().__init__()
-        self.sizes = sizes
-        h, w = sizes[-1]
-        self.fc = nn.Linear(latent_dim, 256 * h * w)
-        widths = [256, 128, 64, 32, channels]
-        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(widths[i], widths[i + 1], 4, stride=2) for i in range(4))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h, w = self.sizes[-1]
-        x = self.fc(z).reshape(-1, 256, h, w)
-        for i, deconv in enumerate(self.deconvs):
-            x = deconv(x, output_size=self.sizes[-2 - i])
-            if i < len(self.deconvs) - 1:
-                x = F.relu(x)
-        return x
-
-
-def _strided_coder(c: int, h: int, w: int, latent_dim: int) -> tuple[nn.Module, int, nn.Module]:
-    """World Models' VAE: four 4x4 stride-2 convolutions (32-64-128-256) and their mirror."""
-    sizes = [(h, w)]
-    for _ in range(4):
-        sizes.append(((sizes[-1][0] - 4) // 2 + 1, (sizes[-1][1] - 4) // 2 + 1))
-    encoder = nn.Sequential(
-        nn.Conv2d(c, 32, 4, stride=2), nn.ReLU(),
-        nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-        nn.Conv2d(64, 128, 4, stride=2), nn.ReLU(),
-        nn.Conv2d(128, 256, 4, stride=2), nn.ReLU(),
-        nn.Flatten(),
-    )
-    return encoder, 256 * sizes[-1][0] * sizes[-1][1], _Deconvolutions(latent_dim, c, sizes)
-
-
-def _grid_coder(c: int, h: int, w: int, latent_dim: int, hidden: list[int]) -> tuple[nn.Module, int, nn.Module]:
-    """Small grids: two 3x3 stride-1 convolutions that keep every cell, then an MLP; and the mirror."""
-    flat = 32 * h * w
-    encoder = nn.Sequential(
-        nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-        nn.Flatten(),
-        mlp(flat, hidden, activation=nn.ELU),
-    )
-    back = hidden[::-1]
-    decoder = nn.Sequential(
-        mlp(latent_dim, back, activation=nn.ELU),
-        nn.Linear(back[-1] if back else latent_dim, flat), nn.ReLU(),
-        nn.Unflatten(1, (32, h, w)),
-        nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, c, 3, padding=1),
-    )
-    return encoder, hidden[-1] if hidden else flat, decoder
-
-
-def _mlp_coder(dim: int, latent_dim: int, hidden: list[int]) -> tuple[nn.Module, int, nn.Module]:
-    back = hidden[::-1]
-    decoder = nn.Sequential(mlp(latent_dim, back, activation=nn.ELU), nn.Linear(back[-1] if back else latent_dim, dim))
-    return mlp(dim, hidden, activation=nn.ELU), hidden[-1] if hidden else dim, decoder
-
-
 def _is_binary(space: gym.spaces.Box) -> bool:
     if space.dtype == np.bool_:
         return True
     return bool(np.issubdtype(space.dtype, np.integer) and np.all(space.low == 0) and np.all(space.high == 1))
-
-
-def make_coder(observation_space: gym.spaces.Box, code_dim: int, hidden: Sequence[int], *,
-               channels_last: bool = False) -> tuple[nn.Module, int, nn.Module]:
-    """``(encoder, features, decoder)`` for an observation space: the encoder maps observations in
-    the networks' layout (vectors, or CHW images in [0, 1]) to ``features`` numbers; the decoder
-    maps a ``code_dim`` vector back to the observation's shape (CHW for images).  MLPs for
-    vectors, World Models' strided convolutions for images of at least 46 pixels a side, two
-    stride-1 convolutions for small grids.  The VAE and Dreamer share them."""
-    hidden = list(hidden)
-    shape = observation_space.shape
-    if len(shape) == 1:
-        return _mlp_coder(shape[0], code_dim, hidden)
-    h, w, c = shape if channels_last else (shape[1], shape[2], shape[0])
-    if min(h, w) >= _MIN_STRIDED:
-        return _strided_coder(c, h, w, code_dim)
-    return _grid_coder(c, h, w, code_dim, hidden)
 
 
 def make_vae(observation_space: gym.Space, latent_dim: int = 32, hidden: Sequence[int] = (256,), *,
@@ -301,4 +226,5 @@ def make_vae(observation_space: gym.Space, latent_dim: int = 32, hidden: Sequenc
     return VAE(observation_space, latent_dim, encoder, features, decoder,
                likelihood=likelihood or ("bernoulli" if _is_binary(observation_space) else "gaussian"),
                channels_last=bool(channels_last),
-               learn_obs_std=len(shape) == 1 if learn_obs_std is None else learn_obs_std, obs_std=obs_std)
+               learn_obs_std=(len(shape) == 1 and not isinstance(observation_space, Packed)) if learn_obs_std is None
+               else learn_obs_std, obs_std=obs_std)
