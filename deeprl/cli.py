@@ -136,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="train presets over several seeds; IQM [95%% CI] of the final models")
     b.add_argument("--algos", nargs="+", default=[DEFAULT_ALGO], metavar="ALGO")
+    b.add_argument("--ladder", nargs="+", metavar=("NAME", "RUNG"), help="a ladder's rungs (dqn, pg) in place of "
+                   "--algos, all or the RUNGs named: each rung's IQM curve in one figure (presets/ladders.yaml)")
     b.add_argument("--envs", nargs="+", default=[DEFAULT_ENV], metavar="ENV")
     b.add_argument("--seeds", type=_seed_count, default=5, help="how many seeds (default 5)")
     b.add_argument("--first-seed", type=_seed, default=1000,
@@ -205,24 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "allow_import", None):  # modules the user names here may sit in the current folder
         _local_modules([f"{module}:" for module in args.allow_import])
     try:
-        if args.command == "train":
-            return _train(args)
-        if args.command == "eval":
-            return _eval(args)
-        if args.command == "dream":
-            return _dream(args)
-        if args.command == "plot":
-            return _plot(args)
-        if args.command == "presets":
-            return _presets(args)
-        if args.command == "bench":
-            return _bench(args, argv)
-        if args.command == "sweep":
-            return _sweep(args, argv)
-        if args.command == "variance":
-            return _variance(args)
-        if args.command == "export":
-            return _export(args)
+        commands = {"train": _train, "eval": _eval, "dream": _dream, "plot": _plot, "presets": _presets,
+                    "variance": _variance, "export": _export, "bench": lambda a: _bench(a, argv),
+                    "sweep": lambda a: _sweep(a, argv)}  # bench and sweep record the command line
+        return commands[args.command](args)
     except DeepRLError as e:
         print(f"deeprl: error: {e}", file=sys.stderr)
         return 2
@@ -403,7 +391,7 @@ def _variance(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import shlex
 
-    from deeprl.bench import bench
+    from deeprl.bench import bench, markdown
     from deeprl.config import parse_assignments
     from deeprl.errors import ConfigError
 
@@ -412,10 +400,12 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     _local_modules(args.envs)
     command = "deeprl " + shlex.join(sys.argv[1:] if argv is None else list(argv))
-    report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, settings=parse_assignments(args.set),
-                   workers=args.workers, eval_episodes=args.episodes, backend=args.backend, address=args.address,
-                   command=command, retrain=args.retrain)
-    from deeprl.bench import markdown
+    common = {"settings": parse_assignments(args.set), "workers": args.workers, "eval_episodes": args.episodes,
+              "backend": args.backend, "address": args.address, "command": command, "retrain": args.retrain}
+    if args.ladder:  # the ladder's rungs in place of --algos (deeprl/ladder.py)
+        from deeprl.ladder import bench_ladder_cli
+        return bench_ladder_cli(args.ladder[0], args.envs, seeds, args.out, args.ladder[1:], args.steps, **common)
+    report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, **common)
     print(markdown(report))
     print(f"wrote {Path(args.out) / 'results.json'}, report.md and curves.png")
     return 0

@@ -453,7 +453,11 @@ def _settings(preset: dict[str, Any]) -> dict[str, Any]:
 
 
 def preset_for(algo: str, name: str) -> dict[str, Any]:
-    """The settings of a named preset (a tuned env preset such as 'CartPole-v1', or 'lecture-v1')."""
+    """The settings of a named preset (a tuned env preset such as 'CartPole-v1', 'lecture-v1', or a
+    ladder's rung such as 'ladder/replay': deeprl/ladder.py)."""
+    if name.startswith("ladder/"):
+        from deeprl.ladder import rung_preset
+        return rung_preset(algo, name[len("ladder/"):])
     presets = _preset_file(algo)
     if name not in presets:
         raise ConfigError(f"no preset {name!r} for {algo}." + did_you_mean(name, presets)

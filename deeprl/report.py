@@ -146,6 +146,32 @@ def plot_curves(cells: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def plot_ladder(cells: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """A ladder's rungs on one env (``cells`` in rung order, each with ``rung`` and ``curve``): every
+    rung's IQM curve with its 95% CI band, coloured along a sequential map so that later rungs are
+    darker; rungs that were not run are named in the legend."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["viridis_r"](np.linspace(0.15, 1.0, max(len(cells), 1)))
+    with figure(path, 1, 7.5, 4.6) as (_, (ax,)):
+        for colour, c in zip(colours, cells):
+            curve = c.get("curve") or {"step": []}
+            if curve["step"]:
+                ax.plot(curve["step"], curve["iqm"], color=colour, label=c["rung"], linewidth=1.6)
+                ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=colour, alpha=0.15)
+            else:
+                ax.plot([], [], color=colour, linestyle=":", label=f"{c['rung']} (not run)")
+        threshold = next((c.get("threshold") for c in cells if c.get("threshold") is not None), None)
+        if threshold is not None:
+            ax.axhline(threshold, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("IQM of evaluation return (95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return path
+
+
 def plot_objective(title: str, params: list[Any], candidates: list[dict[str, Any]], path: Path) -> Path:
     """A sweep's objective against each searched setting (``params``: name, kind, choices), one
     panel each; candidates stopped early (``status`` "stopped") drawn hollow."""
