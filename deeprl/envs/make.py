@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.envs.atari import is_atari_id, make_atari, register_ale
+from deeprl.envs.dmc import is_dmc_id, register_dmc
 from deeprl.envs.masks import ActionMaskToInfo, has_mask_entry
 from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
 from deeprl.envs.packed import PackObservation
@@ -154,6 +155,8 @@ def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = N
             raise EnvError(f"env {env_id!r} needs ale-py; install it with 'pip install ale-py'") from None
     if is_minatar_id(env_id):
         register_minatar()
+    if is_dmc_id(env_id):
+        register_dmc()
     if render_mode == "rgb_array" or pixels:
         # classic-control envs draw off-screen with pygame, which still initialises SDL's display and
         # audio; on a machine with neither that prints an alarming "XDG_RUNTIME_DIR is invalid" line
