@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeprl.noisy import NoisyLinear
 from deeprl.spaces import Packed
 
 
@@ -181,27 +182,49 @@ class QNetwork(nn.Module):
     them as Q = V + A - mean_a A, which makes V identifiable (Wang et al. 2016).
     ``layer_norm``: a LayerNorm before each hidden activation of the torso (PQN, Gallici et al. 2025; the MLP
     layers and the CNNs' dense layer, not yet the composite-observation torso).
+    ``atoms``: a distributional head, N outputs per action (C51's logits over ``support``, or QR-DQN's
+    quantiles without one); dueling then recombines V and A atom by atom.  ``noisy_sigma0`` > 0: the
+    head's layers are factorized noisy ones (:class:`~deeprl.noisy.NoisyLinear`).
     """
 
     def __init__(self, obs_space: gym.Space, n_actions: int, hidden: list[int], dueling: bool = False,
-                 layer_norm: bool = False):
+                 layer_norm: bool = False, *, atoms: int | None = None, support: torch.Tensor | None = None,
+                 noisy_sigma0: float = 0.0):
         super().__init__()
         self.torso = make_torso(obs_space, hidden, layer_norm=layer_norm)
         self.dueling = dueling
-        f = self.torso.out_features
+        self.n_actions, self.atoms = n_actions, atoms
+        f, k = self.torso.out_features, atoms or 1
+        linear = (lambda i, o: NoisyLinear(i, o, noisy_sigma0)) if noisy_sigma0 > 0 else nn.Linear
         if dueling:
-            self.value = nn.Linear(f, 1)
-            self.advantage = nn.Linear(f, n_actions)
+            self.value = linear(f, k)
+            self.advantage = linear(f, n_actions * k)
         else:
-            self.head = nn.Linear(f, n_actions)
+            self.head = linear(f, n_actions * k)
+        self.register_buffer("support", support, persistent=False)  # C51's atoms z_i (set by the config)
+
+    def outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """``(B, *obs_shape)`` -> ``(B, n_actions)`` Q values, or ``(B, n_actions, atoms)`` with ``atoms``."""
+        h = self.torso(obs)
+        shape = (h.shape[0], self.n_actions, self.atoms or 1)
+        if not self.dueling:
+            out = self.head(h).view(shape)
+        else:
+            adv = self.advantage(h).view(shape)
+            out = self.value(h).view(shape[0], 1, -1) + adv - adv.mean(dim=1, keepdim=True)
+        return out if self.atoms else out.squeeze(-1)
+
+    def q_of(self, out: torch.Tensor) -> torch.Tensor:
+        """Q from :meth:`outputs`: itself, Σ_i softmax(logits)_i z_i (C51), or the quantiles' mean (QR)."""
+        if not self.atoms:
+            return out
+        if self.support is not None:
+            return (out.softmax(dim=-1) * self.support).sum(dim=-1)
+        return out.mean(dim=-1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``(B, *obs_shape)`` -> ``(B, n_actions)``."""
-        h = self.torso(obs)
-        if not self.dueling:
-            return self.head(h)
-        adv = self.advantage(h)
-        return self.value(h) + adv - adv.mean(dim=1, keepdim=True)
+        return self.q_of(self.outputs(obs))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,9 +29,12 @@ from deeprl.agents.persistence import Persistent
 from deeprl.buffers import PrioritizedReplayBuffer, ReplayBuffer, ReplaySamples
 from deeprl.config import (LAYERS, MAX_BATCH, MAX_BUFFER, MAX_HORIZON, MAX_REPEATS, MAX_STEPS, RunConfig,
                            layer_weights, setting)
+from deeprl.distributional import (categorical_projection, categorical_support, quantile_huber_loss,
+                                   quantile_midpoints)
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
 from deeprl.errors import ConfigError
 from deeprl.nets import QNetwork
+from deeprl.noisy import mean_weights, reset_noise
 from deeprl.optim import grad_step, make_optimizer, set_lr, weighted_loss
 from deeprl.returns import q_learning_target
 
@@ -118,6 +121,13 @@ class DQNConfig(RunConfig):
     per_alpha: float = setting(0.6, "priority exponent α", min=0.0)
     per_beta_start: float = setting(0.4, "importance-weight exponent β at step 0 (annealed to 1)", min=0.0, max=1.0)
     per_eps: float = setting(1e-6, "added to |TD error| so no priority is zero", min=0.0, exclusive_min=True)
+    distributional: Literal["none", "c51", "qr"] = setting(
+        "none", "learn the return's distribution: c51 (categorical on a fixed support) or qr (quantiles)")
+    atoms: int = setting(51, "C51's atoms, or QR-DQN's quantiles, per action", min=2, max=1_000)
+    v_min: float = setting(-10.0, "C51 support's lowest atom")
+    v_max: float = setting(10.0, "C51 support's highest atom")
+    noisy: bool = setting(False, "factorized Gaussian noisy layers in the head (explore by the weights' noise)")
+    noisy_sigma0: float = setting(0.5, "noisy layers' initial σ0 (σ = σ0 / √inputs)", min=0.0, exclusive_min=True)
 
     def check_settings(self) -> None:
         super().check_settings()
@@ -128,6 +138,11 @@ class DQNConfig(RunConfig):
             raise ConfigError("double_q needs a target network; set target_update_interval > 0 or double_q=false")
         if not self.replay and (self.n_step > 1 or self.prioritized):
             raise ConfigError("n_step > 1 and prioritized replay need replay=true")
+        if self.distributional == "c51" and not self.v_min < self.v_max:
+            raise ConfigError(f"v_min {self.v_min} must be below v_max {self.v_max}; set v_min < v_max "
+                              "around the returns' range")
+        if self.distributional != "none" and not self.stop_gradient:
+            raise ConfigError("distributional heads learn against a fixed target; set stop_gradient=true")
 
     def network_weights(self) -> tuple[int, str]:
         return 2 * layer_weights(self.net_arch), f"net_arch {self.net_arch}"  # online and target Q
@@ -155,7 +170,10 @@ class DQN(Algorithm):
     def _build(self) -> None:
         c = self.config
         self.n_actions = int(self.action_space.n)
-        self.q = QNetwork(self.observation_space, self.n_actions, c.net_arch, dueling=c.dueling).to(self.device)
+        self.support = categorical_support(c.v_min, c.v_max, c.atoms) if c.distributional == "c51" else None
+        self.q = QNetwork(self.observation_space, self.n_actions, c.net_arch, dueling=c.dueling,
+                          atoms=None if c.distributional == "none" else c.atoms, support=self.support,
+                          noisy_sigma0=c.noisy_sigma0 if c.noisy else 0.0).to(self.device)
         self.q_target = None
         if c.target_update_interval > 0:
             self.q_target = copy.deepcopy(self.q).requires_grad_(False)
@@ -195,15 +213,20 @@ class DQN(Algorithm):
             return q.argmax(dim=1).cpu().numpy()
 
     def _act(self, obs: np.ndarray, deterministic: bool, action_mask: np.ndarray | None = None) -> np.ndarray:
-        if deterministic:  # evaluation's ε draws from its own stream, never from training's
-            return self._epsilon_greedy(obs, self.config.eval_eps, self._eval_rng, action_mask)
+        if deterministic:  # evaluation's ε draws from its own stream, never from training's; noisy layers at μ
+            with mean_weights(self.q):
+                return self._epsilon_greedy(obs, self.config.eval_eps, self._eval_rng, action_mask)
         return self._epsilon_greedy(obs, self.epsilon(), mask=action_mask)
 
     def _eval_policy(self):
         """Each evaluation's ε-greedy draws come from a stream of its own, seeded by the run's seed
         and step: evaluating neither shifts training's stream nor depends on earlier evaluations."""
         rng = np.random.default_rng([self.config.seed, self.num_timesteps, 0xE7A1])
-        return lambda obs, action_mask=None: self._epsilon_greedy(obs, self.config.eval_eps, rng, action_mask)
+
+        def policy(obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
+            with mean_weights(self.q):  # noisy layers at their mean weights μ, as predict(deterministic=True)
+                return self._epsilon_greedy(obs, self.config.eval_eps, rng, action_mask)
+        return policy
 
     def _epsilon_greedy(self, obs: np.ndarray, eps: float, rng: np.random.Generator | None = None,
                         mask: np.ndarray | None = None) -> np.ndarray:
@@ -235,6 +258,8 @@ class DQN(Algorithm):
         """``({"td": loss}, td_error, q)``: the (importance-weighted) regression of Q_θ(s, a) on its
         target, as the terms weighted by :attr:`loss_scales`, with the TD errors (priorities) and Q."""
         c = self.config
+        if c.distributional != "none":
+            return self.distributional_losses(batch)
         q = self.q(batch.obs).gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)  # Q_θ(s, a)
         if c.stop_gradient:
             with torch.no_grad():  # ⊥: the target is a fixed regression label
@@ -245,8 +270,41 @@ class DQN(Algorithm):
         per_sample = F.smooth_l1_loss(q, target, reduction="none") if c.loss == "huber" else td.pow(2)
         return {"td": (batch.weights * per_sample).mean()}, td, q
 
+    def distributional_losses(self, batch: ReplaySamples) -> tuple[dict[str, torch.Tensor], torch.Tensor,
+                                                                    torch.Tensor]:
+        """``({"td": loss}, per_sample, q)`` for a distributional head: the return distribution of
+        (s, a) fitted to ⊥(G + γ^n Z(s', a*)), a* = argmax over the valid actions of Q(s', ·) (the
+        online net's with double_q), Q = E[Z]; C51's cross-entropy with the projected target, or
+        QR-DQN's quantile Huber loss, importance-weighted; ``per_sample`` are the priorities."""
+        c = self.config
+        rows = torch.arange(len(batch.actions), device=self.device)
+        out = self.q.outputs(batch.obs)                                   # (B, A, N)
+        q = self.q.q_of(out)[rows, batch.actions.long()]                 # Q_θ(s, a), for the metrics
+        pred = out[rows, batch.actions.long()]                           # (B, N): logits or quantiles of Z(s, a)
+        with torch.no_grad():  # ⊥: the target distribution is a fixed label
+            scorer = self.q_target if self.q_target is not None else self.q
+            next_out = scorer.outputs(batch.next_obs)
+            select = self.q(batch.next_obs) if c.double_q else scorer.q_of(next_out)
+            if batch.next_action_mask is not None:
+                select = masked_q(select, batch.next_action_mask)
+            next_z = next_out[rows, select.argmax(dim=1)]                 # (B, N) of a*
+            if c.distributional == "c51":
+                target = categorical_projection(next_z.softmax(dim=-1), self.q.support, batch.returns,
+                                                batch.discounts)
+            else:
+                target = batch.returns[:, None] + batch.discounts[:, None] * next_z
+        if c.distributional == "c51":
+            per_sample = -(target * pred.log_softmax(dim=-1)).sum(dim=-1)
+        else:
+            per_sample = quantile_huber_loss(pred, target, quantile_midpoints(c.atoms, self.device))
+        return {"td": (batch.weights * per_sample).mean()}, per_sample.detach(), q
+
     def update(self, batch: ReplaySamples) -> None:
-        """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped."""
+        """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped (noisy layers:
+        fresh noise for the online and the target net first)."""
+        if self.config.noisy:
+            reset_noise(self.q)
+            reset_noise(self.q_target)
         terms, td, q = self.losses(batch)
         grad_norm = grad_step(self.optimizer, weighted_loss(terms, self.loss_scales), self.config.max_grad_norm)
         self.updates += 1

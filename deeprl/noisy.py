@@ -1,0 +1,74 @@
+"""Noisy linear layers (Fortunato et al. 2018, "Noisy Networks for Exploration"), factorized Gaussian.
+
+    y = (μ_w + σ_w ⊙ ε_w) x + μ_b + σ_b ⊙ ε_b,    ε_w = f(ε_out) f(ε_in)ᵀ,  ε_b = f(ε_out),  f(x) = sgn(x) √|x|
+
+with ε_in ~ N(0, I_p), ε_out ~ N(0, I_q): p + q draws per layer instead of p q.  The noise is held
+in buffers (so checkpoints keep it and a resumed run acts as the uninterrupted one would) and is
+redrawn only by :func:`reset_noise`; in ``eval()`` mode the layer uses its mean weights μ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class NoisyLinear(nn.Module):
+    """A linear layer ``in_features`` -> ``out_features`` with learned, factorized Gaussian noise."""
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)  # the paper's factorized init: μ ~ U[-1/√p, 1/√p], σ = σ0/√p
+        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
+        self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound))
+        self.register_buffer("eps_in", torch.zeros(in_features))
+        self.register_buffer("eps_out", torch.zeros(out_features))
+        self.reset_noise()
+
+    @staticmethod
+    def _f(x: torch.Tensor) -> torch.Tensor:
+        return x.sign() * x.abs().sqrt()
+
+    def reset_noise(self) -> None:
+        """Draw new ε_in, ε_out from torch's current random stream (the agent's own while it trains)."""
+        with torch.no_grad():
+            self.eps_in.copy_(self._f(torch.randn(self.in_features, device=self.eps_in.device)))
+            self.eps_out.copy_(self._f(torch.randn(self.out_features, device=self.eps_out.device)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        return F.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def reset_noise(net: nn.Module | None) -> None:
+    """Redraw the noise of every noisy layer in ``net`` (none: nothing)."""
+    if net is None:
+        return
+    for m in net.modules():
+        if isinstance(m, NoisyLinear):
+            m.reset_noise()
+
+
+@contextlib.contextmanager
+def mean_weights(net: nn.Module) -> Iterator[None]:
+    """``net`` with its noisy layers at their mean weights μ (``eval()``) for the duration, for
+    deterministic acting; its mode is restored after."""
+    was = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was)
