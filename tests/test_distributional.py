@@ -212,3 +212,11 @@ def test_the_rainbow_preset_resolves():
     assert (c.distributional, c.noisy, c.double_q, c.dueling, c.prioritized, c.n_step) == ("c51", True, True, True,
                                                                                           True, 3)
     agent.learn()
+
+
+def test_onnx_export_takes_the_mean_weights_and_expected_q(tmp_path):
+    pytest.importorskip("onnxruntime")
+    agent = DQN(IDENTITY, distributional="c51", noisy=True, dueling=True, total_steps=300, learning_starts=100,
+                **FAST).learn(progress=False)
+    report = agent.export(tmp_path / "c51.onnx")
+    assert report["max_difference"] == 0.0 and report["outputs"] == ["action"]  # checked against predict
