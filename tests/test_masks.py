@@ -143,6 +143,14 @@ def test_the_vector_env_carries_the_masks_of_obs_and_next_obs_through_autoresets
     assert np.array_equal(restored.restore(state), step.obs)
     assert np.array_equal(restored.action_mask, step.action_mask)  # re-derived by the replay
     envs.close(), restored.close()
+    workers = make_vec_env("Taxi-v4", 3, seed=0, vectorization="async")  # the same, from worker processes
+    try:
+        np.testing.assert_array_equal(workers.restore(state), step.obs)
+        np.testing.assert_array_equal(workers.action_mask, step.action_mask)
+        after = workers.step(uniform_allowed(workers.action_mask, rng.random(3)))
+        assert np.array_equal(after.action_mask, [taxi.action_mask(s) for s in after.obs])
+    finally:
+        workers.close()
     plain = make_vec_env("CartPole-v1", 2, seed=0)
     plain.reset()
     step = plain.step(np.zeros(2, np.int64))
@@ -292,8 +300,8 @@ def test_replay_stores_the_masks_of_s_prime_and_checkpoints_them(cls):
     assert torch.equal(a.next_action_mask, b.next_action_mask) and torch.equal(a.next_obs, b.next_obs)
 
     plain = cls(20, 2, (2,), np.float32)  # an env without masks: none stored, none in the checkpoint
-    plain.add(np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32), np.zeros(2, np.int64), np.zeros(2, np.float32),
-              np.zeros(2, bool), np.zeros(2, bool))
+    zeros = np.zeros((2, 2), np.float32)
+    plain.add(zeros, zeros, np.zeros(2, np.int64), np.zeros(2, np.float32), np.zeros(2, bool), np.zeros(2, bool))
     assert plain.masks is None and not {"action_mask", "head_next_mask", "final_mask"} & set(plain.state_arrays())
     assert plain.sample(4, rng).next_action_mask is None
     with pytest.raises(ValueError, match="arrays are"):
