@@ -170,9 +170,9 @@ class DQN(Algorithm):
     def _build(self) -> None:
         c = self.config
         self.n_actions = int(self.action_space.n)
-        self.support = categorical_support(c.v_min, c.v_max, c.atoms) if c.distributional == "c51" else None
+        support = categorical_support(c.v_min, c.v_max, c.atoms) if c.distributional == "c51" else None  # q.support
         self.q = QNetwork(self.observation_space, self.n_actions, c.net_arch, dueling=c.dueling,
-                          atoms=None if c.distributional == "none" else c.atoms, support=self.support,
+                          atoms=None if c.distributional == "none" else c.atoms, support=support,
                           noisy_sigma0=c.noisy_sigma0 if c.noisy else 0.0).to(self.device)
         self.q_target = None
         if c.target_update_interval > 0:
