@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, REINFORCE, ActorCriticAgent, Algorithm, Dreamer, WorldModel
+from deeprl.agents import A2C, ALGORITHMS, DQN, PPO, PQN, REINFORCE, ActorCriticAgent, Algorithm, Dreamer, WorldModel
 from deeprl.callbacks import Callback, CheckpointCallback, EvalCallback, StopOnRewardThreshold
 from deeprl.errors import CheckpointError, ConfigError, DeepRLError, EnvError
 from deeprl.version import __version__
@@ -34,6 +34,6 @@ def load(path: str | Path, *, device: str = "auto", allow_import: Iterable[str] 
     return ALGORITHMS[algo].load(path, device=device, allow_import=allow_import, env=env)
 
 
-__all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
+__all__ = ["A2C", "ALGORITHMS", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "PQN", "REINFORCE", "Algorithm", "CheckpointError", "ConfigError", "DeepRLError", "EnvError",
            "WorldModel", "load", "__version__", "Callback", "CheckpointCallback", "EvalCallback",
            "StopOnRewardThreshold"]

@@ -17,9 +17,13 @@ from deeprl.spaces import Packed
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def dense(in_dim: int, out_dim: int, activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
-    """Linear → LayerNorm → activation (DreamerV3's hidden layer; the norm makes the bias redundant)."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.LayerNorm(out_dim), activation())
+def dense(in_dim: int, out_dim: int, activation: type[nn.Module] = nn.SiLU, bias: bool = False) -> nn.Sequential:
+    """Linear → LayerNorm → activation (DreamerV3's hidden layer, whose Linear has no bias).
+
+    ``bias`` gives the Linear its bias (PQN's layer): without one the block cannot tell an input
+    from its positive multiples, LayerNorm dividing the scale out (CartPole's calm centre and its
+    runaway edge look alike)."""
+    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=bias), nn.LayerNorm(out_dim), activation())
 
 
 def _norm(width: int, layer_norm: bool) -> list[nn.Module]:
@@ -31,14 +35,18 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}  # 
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None, *,
-        activation: type[nn.Module] = nn.ReLU, layer_norm: bool = False) -> nn.Sequential:
+        activation: type[nn.Module] = nn.ReLU, layer_norm: bool = False, bias: bool | None = None) -> nn.Sequential:
     """Every MLP in deeprl: hidden layers of the given widths, then a linear output if ``out_dim``.
 
-    A hidden layer is Linear → activation, or with ``layer_norm`` a :func:`dense` block.
+    A hidden layer is Linear → activation, or with ``layer_norm`` a :func:`dense` block; ``bias``:
+    whether the hidden Linear layers have one (None: only without ``layer_norm``).
     """
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [dense(in_dim, h, activation)] if layer_norm else [nn.Linear(in_dim, h), activation()]
+        if layer_norm:
+            layers.append(dense(in_dim, h, activation, bias=bool(bias)))
+        else:
+            layers += [nn.Linear(in_dim, h, bias=bias is not False), activation()]
         in_dim = h
     if out_dim is not None:
         layers.append(nn.Linear(in_dim, out_dim))
@@ -113,7 +121,7 @@ class VectorTorso(nn.Module):
         self.one_hot = isinstance(space, gym.spaces.Discrete)
         self.start = int(space.start) if self.one_hot else 0  # Discrete(n, start): codes start..start+n-1
         self.in_dim = int(space.n) if self.one_hot else int(np.prod(space.shape))
-        self.body = mlp(self.in_dim, hidden, activation=activation, layer_norm=layer_norm)
+        self.body = mlp(self.in_dim, hidden, activation=activation, layer_norm=layer_norm, bias=True)
         self.out_features = hidden[-1] if hidden else self.in_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,7 +151,7 @@ class MultiInputTorso(nn.Module):
                                      persistent=False)
                 self.register_buffer(f"value_of_{i}", torch.tensor([v for n in e.nvec for v in range(n)]),
                                      persistent=False)
-        self.body = mlp(width, hidden, activation=activation, layer_norm=layer_norm)
+        self.body = mlp(width, hidden, activation=activation, layer_norm=layer_norm, bias=True)
         self.out_features = hidden[-1] if hidden else width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -114,3 +114,26 @@ def gae(rewards, values, next_values, terminated, truncated, gamma: float, lam: 
         running = deltas[t] + gamma * lam * running * not_done[t]
         adv[t] = running
     return adv, adv + values
+
+
+def q_lambda_returns(rewards, next_values, terminated, truncated, gamma: float, lam: float):
+    """Peng's Q(λ) targets over a ``(T, N)`` rollout, computed backwards (PQN, Gallici et al. 2025)::
+
+        G_t = r_{t+1} + γ [(1 - λ) max_a Q(s'_t, a) + λ G_{t+1}]
+
+    ``next_values[t]`` is max_a Q(s'_t, a) of the true successor of step t: of s_{t+1} inside an
+    episode, of the final observation where step t was truncated.  An episode that terminated at
+    step t has nothing after it (G_t = r_{t+1}); one truncated at step t continues from its final
+    observation, not from the next episode's G_{t+1} (G_t = r_{t+1} + γ max_a Q(s'_t, a)); so does
+    the rollout's last step.  λ = 0 gives one-step Q-learning targets, λ = 1 the rewards to the
+    end of the rollout (or episode) with a bootstrap there.  Works on torch tensors and NumPy arrays.
+    """
+    xp = _xp(rewards)
+    T = rewards.shape[0]
+    out = xp.empty_like(rewards)
+    G = next_values[T - 1]  # beyond the rollout: G_T = max_a Q(s'_{T-1}, a)
+    for t in reversed(range(T)):
+        after = xp.where(truncated[t], next_values[t], G)  # a time limit: what s'_t is worth, not the next episode
+        G = rewards[t] + gamma * ((1 - lam) * next_values[t] + lam * after) * ~terminated[t]
+        out[t] = G
+    return out

@@ -5,12 +5,13 @@ from deeprl.agents.dqn import DQN
 from deeprl.agents.dreamer import Dreamer
 from deeprl.agents.pg import A2C, REINFORCE, ActorCriticAgent, PolicyGradient
 from deeprl.agents.ppo import PPO
+from deeprl.agents.pqn import PQN
 from deeprl.agents.worldmodel import WorldModel
 from deeprl.errors import ConfigError, did_you_mean
 
 ALGORITHMS: dict[str, type[Algorithm]] = {"dqn": DQN, "reinforce": REINFORCE, "actor_critic": ActorCriticAgent,
                                           "a2c": A2C, "ppo": PPO, "worldmodel": WorldModel,
-                                          "dreamer": Dreamer}
+                                          "dreamer": Dreamer, "pqn": PQN}
 
 
 def algorithm(name: str) -> type[Algorithm]:
@@ -20,5 +21,5 @@ def algorithm(name: str) -> type[Algorithm]:
                           + f" Available: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[name]
 
-__all__ = ["A2C", "ALGORITHMS", "Algorithm", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "PolicyGradient", "REINFORCE",
+__all__ = ["A2C", "ALGORITHMS", "Algorithm", "ActorCriticAgent", "DQN", "Dreamer", "PPO", "PQN", "PolicyGradient", "REINFORCE",
            "WorldModel", "algorithm"]
