@@ -44,12 +44,21 @@ def _trim(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def iqm_curve(curves: list[dict[str, list[float]]]) -> dict[str, list[float]]:
-    """IQM over seeds at the evaluation steps every seed has, with a 95% bootstrap band."""
+    """IQM over seeds at the evaluation steps every seed has, with a 95% bootstrap band.  Seeds
+    evaluated at steps of their own (collection by whole episodes ends an interval at an episode's
+    end) share few steps: then each is interpolated linearly onto the steps of the seed with the
+    fewest evaluations, within the span all of them cover."""
     out: dict[str, list[float]] = {"step": [], "iqm": [], "lo": [], "hi": []}
     if not curves:
         return out
-    for step in sorted(set.intersection(*(set(c["step"]) for c in curves))):
-        values = np.array([c["eval"][c["step"].index(step)] for c in curves])
+    steps = sorted(set.intersection(*(set(c["step"]) for c in curves)))
+    if len(steps) < min(len(c["step"]) for c in curves) / 2:
+        first, last = max(c["step"][0] for c in curves), min(c["step"][-1] for c in curves)
+        steps = [s for s in min(curves, key=lambda c: len(c["step"]))["step"] if first <= s <= last]
+        series = np.array([np.interp(steps, c["step"], c["eval"]) for c in curves])
+    else:
+        series = np.array([[c["eval"][c["step"].index(s)] for s in steps] for c in curves])
+    for step, values in zip(steps, series.T):
         lo, hi = iqm_ci(values, resamples=500)
         out["step"].append(step)
         out["iqm"].append(iqm(values))

@@ -104,3 +104,14 @@ def test_an_unknown_ladder_or_rung_is_one_line_and_exit_2(tmp_path, capsys, args
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "x").exists()
+
+
+def test_iqm_curve_interpolates_seeds_evaluated_at_their_own_steps():
+    from deeprl.report import iqm_curve
+
+    # collection by whole episodes: each seed's evaluations fall at its own steps
+    curves = [{"step": [1000, 2100, 3050], "eval": [10.0, 20.0, 30.0]},
+              {"step": [1020, 2000, 3100], "eval": [30.0, 40.0, 50.0]}]
+    out = iqm_curve(curves)
+    assert out["step"] == [2100, 3050]   # the first seed's steps inside the span both cover, [1020, 3050]
+    assert out["iqm"][0] == pytest.approx((20.0 + 40.0 + 10.0 * 100 / 1100) / 2)
