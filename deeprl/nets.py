@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -134,14 +134,15 @@ class VectorTorso(nn.Module):
 
 class MultiInputTorso(nn.Module):
     """The torso for composite observations (a :class:`~deeprl.spaces.Packed` space): each image
-    entry through its own CNN torso, Discrete and MultiDiscrete entries one-hot, vectors and
-    MultiBinary entries as they are; all concatenated, then an MLP (SB3's CombinedExtractor)."""
+    entry through its own CNN torso (:meth:`image_torso`), Discrete and MultiDiscrete entries
+    one-hot, vectors through ``transform`` (none by default) and MultiBinary entries as they are;
+    all concatenated, then an MLP (SB3's CombinedExtractor)."""
 
     def __init__(self, space: Packed, hidden: list[int], activation: type[nn.Module] = nn.ReLU,
-                 layer_norm: bool = False):
+                 layer_norm: bool = False, transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
-        self.entries = space.entries
-        self.cnns = nn.ModuleDict({str(i): make_torso(e.space, hidden, activation, layer_norm)
+        self.entries, self.transform = space.entries, transform
+        self.cnns = nn.ModuleDict({str(i): self.image_torso(e.space, hidden, activation, layer_norm)
                                    for i, e in enumerate(self.entries) if e.kind == "image"})
         width = 0
         for i, e in enumerate(self.entries):
@@ -154,6 +155,11 @@ class MultiInputTorso(nn.Module):
         self.body = mlp(width, hidden, activation=activation, layer_norm=layer_norm, bias=True)
         self.out_features = hidden[-1] if hidden else width
 
+    def image_torso(self, space: gym.spaces.Box, hidden: list[int], activation: type[nn.Module],
+                    layer_norm: bool) -> nn.Module:
+        """The network of one image entry (``.out_features`` wide): the CNN torso by default."""
+        return make_torso(space, hidden, activation, layer_norm)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float().flatten(1)
         parts = []
@@ -165,7 +171,7 @@ class MultiInputTorso(nn.Module):
                 codes = chunk.long()[:, getattr(self, f"slot_of_{i}")]
                 parts.append((codes == getattr(self, f"value_of_{i}")).float())
             else:
-                parts.append(chunk)
+                parts.append(self.transform(chunk) if self.transform and e.kind == "vector" else chunk)
         return self.body(torch.cat(parts, dim=1))
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deeprl.nets import mlp
+from deeprl.nets import MultiInputTorso, mlp
 from deeprl.spaces import Packed
 
 _MIN_STRIDED = 46  # smallest side that four 4x4 stride-2 convolutions reduce to at least 1x1
@@ -122,38 +122,29 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class MultiEncoder(nn.Module):
-    """A composite observation (packed rows) -> features: image entries through their image
-    encoder (in [0, 1]), Discrete entries one-hot, vectors through ``transform`` (Dreamer: symlog);
-    concatenated, then an MLP."""
+class _ScaledImages(nn.Module):
+    """An image encoder of :func:`make_coder` on pixels scaled to [0, 1]."""
 
-    def __init__(self, space: Packed, hidden: list[int], transform: Transform | None = None):
+    def __init__(self, space: gym.spaces.Box, hidden: list[int]):
         super().__init__()
-        self.entries, self.transform = space.entries, transform or _identity
-        self.images = nn.ModuleDict()
-        width = 0
-        for i, e in enumerate(self.entries):
-            if e.kind == "image":
-                self.images[str(i)], features, _ = make_coder(e.space, 1, hidden)
-                width += features
-            else:
-                width += sum(e.nvec) or e.size
-        self.body = mlp(width, hidden, activation=nn.ELU)
-        self.out_features = hidden[-1] if hidden else width
+        self.encoder, self.out_features, _ = make_coder(space, 1, hidden)
+        self.scale = float(space.high.max())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float().flatten(1)
-        parts = []
-        for i, e in enumerate(self.entries):
-            chunk = x[:, e.offset:e.offset + e.size]
-            if e.kind == "image":
-                scale = float(e.space.high.max())
-                parts.append(self.images[str(i)](chunk.reshape(-1, *e.space.shape) / scale))
-            elif e.nvec:
-                parts += [F.one_hot(chunk[:, j].long(), n).float() for j, n in enumerate(e.nvec)]
-            else:
-                parts.append(self.transform(chunk) if e.kind == "vector" else chunk)
-        return self.body(torch.cat(parts, dim=1))
+        return self.encoder(x / self.scale)
+
+
+class MultiEncoder(MultiInputTorso):
+    """A composite observation (packed rows) -> features, as the model-free torso reads them, with
+    the world models' image encoders (in [0, 1]), ELU layers and ``transform`` (Dreamer: symlog)
+    on the vector entries."""
+
+    def __init__(self, space: Packed, hidden: list[int], transform: Transform | None = None):
+        super().__init__(space, hidden, nn.ELU, transform=transform)
+
+    def image_torso(self, space: gym.spaces.Box, hidden: list[int], activation: type[nn.Module],
+                    layer_norm: bool) -> nn.Module:
+        return _ScaledImages(space, hidden)
 
 
 class MultiDecoder(nn.Module):
