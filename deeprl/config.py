@@ -32,12 +32,12 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
 import yaml
 
 from deeprl.errors import ConfigError, did_you_mean
+from deeprl.preset_files import default_preset, list_presets, preset_for  # noqa: F401  (list_presets: the API cli uses)
 
 # The bounds of the integer settings, from how each is used.
 MAX_SEED = 2**63 - 1        # PCG64 takes any size, torch.manual_seed up to 2**64 - 1: int64 is common ground
@@ -430,45 +430,6 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------
 # presets
-
-
-def _preset_file(algo: str) -> dict[str, dict[str, Any]]:
-    try:
-        text = resources.files("deeprl.presets").joinpath(f"{algo}.yaml").read_text()
-    except FileNotFoundError:
-        return {}
-    data = yaml.safe_load(text) or {}
-    return data
-
-
-def list_presets(algos: Iterable[str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{algo: {preset_name: settings}}`` for every shipped preset (of ``algos``, in that order)."""
-    if algos is None:
-        algos = sorted(p.name[:-5] for p in resources.files("deeprl.presets").iterdir() if p.name.endswith(".yaml"))
-    return {algo: _preset_file(algo) for algo in algos}
-
-
-def _settings(preset: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in preset.items() if k not in ("description", "results")}
-
-
-def preset_for(algo: str, name: str) -> dict[str, Any]:
-    """The settings of a named preset (a tuned env preset such as 'CartPole-v1', 'lecture-v1', or a
-    ladder's rung such as 'ladder/replay': deeprl/ladder.py)."""
-    if name.startswith("ladder/"):
-        from deeprl.ladder import rung_preset
-        return rung_preset(algo, name[len("ladder/"):])
-    presets = _preset_file(algo)
-    if name not in presets:
-        raise ConfigError(f"no preset {name!r} for {algo}." + did_you_mean(name, presets)
-                          + " Run 'deeprl presets' to list them.")
-    return _settings(presets[name])
-
-
-def default_preset(algo: str, env_id: str) -> dict[str, Any]:
-    """The tuned preset named after ``env_id`` if one ships, else nothing."""
-    presets = _preset_file(algo)
-    return _settings(presets.get(env_id, {}))
 
 
 def resolve_config(cls: type[RunConfig], algo: str, env: str, *, preset: str | None = "auto",

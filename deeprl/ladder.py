@@ -2,7 +2,7 @@
 
 A ladder is an ordered list of rungs; each rung is an algorithm and its settings, the previous
 rung's with one trick added.  Every rung is a named preset (``ladder/<rung>``, resolved by
-:func:`deeprl.config.preset_for`), and ``bench_ladder`` trains every rung x env x seed through the
+:func:`deeprl.preset_files.preset_for`, which reads the rungs), and ``bench_ladder`` trains every rung x env x seed through the
 runner, then draws one figure per env (each rung's IQM curve with its CI band, in rung order) and
 tabulates what each rung buys.  A rung whose settings its algorithm does not have yet (a trick
 still being written) is reported as such and skipped, never a crash.
@@ -12,93 +12,21 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field, fields
-from importlib import resources
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from deeprl.errors import ConfigError, did_you_mean
-
-PREFIX = "ladder/"
+from deeprl.errors import ConfigError
+from deeprl.preset_files import PREFIX, Rung, ladder, select  # noqa: F401  (the ladders, read)
 
 
-@dataclass(frozen=True)
-class Rung:
-    """One rung: ``algo`` with ``settings`` (cumulative, the ladder's shared ones included)."""
-
-    ladder: str
-    name: str
-    algo: str
-    adds: str
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def unknown(self) -> list[str]:
-        """The settings ``algo`` does not have (yet): the rung cannot run until they land."""
-        from deeprl.agents import algorithm
-        known = {f.name for f in fields(algorithm(self.algo).config_cls)}
-        return [k for k in self.settings if k not in known]
-
-
-def _ladder_file() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("deeprl.presets").joinpath("ladders.yaml").read_text()) or {}
-
-
-def ladder_names() -> list[str]:
-    return list(_ladder_file())
-
-
-def ladder(name: str) -> list[Rung]:
-    """The rungs of ladder ``name``, in order, each with its cumulative settings."""
-    from deeprl.config import preset_for
-
-    data = _ladder_file()
-    if name not in data:
-        raise ConfigError(f"no ladder {name!r}." + did_you_mean(name, data) + f" Ladders: {', '.join(data)}")
-    shared = dict(data[name].get("settings") or {})
-    rungs: list[Rung] = []
-    algo, settings = None, {}
-    for spec in data[name]["rungs"]:
-        algo = spec.get("algo", algo)
-        if "preset" in spec:
-            settings = preset_for(algo, spec["preset"])
-        settings = {**settings, **(spec.get("set") or {})}
-        rungs.append(Rung(name, spec["name"], algo, spec["adds"], {**settings, **shared}))
-    return rungs
-
-
-def all_rungs() -> list[Rung]:
-    return [r for name in ladder_names() for r in ladder(name)]
-
-
-def rung_preset(algo: str, name: str) -> dict[str, Any]:
-    """The settings of the preset ``ladder/<name>`` for ``algo`` (what ``preset_for`` returns)."""
-    rungs = {r.name: r for r in all_rungs()}
-    if name not in rungs:
-        raise ConfigError(f"no ladder rung {name!r}." + did_you_mean(name, rungs)
-                          + f" Rungs: {', '.join(rungs)}")
-    rung = rungs[name]
-    if rung.algo != algo:
-        raise ConfigError(f"ladder rung {name!r} trains {rung.algo}, not {algo}: "
-                          f"deeprl train {rung.algo} --preset {PREFIX}{name}")
-    if rung.unknown:
-        raise ConfigError(f"ladder rung {name!r} needs settings {algo} does not have yet: {', '.join(rung.unknown)}")
-    return dict(rung.settings)
-
-
-def select(rungs: list[Rung], names: list[str] | None) -> list[Rung]:
-    """The rungs named in ``names`` (all of them for none), in ladder order."""
-    if not names:
-        return rungs
-    known = [r.name for r in rungs]
-    for n in names:
-        if n not in known:
-            raise ConfigError(f"--ladder: no rung {n!r} in ladder {rungs[0].ladder!r}." + did_you_mean(n, known)
-                              + f" Rungs: {' '.join(known)}")
-    return [r for r in rungs if r.name in names]
+def unknown_settings(rung: Rung) -> list[str]:
+    """The settings ``rung.algo`` does not have (yet): the rung cannot run until they land."""
+    from deeprl.agents import algorithm
+    known = {f.name for f in fields(algorithm(rung.algo).config_cls)}
+    return [k for k in rung.settings if k not in known]
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +54,7 @@ def bench_ladder(name: str, envs: list[str], seeds: list[int], out: str | Path, 
             raise ConfigError(f"--set {key}: a ladder's seeds and envs come from --seeds/--first-seed and --envs; "
                               f"drop {key} from --set")
     chosen = select(ladder(name), rungs)
-    runnable = [r for r in chosen if not r.unknown]
+    runnable = [r for r in chosen if not unknown_settings(r)]
     trials = []
     for rung in runnable:
         for env in envs:
@@ -138,9 +66,9 @@ def bench_ladder(name: str, envs: list[str], seeds: list[int], out: str | Path, 
     _check_reruns(trials, retrain=retrain, quiet=quiet)
     if not quiet:
         for rung in chosen:
-            if rung.unknown:
+            if unknown_settings(rung):
                 print(f"ladder {name}: rung {rung.name} not run: {rung.algo} has no setting "
-                      f"{', '.join(rung.unknown)} yet", file=sys.stderr)
+                      f"{', '.join(unknown_settings(rung))} yet", file=sys.stderr)
         print(f"ladder {name}: {' -> '.join(r.name for r in runnable)} on {', '.join(envs)}, "
               f"seeds {seeds[0]}-{seeds[-1]} -> {out}", file=sys.stderr)
     start = time.time()
@@ -160,8 +88,8 @@ def bench_ladder(name: str, envs: list[str], seeds: list[int], out: str | Path, 
     cells = []
     for rung in chosen:
         for env in envs:
-            if rung.unknown:
-                cell = {"algo": rung.algo, "env": env, "not_run": rung.unknown}
+            if unknown_settings(rung):
+                cell = {"algo": rung.algo, "env": env, "not_run": unknown_settings(rung)}
             else:
                 prefix = str(out / rung.name) + "/"
                 mine = [r for r in results if r["trial"]["env"] == env and r["trial"]["out"].startswith(prefix)]
