@@ -25,6 +25,7 @@ TINY = {
                        dream_iterations=1, dream_batch=4, horizon=3, batch_size=8, latent_dim=4, vae_hidden=[16],
                        model_hidden=[16], net_arch=[16], buffer_size=256, picture_freq=0),
     "dreamer": dict(preset="debug", prefill_steps=40, buffer_size=512),
+    "pqn": dict(preset=None, num_envs=2, n_steps=8, n_epochs=1, minibatch_size=8, net_arch=[16]),
 }
 ENVS = {"box": "Pendulum-v1", "minatar": "MinAtar/Breakout-v1", "atari": "ALE/Pong-v5"}
 STEPS = {"box": 80, "minatar": 80, "atari": 48}
@@ -34,7 +35,7 @@ def _scores(agent, obs: np.ndarray) -> torch.Tensor:
     """What the agent's choice rests on: Q-values (DQN) or log π(a|s) of fixed actions."""
     x = torch.as_tensor(obs, device=agent.device)
     with torch.no_grad():
-        if agent.algo == "dqn":
+        if agent.algo in ("dqn", "pqn"):
             return agent.q(x)
         if agent.algo == "worldmodel":
             dist = agent.ac.policy(agent.encode(obs))
@@ -51,8 +52,8 @@ def _cases():
     for algo in ALGORITHMS:
         for kind in ENVS:
             marks = [pytest.mark.slow] if kind == "atari" and algo in ("worldmodel", "dreamer") else []
-            if algo == "dqn" and kind == "box":
-                continue  # DQN refuses continuous actions (tested in test_cli)
+            if algo in ("dqn", "pqn") and kind == "box":
+                continue  # the Q-learners refuse continuous actions (tested in test_cli, test_pqn)
             yield pytest.param(algo, kind, marks=marks, id=f"{algo}-{kind}")
 
 
