@@ -1,4 +1,4 @@
-"""DQN, A2C and PPO on CartPole-v1, each library with its own preset: how long until solved, stably?
+"""DQN, A2C, PPO and PQN on CartPole-v1, each library with its own preset: how long until solved, stably?
 
 Stable-Baselines3 trains with rl-baselines3-zoo's CartPole-v1 hyperparameters (its tuned presets),
 deeprl with its shipped CartPole-v1 presets (``DQN("CartPole-v1")`` etc.).  Each run trains for its
@@ -7,9 +7,12 @@ evaluation on the same start states in both libraries.  A run is *solved stably*
 evaluation from which every later one, and the final model's, has a mean return >= 475; its time
 to solve is the training wall time up to that evaluation (evaluations are timed and subtracted).
 A run whose final model scores below 475 is not solved, whatever it reached on the way.
+Stable-Baselines3 has no PQN: deeprl's PQN is measured against SB3's DQN preset (and, with
+``--algos pqn dqn``, against deeprl's DQN from the same run too).
 
     .venv/bin/python benchmarks/time_to_solve_stably.py                       # dqn a2c ppo, seeds 0-4
     .venv/bin/python benchmarks/time_to_solve_stably.py --algos ppo --seeds 0 1 --workers 1
+    .venv/bin/python benchmarks/time_to_solve_stably.py --algos pqn --seeds 2000 2001 2002 2003 2004 --workers 1
 
 Every training runs in a fresh Python process (this script with ``--worker``); ``--workers 2``
 runs two at once (one torch thread each), so on a 2-core machine both libraries' runs share the
@@ -28,7 +31,8 @@ from typing import Any, Callable
 import _common as C
 
 SOLVED_AT = 475.0
-EVAL_EVERY = {"dqn": 2_500, "a2c": 10_000, "ppo": 4_096}
+EVAL_EVERY = {"dqn": 2_500, "a2c": 10_000, "ppo": 4_096, "pqn": 4_096}
+SB3_ALGO = {"pqn": "dqn"}  # what SB3 trains where deeprl trains an algorithm that SB3 lacks
 # rl-baselines3-zoo's CartPole-v1 hyperparameters (hyperparams/{dqn,a2c,ppo}.yml); "lin_x" in the zoo
 # is a linear schedule from x to 0, written here as SB3 callables.
 SB3_PRESETS: dict[str, dict[str, Any]] = {
@@ -110,9 +114,9 @@ def worker_deeprl(algo: str, seed: int) -> dict:
 
     import deeprl
 
-    cls = {"dqn": deeprl.DQN, "a2c": deeprl.A2C, "ppo": deeprl.PPO}[algo]
+    cls = {"dqn": deeprl.DQN, "a2c": deeprl.A2C, "ppo": deeprl.PPO, "pqn": deeprl.PQN}[algo]
     # the shipped preset; a log row (and so the callback) after every update, or every 500 steps for DQN
-    log_interval = {"dqn": 500, "a2c": 128, "ppo": 256}[algo]
+    log_interval = {"dqn": 500, "a2c": 128, "ppo": 256, "pqn": 1_024}[algo]
     agent = cls(C.ENV_ID, seed=seed, eval_freq=0, checkpoint_freq=0, log_interval=log_interval)
     tracker = Tracker(EVAL_EVERY[algo])
     agent.learn(callback=lambda a: tracker.maybe(a.num_timesteps, lambda: a.evaluate(C.EVAL_EPISODES)),
@@ -125,7 +129,7 @@ def worker_deeprl(algo: str, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--algos", nargs="+", choices=["dqn", "a2c", "ppo"], default=["dqn", "a2c", "ppo"])
+    p.add_argument("--algos", nargs="+", choices=["dqn", "a2c", "ppo", "pqn"], default=["dqn", "a2c", "ppo"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--workers", type=int, default=2, help="trainings at once (default 2)")
     p.add_argument("--json", metavar="PATH", help="also write every result to this JSON file")
@@ -136,14 +140,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         C.emit((worker_sb3 if args.worker == "sb3" else worker_deeprl)(args.algo, args.seed))
         return
-    jobs = [(lib, algo, seed) for algo in args.algos for i, seed in enumerate(args.seeds) for lib in C.run_order(i)]
+    jobs = list(dict.fromkeys((lib, sb3_algo(algo) if lib == "sb3" else algo, seed) for algo in args.algos
+                              for i, seed in enumerate(args.seeds) for lib in C.run_order(i)))  # SB3's DQN runs once
     with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each job is its own subprocess
         runs = list(pool.map(lambda j: C.run_worker(__file__, j[0], ["--algo", j[1], "--seed", str(j[2])]), jobs))
     report(args, runs)
 
 
+def sb3_algo(algo: str) -> str:
+    return SB3_ALGO.get(algo, algo)
+
+
 def report(args: argparse.Namespace, runs: list[dict]) -> None:
     by = {(r["library"], r["algo"], r["seed"]): r for r in runs}
+    run_of = lambda lib, algo, seed: by[(lib, sb3_algo(algo) if lib == "sb3" else algo, seed)]  # noqa: E731
     v = {r["library"]: r["versions"] for r in runs}
     print(f"{C.ENV_ID}: time until the evaluations stay >= {SOLVED_AT:g} and the final model scores >= "
           f"{SOLVED_AT:g}; each library's own preset; {args.workers} trainings at once")
@@ -155,17 +165,18 @@ def report(args: argparse.Namespace, runs: list[dict]) -> None:
         rows = []
         for seed in args.seeds:
             for lib in ("sb3", "deeprl"):
-                r = by[(lib, algo, seed)]
-                rows.append([str(seed), lib, f"{r['final_return']:.1f}",
+                r = run_of(lib, algo, seed)
+                rows.append([str(seed), f"{lib} {r['algo']}", f"{r['final_return']:.1f}",
                              f"{r['steps_to_solve']:,}" if r["solved"] else "not solved",
                              f"{r['train_s_to_solve']:.1f}" if r["solved"] else "-", f"{r['train_s']:.1f}",
                              f"{r['env_steps']:,}"])
-        print(f"{algo.upper()} (evaluation every {EVAL_EVERY[algo]:,} env steps)")
+        grids = sorted({EVAL_EVERY[algo], EVAL_EVERY[sb3_algo(algo)]})
+        print(f"{algo.upper()} (evaluation every {' / '.join(f'{g:,}' for g in grids)} env steps)")
         print(C.table(["seed", "library", "final", "stays solved from step", "train s to solve", "train s total",
                        "env steps"], rows))
         line = {}
         for lib in ("sb3", "deeprl"):
-            times = [by[(lib, algo, s)]["train_s_to_solve"] for s in args.seeds if by[(lib, algo, s)]["solved"]]
+            times = [run_of(lib, algo, s)["train_s_to_solve"] for s in args.seeds if run_of(lib, algo, s)["solved"]]
             line[lib] = {"solved": len(times), "median_s": statistics.median(times) if times else None,
                          "worst_s": max(times) if times else None}
             print(f"  {lib}: solved {len(times)}/{len(args.seeds)}"
@@ -173,8 +184,18 @@ def report(args: argparse.Namespace, runs: list[dict]) -> None:
         if line["sb3"]["median_s"] and line["deeprl"]["median_s"]:
             line["median_ratio_sb3_over_deeprl"] = line["sb3"]["median_s"] / line["deeprl"]["median_s"]
             print(f"  median time to solve, SB3 / deeprl: {line['median_ratio_sb3_over_deeprl']:.2f}x")
+        if line["sb3"]["worst_s"] and line["deeprl"]["worst_s"]:
+            line["worst_ratio_sb3_over_deeprl"] = line["sb3"]["worst_s"] / line["deeprl"]["worst_s"]
+            print(f"  worst seed's time to solve, SB3 / deeprl: {line['worst_ratio_sb3_over_deeprl']:.2f}x")
         summary[algo] = line
         print()
+    pqn, dqn = (summary.get(a, {}).get("deeprl", {}) for a in ("pqn", "dqn"))
+    if pqn.get("median_s") and dqn.get("median_s"):  # PQN against deeprl's own DQN, from the same run
+        ratios = summary["pqn"]
+        ratios["median_ratio_deeprl_dqn_over_pqn"] = dqn["median_s"] / pqn["median_s"]
+        ratios["worst_ratio_deeprl_dqn_over_pqn"] = dqn["worst_s"] / pqn["worst_s"]
+        print(f"deeprl DQN / deeprl PQN, time to solve: median {ratios['median_ratio_deeprl_dqn_over_pqn']:.2f}x, "
+              f"worst seed {ratios['worst_ratio_deeprl_dqn_over_pqn']:.2f}x\n")
     if not all(r.get("eval_seeding_matches", True) for r in runs):
         print("WARNING: deeprl's evaluation seeding changed; update benchmarks/_common.py to match it")
     C.write_json(args.json, {"benchmark": "time_to_solve_stably", "env": C.ENV_ID, "seeds": args.seeds,

@@ -198,3 +198,13 @@ def test_cli_train(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "pqn" and config["config"]["num_envs"] == 4
     assert (out / "model.safetensors").exists() and "loss/td" in (out / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_exports_to_onnx_as_a_greedy_q_policy(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+    agent = PQN("CartPole-v1", total_steps=256, **FAST).learn()
+    report = agent.export(tmp_path / "policy.onnx")
+    obs = np.random.default_rng(5).normal(size=(256, 4)).astype(np.float32)
+    actions = ort.InferenceSession(report["path"], providers=["CPUExecutionProvider"]).run(["action"], {"obs": obs})[0]
+    np.testing.assert_array_equal(actions, agent.predict(obs))

@@ -44,7 +44,7 @@ class PQNConfig(RunConfig):
     num_envs: int = setting(32, "parallel environments", min=1, max=MAX_ENVS)
     total_steps: int = setting(500_000, "environment steps to train for (summed over parallel envs)", min=1,
                                max=MAX_STEPS)
-    lr: float = setting(2.5e-4, "Adam learning rate", min=0.0, exclusive_min=True)
+    lr: float = setting(1e-4, "Adam learning rate", min=0.0, exclusive_min=True)
     anneal_lr: bool = setting(True, "decay the learning rate linearly to 0 over total_steps")
     adam_eps: float = setting(1e-8, "Adam epsilon", min=0.0, exclusive_min=True)
     gamma: float = setting(0.99, "discount factor γ", min=0.0, max=1.0)
@@ -52,11 +52,11 @@ class PQNConfig(RunConfig):
                                   min=0.0, exclusive_min=True)
     q_lambda: float = setting(0.65, "λ of the Q(λ) targets (0 = one-step Q-learning, 1 = rollout returns)",
                               min=0.0, max=1.0)
-    n_steps: int = setting(128, "rollout length T per env between updates", min=1, max=MAX_ROLLOUT)
+    n_steps: int = setting(64, "rollout length T per env between updates", min=1, max=MAX_ROLLOUT)
     n_epochs: int = setting(4, "passes over each rollout", min=1, max=MAX_REPEATS)
-    minibatch_size: int = setting(1024, "transitions per gradient step (0 = the whole rollout)", min=0,
+    minibatch_size: int = setting(128, "transitions per gradient step (0 = the whole rollout)", min=0,
                                   max=MAX_ROLLOUT)
-    net_arch: list[int] = setting([128, 128], "hidden layer sizes of the MLP torso (vector observations)", **LAYERS)
+    net_arch: list[int] = setting([256, 256], "hidden layer sizes of the MLP torso (vector observations)", **LAYERS)
     layer_norm: bool = setting(True, "LayerNorm before each hidden activation (PQN's stabilizer; off = a plain MLP)")
     loss: Literal["mse", "huber"] = setting("mse", "regression loss of Q_θ(s, a) on its Q(λ) target")
     max_grad_norm: float = setting(10.0, "clip the gradient's global norm to this (0 = no clipping)", min=0.0)
