@@ -8,7 +8,7 @@ from deeprl import ALGORITHMS
 from tests.resume import pause_and_continue
 from tests.test_save_load import TINY  # the same tiny settings per algorithm
 
-ENV = {"dqn": "CartPole-v1"}
+ENV = {"dqn": "CartPole-v1", "pqn": "CartPole-v1"}
 
 
 def _make(algo):
