@@ -170,6 +170,15 @@ def test_a_rollout_stops_at_the_planned_step():
     assert agent.num_timesteps == 100  # 16 x 4 = 64, then 9 steps of 4 envs = 36
 
 
+def test_async_envs_give_the_same_run():
+    """vectorization=async steps the envs in subprocesses; the numbers are those of in-process envs."""
+    sync = PQN(IDENTITY, total_steps=256, **FAST).learn()
+    async_ = PQN(IDENTITY, total_steps=256, vectorization="async", **FAST).learn()
+    async_.close()
+    for (name, p), (_, q) in zip(sync._model_tensors().items(), async_._model_tensors().items()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+
+
 def test_learns_the_identity_env():
     agent = PQN(IDENTITY, seed=0, total_steps=6_000, lr=3e-3, gamma=0.9, eps_fraction=0.3, **FAST).learn()
     assert agent.evaluate(10)["mean_return"] >= 19.0  # 20 steps, reward 1 for naming the observed target
