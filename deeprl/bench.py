@@ -75,9 +75,10 @@ def summarize(algo: str, env: str, results: list[dict[str, Any]], threshold: flo
 def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, *, steps: int | None = None,
           settings: dict[str, Any] | None = None, workers: int = 0, eval_episodes: int = 20,
           backend: str = "auto", address: str | None = None, quiet: bool = False,
-          command: str | None = None, retrain: bool = False) -> dict[str, Any]:
+          command: str | None = None, retrain: bool = False, preset: str | None = "auto") -> dict[str, Any]:
     """Train every (algo, env, seed) into ``out/<algo>/<env>/seed_<n>`` and write
-    ``results.json``, ``report.md`` and ``curves.png`` there.
+    ``results.json``, ``report.md`` and ``curves.png`` there.  Each run starts from ``preset``
+    (``"auto"``: the one tuned for its env; a name: that preset of every algo; ``None``: none).
 
     Run again into the same ``out`` with the same settings, it continues: finished runs are read
     back, stopped ones resume.  If a run there was trained with other resolved settings (its
@@ -101,10 +102,10 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
     for algo in algos:
         for env in envs:
             # check every cell's settings and spaces before anything trains
-            classes[algo].check(resolve_config(classes[algo].config_cls, algo, env, overrides=[extra]))
+            classes[algo].check(resolve_config(classes[algo].config_cls, algo, env, preset=preset, overrides=[extra]))
             for seed in seeds:
                 trials.append(Trial(algo, env, seed, str(out / algo / env.replace("/", "_") / f"seed_{seed}"),
-                                    settings=extra, eval_episodes=eval_episodes))
+                                    settings=extra, preset=preset, eval_episodes=eval_episodes))
     _check_reruns(trials, retrain=retrain, quiet=quiet)
     if not quiet:
         print(f"bench: {', '.join(algos)} on {', '.join(envs)}, seeds {seeds[0]}-{seeds[-1]} -> {out}", file=sys.stderr)
@@ -135,7 +136,7 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
             mine = [r for r in results if r["trial"]["algo"] == algo and r["trial"]["env"] == env]
             cells.append(summarize(algo, env, mine, threshold_for(env)))
     report = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "seeds": seeds,
-              "eval_episodes": eval_episodes, "settings": extra, "elapsed": time.time() - start, "results": cells}
+              "eval_episodes": eval_episodes, "preset": preset, "settings": extra, "elapsed": time.time() - start, "results": cells}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", report)
     atomic_write_bytes(out / "report.md", markdown(report).encode())
@@ -207,7 +208,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# deeprl bench, {report['date']}", "",
              f"{m['cpus']} CPUs, {m['processor']}, {m['platform']}, torch {m['torch']}"
              + (f", {m['cuda']}" if m.get("cuda") else "") + ".",
-             f"Seeds {report['seeds']}; each run's final model over {report['eval_episodes']} fresh episodes. "
+             ("" if report.get("preset", "auto") == "auto" else f"Every run from preset {report['preset']!r}. ")
+             + f"Seeds {report['seeds']}; each run's final model over {report['eval_episodes']} fresh episodes. "
              "Results are machine-specific: the same seed gives other numbers on another machine. "
              "Each aggregate says over how many seeds it is taken; a seed that errored has no final model, "
              "so it is left out of the returns and counts as not solved.", "",

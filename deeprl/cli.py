@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="seeds run from here (default 1000: no preset was tuned on those)")
     b.add_argument("--steps", type=_positive_int, help="environment steps per run (default: each preset's)")
     b.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings of every run")
+    b.add_argument("--preset", help="a named preset for every run (deeprl presets) in place of each env's own")
     b.add_argument("--episodes", type=_positive_int, default=20, help="final evaluation episodes per run")
     b.add_argument("--workers", type=int, default=0, help="runs at once (default: one per CPU core)")
     b.add_argument("--backend", choices=["auto", "ray", "processes"], default="auto",
@@ -403,9 +404,11 @@ def _bench(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     common = {"settings": parse_assignments(args.set), "workers": args.workers, "eval_episodes": args.episodes,
               "backend": args.backend, "address": args.address, "command": command, "retrain": args.retrain}
     if args.ladder:  # the ladder's rungs in place of --algos (deeprl/ladder.py)
+        if args.preset:
+            raise ConfigError("--preset with --ladder: each rung names its own settings; drop --preset")
         from deeprl.ladder import bench_ladder_cli
         return bench_ladder_cli(args.ladder[0], args.envs, seeds, args.out, args.ladder[1:], args.steps, **common)
-    report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, **common)
+    report = bench(args.algos, args.envs, seeds, args.out, steps=args.steps, preset=args.preset or "auto", **common)
     print(markdown(report))
     print(f"wrote {Path(args.out) / 'results.json'}, report.md and curves.png")
     return 0

@@ -331,3 +331,21 @@ def test_env_in_set_is_refused_since_envs_names_them(tmp_path):
     assert main(["bench", "--algos", "dqn", "--envs", "CartPole-v1", "--seeds", "1", "--out", str(tmp_path / "b"),
                  "--set", "env=Acrobot-v1"]) == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_preset_names_the_settings_of_every_run(tmp_path, capsys):
+    """--preset NAME: every run starts from that preset (here C51's), not the env's own; an unknown
+    name is refused in one line before anything trains, and so is --preset with a ladder."""
+    out = tmp_path / "b"
+    args = ["bench", "--algos", "dqn", "--envs", "CartPole-v1", "--seeds", "1", "--steps", "300", "--preset",
+            "c51-cartpole", "--set", "learning_starts=100", "eval_freq=300", "--episodes", "1", "--out", str(out)]
+    assert main(args) == 0
+    config = json.loads((out / "dqn" / "CartPole-v1" / "seed_1000" / "config.json").read_text())["config"]
+    assert config["distributional"] == "c51" and config["v_max"] == 60.0 and config["total_steps"] == 300
+    assert json.loads((out / "results.json").read_text())["preset"] == "c51-cartpole"
+    assert "preset 'c51-cartpole'" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main([*args[:-1], str(tmp_path / "c"), "--preset", "nosuch"]) == 2
+    assert "no preset 'nosuch'" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    assert main(["bench", "--ladder", "dqn", "--preset", "rainbow", "--out", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "d").exists()
