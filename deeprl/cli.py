@@ -455,6 +455,7 @@ def _presets(args: argparse.Namespace) -> int:
     from deeprl import ALGORITHMS
     from deeprl.agents import algorithm
     from deeprl.config import list_presets
+    from deeprl.preset_files import PREFIX, all_rungs
 
     presets = list_presets(ALGORITHMS)
     if args.algo:
@@ -464,6 +465,9 @@ def _presets(args: argparse.Namespace) -> int:
         for name, settings in named.items():
             desc = settings.get("description", "") if isinstance(settings, dict) else ""
             print(f"{algo:<6} {name:<22} {desc}")
+    for rung in all_rungs():  # every ladder rung is a preset too: ladder/<rung>
+        if rung.algo in presets:
+            print(f"{rung.algo:<6} {PREFIX + rung.name:<22} {rung.ladder} ladder: {rung.adds}")
     return 0
 
 

@@ -76,6 +76,13 @@ def test_presets_lists_the_tuned_envs(capsys):
     out = capsys.readouterr().out
     for env in ("CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0", "ALE/Pong-v5", "lecture-v1"):
         assert env in out
+    # the ladders' rungs are presets too, listed under the algorithm each trains
+    lines = out.splitlines()
+    assert any(line.split()[:2] == ["dqn", "ladder/replay"] for line in lines)
+    assert any(line.split()[:2] == ["actor_critic", "ladder/actor-critic"] for line in lines)
+    assert main(["presets", "ppo"]) == 0
+    only_ppo = capsys.readouterr().out.splitlines()
+    assert "ladder/ppo" in " ".join(only_ppo) and all(line.startswith("ppo ") for line in only_ppo)
 
 
 def test_help_config(capsys):
