@@ -42,6 +42,9 @@ TASKS: dict[str, dict[str, Any]] = {
                              agents=["worldmodel", "dreamer", "ppo", "dqn"]),
 }
 EVAL_EPISODES = 10
+EVALS_PER_RUN = 20  # with --steps preset: each run's evaluation grid, spread over its own budget
+# return at which a task counts as solved, for "time to stay solved" (Gymnasium's, or the field's)
+THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 
 
 def worker(task: str, agent_name: str, seed: int, steps: int, eval_every: int, extra: dict[str, str]) -> dict[str, Any]:
@@ -49,24 +52,30 @@ def worker(task: str, agent_name: str, seed: int, steps: int, eval_every: int, e
 
     spec = TASKS[task]
     cls = deeprl.ALGORITHMS[agent_name]
+    if steps == 0:  # --steps preset: the agent's own budget (its preset for the env, or its default)
+        steps = cls(spec["env"], eval_freq=0, checkpoint_freq=0, **spec["settings"], **extra).config.total_steps
+        eval_every = max(eval_every, steps // EVALS_PER_RUN)
     agent = cls(spec["env"], seed=seed, total_steps=steps, eval_freq=0, checkpoint_freq=0, log_interval=eval_every,
                 **spec["settings"], **extra)
     curve: list[dict[str, Any]] = []
-    eval_s = 0.0
+    eval_s = eval_cpu = 0.0
     t0, cpu0 = time.perf_counter(), time.process_time()
 
     def evaluate(a: Any) -> None:
-        nonlocal eval_s
+        nonlocal eval_s, eval_cpu
         if curve and curve[-1]["step"] == a.num_timesteps:
             return
-        e0 = time.perf_counter()
+        e0, c0 = time.perf_counter(), time.process_time()
         result = a.evaluate(EVAL_EPISODES)
         eval_s += time.perf_counter() - e0
+        eval_cpu += time.process_time() - c0
         curve.append({"step": a.num_timesteps, "mean_return": result["mean_return"],
                       "std_return": result["std_return"], "train_s": round(time.perf_counter() - t0 - eval_s, 2),
                       # CPU seconds of this process, evaluation included: on a shared machine the
                       # wall clock also counts the time other processes took
-                      "cpu_s": round(time.process_time() - cpu0, 2)})
+                      "cpu_s": round(time.process_time() - cpu0, 2),
+                      # ... and without the evaluations: the training's own CPU time
+                      "train_cpu_s": round(time.process_time() - cpu0 - eval_cpu, 2)})
 
     agent.learn(steps, progress=False, callback=evaluate)
     evaluate(agent)
@@ -101,10 +110,35 @@ def report(runs: list[dict[str, Any]], eval_every: int) -> str:
         out.append(C.table(header, rows))
         out.append("training seconds (evaluation excluded), mean over seeds: " + ", ".join(
             f"{a} {statistics.mean(r['train_s'] for r in task_runs if r['agent'] == a):.0f} s" for a in agents))
+        threshold = THRESHOLDS.get(task_runs[0]["env"])
+        if threshold is not None:
+            out.append(f"time to stay solved (every later evaluation and the final one >= {threshold:g}), "
+                       "median over the seeds that got there:")
+            rows = []
+            for a in agents:
+                stays = [stays_solved(r["curve"], threshold) for r in task_runs if r["agent"] == a]
+                got = [x for x in stays if x is not None]
+                med = (lambda k: f"{statistics.median(x[k] for x in got):,.0f}" if got else "-")  # noqa: E731
+                rows.append([a, f"{len(got)} of {len(stays)}", med("step"), med("train_s"), med("train_cpu_s")])
+            out.append(C.table(["agent", "seeds solved", "env steps", "wall s", "CPU s"], rows))
     return "\n".join(out)
 
 
-def plot(runs: list[dict[str, Any]], path: str) -> None:
+def stays_solved(curve: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
+    """The first evaluation from which this one and every later one is at or above ``threshold``."""
+    first = None
+    for point in curve:
+        if point["mean_return"] < threshold:
+            first = None
+        elif first is None:
+            first = point
+    if first is None:
+        return None
+    return {"step": first["step"], "train_s": first["train_s"],
+            "train_cpu_s": first.get("train_cpu_s", first.get("cpu_s", float("nan")))}
+
+
+def plot(runs: list[dict[str, Any]], path: str, clock: str = "wall") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,10 +151,13 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
         for agent in dict.fromkeys(r["agent"] for r in runs if r["task"] == task):
             curves = [r["curve"] for r in runs if r["task"] == task and r["agent"] == agent]
             n = min(len(c) for c in curves)  # the same evaluations of every seed, averaged
-            ax.plot([statistics.mean(c[i]["train_s"] for c in curves) for i in range(n)],
+            key = "train_s" if clock == "wall" else "train_cpu_s"
+            ax.plot([statistics.mean(c[i].get(key, c[i]["train_s"]) for c in curves) for i in range(n)],
                     [statistics.mean(c[i]["mean_return"] for c in curves) for i in range(n)], marker="o", ms=3,
                     label=agent)
-        ax.set_xlabel("training seconds (wall clock, evaluation excluded)")
+        ax.set_xscale("log")
+        ax.set_xlabel("training seconds, log scale (" + ("wall clock" if clock == "wall" else "CPU time of the run")
+                      + ", evaluation excluded)")
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8)
     for ax, task in zip(axes[0], tasks):
@@ -136,7 +173,10 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
                 ax.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], alpha=0.15,
                                 color=line.get_color())
         ax.set_title(f"{task}: {task_runs[0]['env']}", fontsize=10)
-        ax.set_xlabel("environment steps")
+        budgets = [r["env_steps"] for r in task_runs]
+        if max(budgets) > 10 * min(budgets):  # agents on their own budgets: 10k and 400k steps side by side
+            ax.set_xscale("log")
+        ax.set_xlabel("environment steps" + (", log scale" if ax.get_xscale() == "log" else ""))
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -156,7 +196,11 @@ def main() -> None:
     p.add_argument("--set", nargs="+", default=[], metavar="AGENT:KEY=VALUE",
                    help="extra settings for one agent, e.g. dreamer:replay_ratio=0.1")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--steps", type=int, help="env steps per run (default: the task's budget)")
+    p.add_argument("--steps", type=lambda v: 0 if v == "preset" else int(v),
+                   help="env steps per run (default: the task's budget); 'preset': each agent its own preset's "
+                        f"budget, evaluated {EVALS_PER_RUN} times over it (at least every --eval-every steps)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="the lower plots' time axis: wall clock, or each run's CPU time (fairer on a shared machine)")
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--plot", default="sample_efficiency.png")
     p.add_argument("--json")
@@ -180,12 +224,12 @@ def main() -> None:
         runs.sort(key=lambda r: (list(TASKS).index(r["task"]), r["seed"]))
         C.write_json(args.json, results(runs, args.eval_every))
         print(report(runs, args.eval_every))
-        plot(runs, args.plot)
+        plot(runs, args.plot, args.clock)
         return
     runs = []
     for task in args.tasks:
         spec = TASKS[task]
-        steps = args.steps or spec["steps"]
+        steps = spec["steps"] if args.steps is None else args.steps
         for seed in args.seeds:
             for agent in args.agents or spec["agents"]:
                 if agent not in spec["agents"]:
@@ -201,7 +245,7 @@ def main() -> None:
     print(f"World model vs model-free agents at equal env steps; machine {C.machine()['processor']}, "
           f"{C.machine()['cpu_count']} CPUs; each agent with its deeprl preset for the env")
     print(report(runs, args.eval_every))
-    plot(runs, args.plot)
+    plot(runs, args.plot, args.clock)
 
 
 if __name__ == "__main__":
