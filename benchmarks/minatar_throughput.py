@@ -55,10 +55,10 @@ def worker(game: str, what: str) -> dict[str, Any]:
 
     algo, preset, timed, warmup = AGENTS[what]
     agent = deeprl.ALGORITHMS[algo](env_id, preset=preset, seed=0, total_steps=BUDGET, eval_freq=0,
-                                    checkpoint_freq=0, log_interval=10 ** 9, torch_threads=1)
-    agent.learn(warmup)                      # learn(n): n more env steps; without a run dir, no evaluation
+                                    checkpoint_freq=0, log_interval=1_000, torch_threads=1)
+    agent.learn(pause_at=warmup)            # a 5M-step run's schedules, paused past learning_starts
     start_steps, t0 = agent.num_timesteps, time.process_time()
-    agent.learn(timed)
+    agent.learn(pause_at=start_steps + timed)
     cpu = time.process_time() - t0
     return {"steps_per_s": (agent.num_timesteps - start_steps) / cpu, "timed_steps": agent.num_timesteps - start_steps}
 
