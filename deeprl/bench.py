@@ -136,7 +136,8 @@ def bench(algos: list[str], envs: list[str], seeds: list[int], out: str | Path, 
             mine = [r for r in results if r["trial"]["algo"] == algo and r["trial"]["env"] == env]
             cells.append(summarize(algo, env, mine, threshold_for(env)))
     report = {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "seeds": seeds,
-              "eval_episodes": eval_episodes, "preset": preset, "settings": extra, "elapsed": time.time() - start, "results": cells}
+              "eval_episodes": eval_episodes, "preset": preset, "settings": extra, "elapsed": time.time() - start,
+              "results": cells}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", report)
     atomic_write_bytes(out / "report.md", markdown(report).encode())
