@@ -156,8 +156,8 @@ def plot(runs: list[dict[str, Any]], path: str, clock: str = "wall") -> None:
                     [statistics.mean(c[i]["mean_return"] for c in curves) for i in range(n)], marker="o", ms=3,
                     label=agent)
         ax.set_xscale("log")
-        ax.set_xlabel("training seconds, log scale (" + ("wall clock" if clock == "wall" else "CPU time of the run")
-                      + ", evaluation excluded)")
+        ax.set_xlabel("training seconds, log scale (" + ("wall clock" if clock == "wall" else "CPU time")
+                      + ", evaluations excluded)")
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8)
     for ax, task in zip(axes[0], tasks):
@@ -167,8 +167,10 @@ def plot(runs: list[dict[str, Any]], path: str, clock: str = "wall") -> None:
             steps = sorted({p["step"] for c in curves for p in c})
             by_step = [[p["mean_return"] for c in curves for p in c if p["step"] == s] for s in steps]
             mean = [statistics.mean(v) for v in by_step]
-            secs = statistics.mean(r["train_s"] for r in task_runs if r["agent"] == agent)
-            line, = ax.plot(steps, mean, marker="o", ms=3, label=f"{agent} ({secs:.0f} s)")
+            key = "train_s" if clock == "wall" else "train_cpu_s"
+            secs = statistics.mean(r["curve"][-1].get(key, r["train_s"]) for r in task_runs if r["agent"] == agent)
+            line, = ax.plot(steps, mean, marker="o", ms=3,
+                            label=f"{agent} ({secs:.0f} s{'' if clock == 'wall' else ' CPU'} per run)")
             if len(curves) > 1:
                 ax.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], alpha=0.15,
                                 color=line.get_color())
