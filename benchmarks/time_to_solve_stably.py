@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         C.emit((worker_sb3 if args.worker == "sb3" else worker_deeprl)(args.algo, args.seed))
         return
-    jobs = list(dict.fromkeys((lib, sb3_algo(algo) if lib == "sb3" else algo, seed) for algo in args.algos
+    jobs = list(dict.fromkeys((lib, trained(lib, algo), seed) for algo in args.algos
                               for i, seed in enumerate(args.seeds) for lib in C.run_order(i)))  # SB3's DQN runs once
     with ThreadPoolExecutor(max_workers=args.workers) as pool:  # each job is its own subprocess
         runs = list(pool.map(lambda j: C.run_worker(__file__, j[0], ["--algo", j[1], "--seed", str(j[2])]), jobs))
@@ -151,9 +151,14 @@ def sb3_algo(algo: str) -> str:
     return SB3_ALGO.get(algo, algo)
 
 
+def trained(lib: str, algo: str) -> str:
+    """The algorithm ``lib`` trains for the row ``algo``: SB3 stands in with its DQN for PQN."""
+    return sb3_algo(algo) if lib == "sb3" else algo
+
+
 def report(args: argparse.Namespace, runs: list[dict]) -> None:
     by = {(r["library"], r["algo"], r["seed"]): r for r in runs}
-    run_of = lambda lib, algo, seed: by[(lib, sb3_algo(algo) if lib == "sb3" else algo, seed)]  # noqa: E731
+    run_of = lambda lib, algo, seed: by[(lib, trained(lib, algo), seed)]  # noqa: E731
     v = {r["library"]: r["versions"] for r in runs}
     print(f"{C.ENV_ID}: time until the evaluations stay >= {SOLVED_AT:g} and the final model scores >= "
           f"{SOLVED_AT:g}; each library's own preset; {args.workers} trainings at once")

@@ -49,11 +49,12 @@ THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 
 def worker(task: str, agent_name: str, seed: int, steps: int, eval_every: int, extra: dict[str, str]) -> dict[str, Any]:
     import deeprl
+    from deeprl.config import resolve_config
 
     spec = TASKS[task]
     cls = deeprl.ALGORITHMS[agent_name]
     if steps == 0:  # --steps preset: the agent's own budget (its preset for the env, or its default)
-        steps = cls(spec["env"], eval_freq=0, checkpoint_freq=0, **spec["settings"], **extra).config.total_steps
+        steps = resolve_config(cls.config_cls, agent_name, spec["env"], overrides=[spec["settings"], extra]).total_steps
         eval_every = max(eval_every, steps // EVALS_PER_RUN)
     agent = cls(spec["env"], seed=seed, total_steps=steps, eval_freq=0, checkpoint_freq=0, log_interval=eval_every,
                 **spec["settings"], **extra)
