@@ -62,20 +62,22 @@ class TimeCap:
         return not self.stopped
 
 
-def run(algo: str, task: str, seed: int, steps: int, minutes: float, eval_episodes: int) -> dict:
+def run(algo: str, task: str, seed: int, steps: int, minutes: float, eval_episodes: int, repeat: int) -> dict:
+    """One run of ``steps`` env steps: ``steps / repeat`` decisions, each held for ``repeat`` steps."""
     cls, settings = SETTINGS[algo]
     settings = {"preset": None, **settings}
     start = time.perf_counter()
-    agent = cls(f"dm_control/{task}-v0", total_steps=steps, seed=seed, eval_freq=0, checkpoint_freq=0,
-                checkpoint_minutes=0, log_interval=500, **settings)
+    agent = cls(f"dm_control/{task}-v0", total_steps=steps // repeat, seed=seed, eval_freq=0, checkpoint_freq=0,
+                checkpoint_minutes=0, log_interval=500, action_repeat=repeat, **settings)
     cap = TimeCap(minutes * 60) if minutes else None
     agent.learn(progress=False, callback=cap)
     trained = time.perf_counter() - start
     result = agent.evaluate(episodes=eval_episodes, seed=10_000 + seed)
-    return {"seed": seed, "return": float(result["mean_return"]), "steps": int(agent.num_timesteps),
+    return {"seed": seed, "return": float(result["mean_return"]), "steps": int(agent.num_timesteps) * repeat,
+            "decisions": int(agent.num_timesteps),
             "stopped_by_time": bool(cap and cap.stopped), "train_seconds": round(trained, 1),
             "eval_seconds": round(time.perf_counter() - start - trained, 1),
-            "steps_per_second": round(agent.num_timesteps / trained, 1)}
+            "steps_per_second": round(agent.num_timesteps * repeat / trained, 1)}
 
 
 def main() -> None:
@@ -83,7 +85,9 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
-    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=100_000, help="env steps per run (decisions x --action-repeat)")
+    parser.add_argument("--action-repeat", type=int, default=1,
+                        help="hold each action this many env steps (Dreamer, TD-MPC2 and SAC's published runs use 2)")
     parser.add_argument("--minutes", type=float, default=0.0, help="cap each run's training (0 = none)")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results_dmc.json")))
@@ -93,11 +97,13 @@ def main() -> None:
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores shared, load {os.getloadavg()[0]:.1f} at start"
     for algo in args.algos:
         for task in args.tasks:
-            key = f"{algo}/{task}/{args.steps}" + (f"/cap{args.minutes:g}min" if args.minutes else "")
+            key = (f"{algo}/{task}/{args.steps}" + (f"/repeat{args.action_repeat}" if args.action_repeat > 1 else "")
+                   + (f"/cap{args.minutes:g}min" if args.minutes else ""))
             cell = results.setdefault(key, {"algo": algo, "task": task, "total_steps": args.steps,
-                                            "minutes_cap": args.minutes, "settings": SETTINGS[algo][1], "runs": []})
+                                            "action_repeat": args.action_repeat, "minutes_cap": args.minutes,
+                                            "settings": SETTINGS[algo][1], "runs": []})
             for seed in args.seeds:
-                record = run(algo, task, seed, args.steps, args.minutes, args.eval_episodes)
+                record = run(algo, task, seed, args.steps, args.minutes, args.eval_episodes, args.action_repeat)
                 cell["runs"] = [r for r in cell["runs"] if r["seed"] != seed] + [record]
                 returns = np.array([r["return"] for r in cell["runs"]])
                 cell["iqm"] = float(iqm(returns))

@@ -46,6 +46,7 @@ MAX_ENVS = 4096             # parallel envs: each is a live env object (a subpro
 MAX_THREADS = 1024          # torch.set_num_threads / BLAS threads
 MIN_PIXELS = 3              # the smallest image the CNN torsos take: GridCNN's unpadded 3x3 convolution
 MAX_PIXELS = 256            # the Nature CNN's flattened output grows with the square of the side (25M weights at 256)
+MAX_ACTION_REPEAT = 1_000   # env steps one decision is held for
 MAX_FRAME_STACK = 64        # stacked frames: channels of every stored observation
 MAX_EPISODES = 10_000       # episodes per evaluation or per policy-gradient batch
 MAX_BUFFER = 10**9          # replay rows: a buffer asks for rows x observation bytes when the agent is built
@@ -66,7 +67,8 @@ LAYERS = {"item_min": 1, "item_max": MAX_WIDTH, "max_len": MAX_DEPTH}  # bounds 
 
 # make_env's own keywords: an env keyword of the same name is refused (env_kwargs)
 RESERVED_ENV_KWARGS = frozenset({"render_mode", "max_episode_steps", "disable_env_checker", "atari_wrappers", "check",
-                                 "pixels", "grayscale", "frame_stack", "episode_limit", "wrappers"})
+                                 "pixels", "grayscale", "frame_stack", "episode_limit", "wrappers",
+                                 "action_repeat"})
 # a wrapper's import path: package.module.Name or package.module:Name
 IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*[.:][A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -100,6 +102,9 @@ class RunConfig:
     grayscale: bool = setting(False, "pixel observations in grey instead of RGB (with pixels > 0)")
     frame_stack: int = setting(1, "stack this many pixel frames along the channels (with pixels > 0)",
                                min=1, max=MAX_FRAME_STACK)
+    action_repeat: int = setting(1, "hold each action for this many env steps and sum their rewards (DMC is run with "
+                                    "2); total_steps and every step count are the agent's decisions, the env's time "
+                                    "limit stays in env steps", min=1, max=MAX_ACTION_REPEAT)
     max_episode_steps: int = setting(0, "truncate episodes after this many steps (0 = the env's own limit, or 100,000 "
                                    "for an env registered without one, so that every episode ends)",
                                    min=0, max=MAX_STEPS)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeprl.noisy import NoisyLinear
+from deeprl.noisy import NoisyLinear, noisify
 from deeprl.spaces import Packed
 
 
@@ -197,8 +197,9 @@ class QNetwork(nn.Module):
     ``layer_norm``: a LayerNorm before each hidden activation of the torso (PQN, Gallici et al. 2025; the MLP
     layers and the CNNs' dense layer, not yet the composite-observation torso).
     ``atoms``: a distributional head, N outputs per action (C51's logits over ``support``, or QR-DQN's
-    quantiles without one); dueling then recombines V and A atom by atom.  ``noisy_sigma0`` > 0: the
-    head's layers are factorized noisy ones (:class:`~deeprl.noisy.NoisyLinear`).
+    quantiles without one); dueling then recombines V and A atom by atom.  ``noisy_sigma0`` > 0: every
+    fully connected layer, the torso's and the head's, is a factorized noisy one
+    (:class:`~deeprl.noisy.NoisyLinear`; NoisyNet-DQN and Rainbow); convolutions stay plain.
     """
 
     def __init__(self, obs_space: gym.Space, n_actions: int, hidden: list[int], dueling: bool = False,
@@ -206,6 +207,8 @@ class QNetwork(nn.Module):
                  noisy_sigma0: float = 0.0):
         super().__init__()
         self.torso = make_torso(obs_space, hidden, layer_norm=layer_norm)
+        if noisy_sigma0 > 0:
+            noisify(self.torso, noisy_sigma0)
         self.dueling = dueling
         self.n_actions, self.atoms = n_actions, atoms
         f, k = self.torso.out_features, atoms or 1

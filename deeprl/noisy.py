@@ -5,6 +5,10 @@
 with ε_in ~ N(0, I_p), ε_out ~ N(0, I_q): p + q draws per layer instead of p q.  The noise is held
 in buffers (so checkpoints keep it and a resumed run acts as the uninterrupted one would) and is
 redrawn only by :func:`reset_noise`; in ``eval()`` mode the layer uses its mean weights μ.
+
+:func:`noisify` makes every fully connected layer of a network noisy, as NoisyNet-DQN and Rainbow
+have them (the convolutions stay plain): noise on the torso's features as well as on the output
+layer, which a large Q gap between two actions cannot drown out as easily.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ from torch.nn import functional as F
 class NoisyLinear(nn.Module):
     """A linear layer ``in_features`` -> ``out_features`` with learned, factorized Gaussian noise."""
 
-    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5, bias: bool = True):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)  # the paper's factorized init: μ ~ U[-1/√p, 1/√p], σ = σ0/√p
         self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
         self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
-        self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
-        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound))
+        self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound)) if bias else None
         self.register_buffer("eps_in", torch.zeros(in_features))
         self.register_buffer("eps_out", torch.zeros(out_features))
         self.reset_noise()
@@ -47,10 +51,22 @@ class NoisyLinear(nn.Module):
         if not self.training:
             return F.linear(x, self.weight_mu, self.bias_mu)
         weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
-        return F.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+        bias = None if self.bias_mu is None else self.bias_mu + self.bias_sigma * self.eps_out
+        return F.linear(x, weight, bias)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias_mu is not None}"
+
+
+def noisify(net: nn.Module, sigma0: float) -> nn.Module:
+    """``net`` with each of its ``nn.Linear`` layers replaced by a :class:`NoisyLinear` of the same
+    shape (freshly initialised, as the paper's), in place; returns ``net``."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(net, name, NoisyLinear(child.in_features, child.out_features, sigma0, bias=child.bias is not None))
+        else:
+            noisify(child, sigma0)
+    return net
 
 
 def reset_noise(net: nn.Module | None) -> None:

@@ -220,3 +220,36 @@ def test_onnx_export_takes_the_mean_weights_and_expected_q(tmp_path):
                 **FAST).learn(progress=False)
     report = agent.export(tmp_path / "c51.onnx")
     assert report["max_difference"] == 0.0 and report["outputs"] == ["action"]  # checked against predict
+
+
+def test_noisy_nets_make_every_fully_connected_layer_noisy_and_keep_convolutions_plain():
+    import gymnasium as gym
+
+    from deeprl.nets import QNetwork
+    grid = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)  # a MinAtar-sized image: GridCNN torso
+    for space, hidden in ((gym.spaces.Box(-1, 1, (3,), np.float32), [8, 8]), (grid, [8])):
+        q = QNetwork(space, 2, hidden, dueling=True, noisy_sigma0=0.5)
+        assert not [m for m in q.modules() if type(m) is torch.nn.Linear]
+        noisy = [m for m in q.modules() if isinstance(m, NoisyLinear)]
+        assert len(noisy) == (4 if space is not grid else 3)  # torso layers + value + advantage
+        assert len([m for m in q.modules() if type(m) is torch.nn.Conv2d]) == (1 if space is grid else 0)
+    q = QNetwork(grid, 2, [8], noisy_sigma0=0.5)
+    x = torch.randint(0, 2, (5, 4, 10, 10), dtype=torch.uint8)
+    torso = q.torso(x)
+    q.torso.fc[0].reset_noise()
+    assert not torch.equal(q.torso(x), torso)  # the torso's features carry noise of their own
+
+
+def test_noisy_dqn_acts_with_fresh_noise_at_every_env_step_before_learning_starts():
+    # with epsilon 0 the only exploration is the noise: one draw held over the warm-up steps would
+    # act by one fixed policy until the first update (the failure on CartPole it replaced)
+    agent = DQN(IDENTITY, noisy=True, eps_start=0.0, eps_end=0.0, total_steps=50, learning_starts=100, **FAST)
+    drawn = []
+    original = agent._epsilon_greedy
+
+    def act(obs, eps, rng=None, mask=None):
+        drawn.append(agent.q.head.eps_out.clone())
+        return original(obs, eps, rng, mask)
+    agent._epsilon_greedy = act
+    agent.learn()
+    assert len(drawn) == 50 and all(not torch.equal(a, b) for a, b in zip(drawn, drawn[1:]))

@@ -134,3 +134,35 @@ def test_minatar_ids_work_for_every_algorithm():
     wm = WorldModel("MinAtar/Breakout-v1", prefill_steps=32, collect_steps=32, vae_steps=2, model_steps=2,
                     dream_iterations=1, dream_batch=8, batch_size=16, **fast).learn()
     assert wm.vae.likelihood == "bernoulli"
+
+
+def test_action_repeat_sums_rewards_and_stops_at_the_episode_end():
+    # Countdown's reward is the step index: a decision held for 3 steps earns 1 + 2 + 3, the next
+    # 4 + 5 + 6, and the third stops after step 7, where the episode terminates
+    env = make_env(COUNTDOWN, action_repeat=3, length=7)
+    obs, _ = env.reset(seed=0)
+    steps = [env.step(0) for _ in range(3)]
+    assert [s[1] for s in steps] == [6.0, 15.0, 7.0]
+    assert [s[0][0] for s in steps] == [3.0, 6.0, 7.0]
+    assert [s[2] for s in steps] == [False, False, True]
+
+
+def test_action_repeat_keeps_the_time_limit_in_env_steps():
+    env = make_env("CartPole-v1", action_repeat=4, max_episode_steps=10)
+    env.reset(seed=0)
+    truncated, decisions = False, 0
+    while not truncated:
+        _, _, terminated, truncated, _ = env.step(decisions % 2)  # alternate: CartPole stays up for 10 steps
+        assert not terminated
+        decisions += 1
+    assert decisions == 3  # 4 + 4 + 2 env steps
+
+
+def test_action_repeat_is_a_setting_of_every_run():
+    from deeprl import PPO
+    agent = PPO("CartPole-v1", action_repeat=2, total_steps=64, num_envs=1, n_steps=32, minibatch_size=32, seed=0)
+    agent.learn(progress=False)
+    assert agent.num_timesteps == 64  # decisions
+    assert "ActionRepeat" in str(agent.make_env())
+    result = agent.evaluate(episodes=2)  # evaluation envs repeat too: each decision earns 2, the last 1 or 2
+    assert 2 * result["mean_length"] - 1 <= result["mean_return"] <= 2 * result["mean_length"]

@@ -126,7 +126,8 @@ class DQNConfig(RunConfig):
     atoms: int = setting(51, "C51's atoms, or QR-DQN's quantiles, per action", min=2, max=1_000)
     v_min: float = setting(-10.0, "C51 support's lowest atom")
     v_max: float = setting(10.0, "C51 support's highest atom")
-    noisy: bool = setting(False, "factorized Gaussian noisy layers in the head (explore by the weights' noise)")
+    noisy: bool = setting(False, "factorized Gaussian noisy layers: every fully connected layer, torso and head "
+                                 "(explore by the weights' noise, redrawn at every env step and gradient step)")
     noisy_sigma0: float = setting(0.5, "noisy layers' initial σ0 (σ = σ0 / √inputs)", min=0.0, exclusive_min=True)
 
     def check_settings(self) -> None:
@@ -191,7 +192,11 @@ class DQN(Algorithm):
         self._eval_rng = np.random.default_rng([c.seed, 0xE7A1])  # predict()'s ε draws
         self.iteration = 0      # vector steps taken
         self.updates = 0        # gradient steps taken
-        known = None if c.wrappers else reward_range(c.env, c.atari_wrappers)  # the user's wrappers may change rewards
+        known = reward_range(c.env, c.atari_wrappers)
+        if c.wrappers:  # the user's wrappers may change rewards
+            known = None
+        elif known is not None and c.action_repeat > 1:  # one decision's reward sums that many steps'
+            known = (known[0] * c.action_repeat, known[1] * c.action_repeat)
         self.q_bounds = value_bounds(known, c.gamma)
         self._q_history: list[float] = []  # the largest |Q| of each log interval (divergence check)
         self._rewards_seen: list[float] = []  # [r_min, r_max] of every reward collected, where the env's is unknown
@@ -343,6 +348,8 @@ class DQN(Algorithm):
         c = self.config
         n_envs = c.num_envs
         obs, mask = self._obs, self.envs.action_mask                        # (mask: None where the env has none)
+        if c.noisy:                                                          # (noisy nets: a fresh draw to act by)
+            reset_noise(self.q)
         actions = self._epsilon_greedy(obs, self.epsilon(), mask=mask)       # 1. ε-greedy (over valid actions)
         step = self._env_step(actions)                                       # 2. s', r' ~ p(s', r'|s, a); s ← s'
         self.iteration += 1

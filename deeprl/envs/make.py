@@ -21,6 +21,7 @@ from deeprl.envs.masks import ActionMaskToInfo, has_mask_entry
 from deeprl.envs.minatar import BinaryGrid, is_minatar_id, register_minatar
 from deeprl.envs.packed import PackObservation
 from deeprl.envs.pixels import PixelObservation
+from deeprl.envs.repeat import ActionRepeat
 from deeprl.envs.sources import (apply_wrappers, call_factory, check_wrapper_imports, describe_factory, factory_needed,
                                  is_factory_name, load_wrappers)
 from deeprl.errors import EnvError, closest
@@ -112,7 +113,7 @@ def check_env_import(env_id: str, allowed: Iterable[str] = (), wrappers: Any = (
 def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = None, atari_wrappers: str = "auto",
              check: bool = True, pixels: int = 0, grayscale: bool = False, frame_stack: int = 1,
              max_episode_steps: int = 0, episode_limit: int = DEFAULT_EPISODE_LIMIT, wrappers: Sequence[str] = (),
-             **kwargs: Any) -> gym.Env:
+             action_repeat: int = 1, **kwargs: Any) -> gym.Env:
     """One environment, ready for deeprl: images channels-first, Atari preprocessed.
 
     ``pixels=N`` replaces the observations by the env's ``rgb_array`` render resized to N x N
@@ -127,6 +128,10 @@ def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = N
     and gives an env registered without one a limit of ``episode_limit`` (``DEFAULT_EPISODE_LIMIT``),
     so that every episode ends (an evaluation waits for episodes to end); such an env carries that
     limit as ``env.deeprl_episode_limit`` (evaluations report the episodes it cut).
+
+    ``action_repeat=K`` holds each action for K env steps and sums their rewards
+    (:class:`~deeprl.envs.repeat.ActionRepeat`, as DMC is run by Dreamer and TD-MPC2); the time
+    limit stays in env steps, below it.
 
     ``env_id`` may be a function that returns a new env (:mod:`deeprl.envs.sources`); ``wrappers``
     (import paths) wrap the env in order, after Atari preprocessing and action masks, before
@@ -199,6 +204,8 @@ def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = N
         first = str(e).split(" was raised")[0]
         raise EnvError(f"env {env_id!r} does not take the keyword arguments {options} ({first}); check "
                        "--env-kwargs / env_kwargs") from None
+    if action_repeat > 1:
+        env = ActionRepeat(env, action_repeat)
     if has_mask_entry(env.observation_space):  # first: the mask goes to info before anything reads observations
         env = ActionMaskToInfo(env)
     env = apply_wrappers(env, user_wrappers)

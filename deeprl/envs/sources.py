@@ -267,7 +267,8 @@ def make_env_kwargs(config: Any) -> dict[str, Any]:
     """``make_env``'s keywords for the env a run's config trains on."""
     c = config
     return {**c.env_kwargs, "atari_wrappers": c.atari_wrappers, "pixels": c.pixels, "grayscale": c.grayscale,
-            "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps, "wrappers": tuple(c.wrappers)}
+            "frame_stack": c.frame_stack, "max_episode_steps": c.max_episode_steps, "wrappers": tuple(c.wrappers),
+            "action_repeat": c.action_repeat}
 
 
 def check_spaces(env: gym.Env, spaces: tuple[gym.Space, gym.Space]) -> None:
