@@ -7,8 +7,11 @@ reached, and the record says so (``stopped_by_time``, ``steps``), so a capped ru
 one of the full length.  Runs one at a time, in this process; results are merged into ``--out``
 (keyed algo/task/steps, runs of a seed done earlier are replaced).
 
-Usage: nice -n 19 python benchmarks/dmc.py --algos ppo --tasks pendulum-swingup cartpole-swingup
-       --seeds 1000 1001 1002 --steps 100000      (needs pip install "deeprl[dmc]")
+``--steps`` counts env steps; with ``--action-repeat 2`` (each decision held for two env steps, as
+Dreamer, TD-MPC2 and SAC's published DMC runs are) a run makes ``steps / 2`` decisions.
+
+Usage: python benchmarks/dmc.py --algos dreamer ppo --tasks pendulum-swingup cartpole-swingup
+       --seeds 1000 1001 1002 --steps 100000 --action-repeat 2      (needs pip install "deeprl[dmc]")
 """
 
 from __future__ import annotations
