@@ -56,6 +56,8 @@ def evaluate(policy: Policy, env_id: str | Callable[[], gym.Env], episodes: int,
     probe = make_env(env_id, **kwargs)
     cap = _episode_limit(probe)
     probe.close()
+    if cap:  # the limit counts env steps, an episode's length decisions
+        cap = -(-cap // int(kwargs.get("action_repeat", 1)))
     envs = make_vec_env(env_id, num_envs, seed + EVAL_SEED_OFFSET, **kwargs)
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     returns: list[list[float]] = [[] for _ in range(num_envs)]

@@ -69,6 +69,26 @@ def noisify(net: nn.Module, sigma0: float) -> nn.Module:
     return net
 
 
+def plain_as_noisy(modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` (module name + state-dict key) with each noisy layer that they hold as a plain
+    ``nn.Linear`` (``weight``, ``bias``) read as a :class:`NoisyLinear` with σ = 0, the same function:
+    models saved while only the Q-network's head was noisy load into one noisy throughout."""
+    out = dict(tensors)
+    for name, module in modules.items():
+        for path, layer in module.named_modules():
+            prefix = f"{name}.{path}." if path else f"{name}."
+            if not isinstance(layer, NoisyLinear) or prefix + "weight_mu" in out or prefix + "weight" not in out:
+                continue
+            weight = out.pop(prefix + "weight")
+            out[prefix + "weight_mu"], out[prefix + "weight_sigma"] = weight, torch.zeros_like(weight)
+            out[prefix + "eps_in"] = torch.zeros(weight.shape[1], dtype=weight.dtype)
+            out[prefix + "eps_out"] = torch.zeros(weight.shape[0], dtype=weight.dtype)
+            if prefix + "bias" in out:
+                bias = out.pop(prefix + "bias")
+                out[prefix + "bias_mu"], out[prefix + "bias_sigma"] = bias, torch.zeros_like(bias)
+    return out
+
+
 def reset_noise(net: nn.Module | None) -> None:
     """Redraw the noise of every noisy layer in ``net`` (none: nothing)."""
     if net is None:

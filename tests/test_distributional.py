@@ -253,3 +253,24 @@ def test_noisy_dqn_acts_with_fresh_noise_at_every_env_step_before_learning_start
     agent._epsilon_greedy = act
     agent.learn()
     assert len(drawn) == 50 and all(not torch.equal(a, b) for a, b in zip(drawn, drawn[1:]))
+
+
+def test_a_model_saved_with_a_noisy_head_only_loads_with_the_same_greedy_policy(tmp_path):
+    # such a file holds the torso's layers as plain Linear tensors (weight, bias): read as σ = 0
+    from deeprl.checkpoint import load_model_file, save_model_file
+    agent = DQN(IDENTITY, noisy=True, net_arch=[8], **FAST)
+    agent.save(tmp_path / "m")
+    tensors, meta = load_model_file(tmp_path / "m.safetensors")
+    old = {}
+    for key, value in tensors.items():
+        if ".torso." in key and key.endswith(("weight_mu", "bias_mu")):
+            old[key.replace("_mu", "")] = value
+        elif not (".torso." in key and key.endswith(("_sigma", "eps_in", "eps_out"))):
+            old[key] = value
+    assert any(k.endswith("torso.body.0.weight") for k in old)
+    save_model_file(tmp_path / "old.safetensors", old, meta)
+    loaded = DQN.load(tmp_path / "old.safetensors")
+    obs = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    sigma = [m.weight_sigma for m in loaded.q.torso.modules() if isinstance(m, NoisyLinear)]
+    assert sigma and all(not s.any() for s in sigma)

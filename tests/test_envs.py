@@ -166,3 +166,26 @@ def test_action_repeat_is_a_setting_of_every_run():
     assert "ActionRepeat" in str(agent.make_env())
     result = agent.evaluate(episodes=2)  # evaluation envs repeat too: each decision earns 2, the last 1 or 2
     assert 2 * result["mean_length"] - 1 <= result["mean_return"] <= 2 * result["mean_length"]
+
+
+def test_action_repeat_never_repeats_an_action_the_env_has_masked():
+    # PickValid re-draws its valid actions every step: a held action must stop where it turns invalid
+    from tests.test_masks import PICK, PickValidEnv
+    env = make_env(PICK, action_repeat=5)
+    _, info = env.reset(seed=0)
+    PickValidEnv.invalid = 0
+    for _ in range(30):
+        action = int(np.flatnonzero(info["action_mask"])[0])
+        _, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            _, info = env.reset()
+    assert PickValidEnv.invalid == 0
+
+
+def test_evaluation_counts_cut_episodes_in_decisions_under_action_repeat(monkeypatch):
+    from deeprl import evaluation
+    monkeypatch.setattr(evaluation, "EVAL_EPISODE_CAP", 10)
+    # Endless never ends: make_env cuts it at evaluation's limit of 10 env steps, 3 decisions of 4 here
+    result = evaluation.evaluate(lambda obs: np.zeros(len(obs), np.int64), "tests.envs:DeeprlTest/Endless-v0",
+                                 episodes=2, seed=0, env_kwargs={"action_repeat": 4})
+    assert result["episode_cap"] == 3 and result["capped_episodes"] == 2 and result["mean_length"] == 3

@@ -48,7 +48,7 @@ from deeprl.spaces import observation_batch, space_from_json, space_to_json
 
 # settings a resumed run keeps as they were: the env (and so the envs' replayed logs) and the seed
 FIXED_ON_RESUME = frozenset({"env", "env_kwargs", "seed", "num_envs", "vectorization", "pixels", "grayscale",
-                             "frame_stack", "atari_wrappers", "max_episode_steps", "wrappers"})
+                             "frame_stack", "atari_wrappers", "max_episode_steps", "wrappers", "action_repeat"})
 
 
 class Algorithm(TrainingLoop, RandomStreams, ABC):

@@ -34,7 +34,7 @@ from deeprl.distributional import (categorical_projection, categorical_support, 
 from deeprl.envs import check_discrete_actions, check_observation_space, reward_range
 from deeprl.errors import ConfigError
 from deeprl.nets import QNetwork
-from deeprl.noisy import mean_weights, reset_noise
+from deeprl.noisy import mean_weights, plain_as_noisy, reset_noise
 from deeprl.optim import grad_step, make_optimizer, set_lr, weighted_loss
 from deeprl.returns import q_learning_target
 
@@ -146,7 +146,8 @@ class DQNConfig(RunConfig):
             raise ConfigError("distributional heads learn against a fixed target; set stop_gradient=true")
 
     def network_weights(self) -> tuple[int, str]:
-        return 2 * layer_weights(self.net_arch), f"net_arch {self.net_arch}"  # online and target Q
+        noisy = 2 if self.noisy else 1  # a noisy layer holds μ and σ of each weight
+        return 2 * noisy * layer_weights(self.net_arch), f"net_arch {self.net_arch}"  # online and target Q
 
 
 class DQN(Algorithm):
@@ -303,6 +304,11 @@ class DQN(Algorithm):
         else:
             per_sample = quantile_huber_loss(pred, target, quantile_midpoints(c.atoms, self.device))
         return {"td": (batch.weights * per_sample).mean()}, per_sample.detach(), q
+
+    def _load_model_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        if self.config.noisy:  # a model saved when only the head was noisy: its torso's layers with σ = 0
+            tensors = plain_as_noisy(self._persistent().model, tensors)
+        super()._load_model_tensors(tensors)
 
     def update(self, batch: ReplaySamples) -> None:
         """One gradient step: θ ← θ - α ∇_θ loss, with the gradient's norm clipped (noisy layers:

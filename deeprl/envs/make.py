@@ -204,10 +204,10 @@ def make_env(env_id: str | Callable[[], gym.Env], *, render_mode: str | None = N
         first = str(e).split(" was raised")[0]
         raise EnvError(f"env {env_id!r} does not take the keyword arguments {options} ({first}); check "
                        "--env-kwargs / env_kwargs") from None
-    if action_repeat > 1:
-        env = ActionRepeat(env, action_repeat)
     if has_mask_entry(env.observation_space):  # first: the mask goes to info before anything reads observations
         env = ActionMaskToInfo(env)
+    if action_repeat > 1:  # above the mask, so that a repeat stops where the env forbids the action
+        env = ActionRepeat(env, action_repeat)
     env = apply_wrappers(env, user_wrappers)
     if pixels:
         if env.metadata.get("render_modes") and "rgb_array" not in env.metadata["render_modes"]:

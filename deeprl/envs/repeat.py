@@ -6,7 +6,8 @@ are 50k decisions.  Atari has its own frame skip (``deeprl.envs.atari``); this i
 for any env, without the max-pool over the last two frames.
 
 The repeat stops at the first termination or truncation, so an episode never runs past its end
-and a time limit below this wrapper still cuts at the env's own step count.
+and a time limit below this wrapper still cuts at the env's own step count; and where the env
+masks actions (``info["action_mask"]``), at the first step after which the action is invalid.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+
+
+def _allowed(action: Any, mask: Any) -> bool:
+    """Whether a Discrete ``action`` is valid under the env's current mask (no mask: it is)."""
+    if mask is None or np.ndim(action) != 0:
+        return True
+    return bool(np.asarray(mask)[int(action)])
 
 
 class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -32,6 +41,6 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
         for _ in range(self.repeat):
             obs, reward, terminated, truncated, info = self.env.step(action)
             total += float(reward)
-            if terminated or truncated:
+            if terminated or truncated or not _allowed(action, info.get("action_mask")):
                 break
         return obs, total, terminated, truncated, info
