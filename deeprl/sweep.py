@@ -333,6 +333,7 @@ def _run(out: Path, state: dict[str, Any], params: list[Param], *, workers: int,
                 continue
             record = c["rungs"].setdefault(str(rung), {"finals": {}})
             record["finals"][str(seed)] = result.get("final")
+            record.setdefault("seconds", {})[str(seed)] = result.get("wall_time")
             if result.get("error"):
                 c.setdefault("errors", []).append(result["error"])
             if len(record["finals"]) == len(seeds):
@@ -341,6 +342,7 @@ def _run(out: Path, state: dict[str, Any], params: list[Param], *, workers: int,
                 record["objective"] = None if errors else float(np.mean(finals))
                 c["status"] = "error" if errors else ("done" if rung == top else "paused")
                 c["reached"], c["finals"], c["objective"] = steps[rung], finals, record["objective"]
+                c["seconds"] = _mean_seconds([record["seconds"].get(str(s)) for s in seeds])
             save()
             if c["status"] in ("done", "error"):  # a busy candidate's Optuna trial stays open for a later --resume
                 search.tell(i, c["objective"])
@@ -371,7 +373,13 @@ def _plain(c: dict[str, Any]) -> dict[str, Any]:
         got = c["rungs"].get("0", {}).get("finals", {})
         return {**head, "objective": None, "finals": [got.get(str(s)) for s in c["seeds"]], "seeds": c["seeds"]}
     return {**head, "objective": c["objective"], "finals": c["finals"], "seeds": c["seeds"],
-            "errors": c.get("errors", [])}
+            "seconds": c.get("seconds"), "errors": c.get("errors", [])}
+
+
+def _mean_seconds(seconds: list[Any]) -> float | None:
+    """A candidate's cost: the mean over its seeds of each run's training wall time to the step it
+    was judged at (periodic evaluations included), None where a run did not record one."""
+    return None if any(s is None for s in seconds) else float(np.mean(seconds))
 
 
 def _finish(out: Path, state: dict[str, Any], params: list[Param], elapsed: float, quiet: bool) -> dict[str, Any]:
@@ -423,12 +431,16 @@ def markdown(report: dict[str, Any]) -> str:
         objective = fmt(c["objective"]) if c.get("objective") is not None else \
             BUSY if c.get("status") == "busy" else c.get("status", "?")
         reached = [f"{c.get('reached', 0):,}" + (" (stopped)" if c.get("status") == "stopped" else "")] if asha else []
+        seconds = f"{c['seconds']:.0f}" if isinstance(c.get("seconds"), (int, float)) else "-"
         rows.append([rank, c["index"], *(_value(c["params"].get(n)) for n in names), *reached, objective,
-                     " / ".join(fmt(f) for f in c.get("finals", []))])
+                     " / ".join(fmt(f) for f in c.get("finals", [])), seconds])
     lines = [f"# deeprl sweep: {spec['algo']} on {spec['env']}", "",
              f"{spec['search']} search, {len(report['ranked'])} candidates, seeds {seeds}; objective: the mean "
-             f"final evaluation ({spec['eval_episodes']} episodes) over the seeds{how}. {report['date']}.", "",
-             *table(["rank", "candidate", *names, *(["steps"] if asha else []), "objective", "per-seed finals"], rows)]
+             f"final evaluation ({spec['eval_episodes']} episodes) over the seeds{how}; s per run: the mean "
+             f"training wall time to that step (periodic evaluations included), what the candidate costs. "
+             f"{report['date']}.", "",
+             *table(["rank", "candidate", *names, *(["steps"] if asha else []), "objective", "per-seed finals",
+                     "s per run"], rows)]
     if spec.get("command"):
         lines += ["", f"Command: `{spec['command']}`"]
     return "\n".join(lines) + "\n"

@@ -85,6 +85,9 @@ def test_sweep_ranks_candidates_by_their_mean_final_over_seeds(tmp_path, search)
         finals = [json.loads((tmp_path / "s" / f"trial_{c['index']:04d}" / f"seed_{s}" / "final.json").read_text())
                   ["final"] for s in (0, 1)]
         assert c["finals"] == finals and c["objective"] == pytest.approx(np.mean(finals))
+        seconds = [json.loads((tmp_path / "s" / f"trial_{c['index']:04d}" / f"seed_{s}" / "final.json").read_text())
+                   ["wall_time"] for s in (0, 1)]
+        assert c["seconds"] == pytest.approx(np.mean(seconds)) and c["seconds"] > 0  # what the candidate cost
         assert (tmp_path / "s" / f"trial_{c['index']:04d}" / "seed_0" / "model.safetensors").exists()  # a real run
     assert json.loads((tmp_path / "s" / "results.json").read_text())["best"]["index"] == ranked[0]["index"]
     assert "| rank | candidate | lr | n_steps |" in (tmp_path / "s" / "report.md").read_text()
@@ -170,6 +173,13 @@ def test_asha_stops_the_weak_and_its_survivor_has_a_plain_sweeps_finals(tmp_path
         run = tmp_path / "asha" / f"trial_{c['index']:04d}" / "seed_0"
         assert (run / "rung_256.json").exists() and not (run / "model.safetensors").exists()
     assert "| steps |" in (tmp_path / "asha" / "report.md").read_text()
+    assert "| s per run |" in (tmp_path / "asha" / "report.md").read_text()
+    # each candidate costs what its runs recorded up to the step it was judged at: the survivor's from its final.json
+    # (the time before its pause included), a stopped one's from its rung file
+    for c, name in [(best, "final.json"), *((c, "rung_256.json") for c in stopped)]:
+        recorded = [json.loads((tmp_path / "asha" / f"trial_{c['index']:04d}" / f"seed_{s}" / name).read_text())
+                    ["wall_time"] for s in (0, 1)]
+        assert c["seconds"] == pytest.approx(np.mean(recorded)) and c["seconds"] > 0
     assert "(stopped)" in (tmp_path / "asha" / "report.md").read_text()
 
 
@@ -427,7 +437,8 @@ def test_a_plain_sweep_is_the_drivers_one_rung_case_and_keeps_its_state_form(tmp
     assert len(seen) == 6 and all(t.pause_at is None for t in seen)  # one rung, the whole run: nothing pauses
     state = json.loads((out / "sweep.json").read_text())
     assert [sorted(c) for c in state["candidates"]] == \
-        [["errors", "finals", "index", "objective", "params", "seeds", "status"]] * 3  # as sweeps have always held them
+        [["errors", "finals", "index", "objective", "params", "seconds", "seeds", "status"]] * 3  # as sweeps held
+    # them, and the runs' mean training time since 2026-12-05 (a sweep.json without it resumes, its cost unknown: "-")
     state["candidates"][1]["status"] = "halfway"
     (out / "sweep.json").write_text(json.dumps(state))
     with pytest.raises(ConfigError, match=r"sweep.json' is damaged \(its candidate 1\); start a new sweep"):
