@@ -192,11 +192,25 @@ def parse_space(items: list[str]) -> list[Param]:
 
 
 class RandomSearch:
+    """Independent draws from each setting's distribution.  A draw equal to an earlier candidate
+    (possible where every setting is a choice or an integer) is drawn again, up to
+    ``REDRAWS`` times, so a sweep over a small finite space does not train one point twice."""
+
+    REDRAWS = 1000
+
     def __init__(self, params: list[Param], seed: int):
         self.params, self.rng = params, np.random.default_rng([seed, 0x5EE9])
+        self.seen: list[dict[str, Any]] = []
 
     def ask(self, index: int, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
-        return _same(recorded, {p.name: p.sample(self.rng) for p in self.params})
+        for _ in range(self.REDRAWS):
+            values = {p.name: p.sample(self.rng) for p in self.params}
+            point = jsonable(values)
+            # a sweep recorded before repeats were redrawn holds its repeat: draw it again as it was
+            if point not in self.seen or point == recorded:
+                break
+        self.seen.append(point)
+        return _same(recorded, values)
 
     def tell(self, index: int, value: float | None) -> None:
         pass

@@ -52,6 +52,23 @@ def test_searches_are_reproducible_and_grid_is_the_product():
         make_search("grid", params, 0)
 
 
+def test_random_search_does_not_draw_a_point_of_a_finite_space_twice():
+    space = parse_space(["n_steps=choice:16,32", "n_epochs=int:1:3"])  # 6 points
+    for seed in range(20):
+        search = make_search("random", space, seed)
+        drawn = [search.ask(i) for i in range(6)]
+        assert sorted(map(str, drawn)) == sorted(map(str, [{"n_steps": n, "n_epochs": e} for n in (16, 32)
+                                                           for e in (1, 2, 3)]))  # each point once
+        # a sweep resumed redraws the same candidates, repeats of a sweep from before this rule included
+        again = make_search("random", space, seed)
+        assert [again.ask(i, search_point) for i, search_point in enumerate(drawn)] == drawn
+    old = make_search("random", space, 0)  # an older sweep.json that holds a repeat: its first draws as recorded
+    rng = np.random.default_rng([0, 0x5EE9])
+    plain = [{p.name: p.sample(rng) for p in space} for _ in range(8)]
+    assert len({str(p) for p in plain}) < len(plain)  # 8 draws of 6 points: it holds repeats
+    assert [old.ask(i, point) for i, point in enumerate(plain)] == plain
+
+
 @pytest.mark.parametrize("space, settings, message", [
     (["lrr=uniform:0.1:0.2"], {}, "unknown setting 'lrr'.*lr"),
     (["lr=uniform:-1:1"], {}, "--space lr"),
