@@ -20,6 +20,7 @@ objective)`` reports its judgement.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import typing
 from dataclasses import dataclass, field, replace
@@ -192,28 +193,48 @@ def parse_space(items: list[str]) -> list[Param]:
 
 
 class RandomSearch:
-    """Independent draws from each setting's distribution.  A draw equal to an earlier candidate
-    (possible where every setting is a choice or an integer) is drawn again, up to
-    ``REDRAWS`` times, so a sweep over a small finite space does not train one point twice."""
+    """Independent draws from each setting's distribution.  Where every setting is a choice or an
+    integer the space is finite, and a draw equal to an earlier candidate is drawn again (up to
+    ``REDRAWS`` times, then one of the points not drawn yet is picked with the same generator), so
+    a sweep does not train one point twice until it has tried them all.  What is drawn depends
+    only on the candidates before it, so a resumed sweep draws the same ones."""
 
     REDRAWS = 1000
 
     def __init__(self, params: list[Param], seed: int):
         self.params, self.rng = params, np.random.default_rng([seed, 0x5EE9])
-        self.seen: list[dict[str, Any]] = []
+        finite = all(p.kind == "choice" or p.kind in INTEGER_KINDS for p in params)
+        self.size = math.prod(len(p.grid()) for p in params) if finite else None
+        self.seen: set[str] = set()
+
+    def _draw(self) -> tuple[dict[str, Any], str]:
+        values = {p.name: p.sample(self.rng) for p in self.params}
+        return values, _key(values)
 
     def ask(self, index: int, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
-        for _ in range(self.REDRAWS):
-            values = {p.name: p.sample(self.rng) for p in self.params}
-            point = jsonable(values)
-            # a sweep recorded before repeats were redrawn holds its repeat: draw it again as it was
-            if point not in self.seen or point == recorded:
-                break
-        self.seen.append(point)
+        values, key = self._draw()
+        # a sweep recorded before repeats were redrawn holds its repeat, drawn once: take it as it was
+        if self.size is not None and key in self.seen and len(self.seen) < self.size \
+                and (recorded is None or key != _key(recorded)):
+            for _ in range(self.REDRAWS):
+                values, key = self._draw()
+                if key not in self.seen:
+                    break
+            else:  # a nearly full space: pick among the points not drawn yet
+                names = [p.name for p in self.params]
+                unseen = [dict(zip(names, point)) for point in itertools.product(*(p.grid() for p in self.params))
+                          if _key(dict(zip(names, point))) not in self.seen]
+                values = unseen[int(self.rng.integers(len(unseen)))]
+                key = _key(values)
+        self.seen.add(key)
         return _same(recorded, values)
 
     def tell(self, index: int, value: float | None) -> None:
         pass
+
+
+def _key(values: dict[str, Any]) -> str:
+    return json.dumps(jsonable(values), sort_keys=True)
 
 
 class GridSearch:

@@ -10,6 +10,7 @@ import yaml
 
 from deeprl.config import build_config
 from deeprl.errors import ConfigError
+from deeprl.search import RandomSearch
 from deeprl.sweep import make_search, parse_space, resume_sweep, sweep
 
 TINY = dict(num_envs=2, minibatch_size=32, n_epochs=1, eval_freq=0, checkpoint_freq=128)
@@ -67,6 +68,21 @@ def test_random_search_does_not_draw_a_point_of_a_finite_space_twice():
     plain = [{p.name: p.sample(rng) for p in space} for _ in range(8)]
     assert len({str(p) for p in plain}) < len(plain)  # 8 draws of 6 points: it holds repeats
     assert [old.ask(i, point) for i, point in enumerate(plain)] == plain
+
+
+@pytest.mark.parametrize("space", [["n_steps=choice:16,32"], ["n_steps=int:1:40"]])
+def test_random_search_past_the_size_of_its_space_resumes_the_same(space, monkeypatch):
+    params = parse_space(space)
+    size = len(params[0].grid())
+    if size == 40:  # a nearly full space where redraws find nothing new: the pick among the unseen points
+        monkeypatch.setattr(RandomSearch, "REDRAWS", 2)
+    whole = make_search("random", params, 0)
+    drawn = [whole.ask(i) for i in range(size + 5)]
+    assert sorted(map(str, drawn[:size])) == sorted(map(str, ({"n_steps": v} for v in params[0].grid())))
+    for cut in (1, size - 1, size, size + 2):  # stopped after `cut` candidates, resumed, drawing on
+        resumed = make_search("random", params, 0)
+        assert [resumed.ask(i, point) for i, point in enumerate(drawn[:cut])] == drawn[:cut]
+        assert [resumed.ask(i) for i in range(cut, size + 5)] == drawn[cut:]
 
 
 @pytest.mark.parametrize("space, settings, message", [
