@@ -221,9 +221,7 @@ class RandomSearch:
                 if key not in self.seen:
                     break
             else:  # a nearly full space: pick among the points not drawn yet
-                names = [p.name for p in self.params]
-                unseen = [dict(zip(names, point)) for point in itertools.product(*(p.grid() for p in self.params))
-                          if _key(dict(zip(names, point))) not in self.seen]
+                unseen = [point for point in GridSearch(self.params, 0).points if _key(point) not in self.seen]
                 values = unseen[int(self.rng.integers(len(unseen)))]
                 key = _key(values)
         self.seen.add(key)
