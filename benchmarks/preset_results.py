@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +69,17 @@ def update_preset(algo: str, env: str, line: str) -> bool:
     start = text.find(f"\n{env}:\n")
     if start < 0:
         return False
-    key = text.index("  results:", start)
-    end = text.index("\n", key)
-    path.write_text(text[:key] + "  results: " + json.dumps(line, ensure_ascii=False) + text[end:])
+    block_end = re.search(r"\n\S", text[start + 1:])  # the next top-level key, or the end of the file
+    block_end = len(text) if block_end is None else start + 1 + block_end.start()
+    new = "  results: " + json.dumps(line, ensure_ascii=False)
+    key = text.find("\n  results:", start, block_end)
+    if key < 0:  # a new preset: its results line goes after its description (or its name)
+        description = text.find("\n  description:", start, block_end)
+        key = text.index("\n", description + 1) if description >= 0 else start + len(f"\n{env}:")
+        path.write_text(text[:key] + "\n" + new + text[key:])
+        return True
+    end = text.index("\n", key + 1)
+    path.write_text(text[:key + 1] + new + text[end:])
     return True
 
 

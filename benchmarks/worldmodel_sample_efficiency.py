@@ -146,6 +146,7 @@ def plot(runs: list[dict[str, Any]], path: str, clock: str = "wall") -> None:
     import matplotlib.pyplot as plt
 
     tasks = list(dict.fromkeys(r["task"] for r in runs))
+    colors = {a: f"C{i}" for i, a in enumerate(dict.fromkeys(r["agent"] for r in runs))}  # one per agent, every panel
     # top row: return against env steps; bottom row: the same runs against training seconds
     fig, axes = plt.subplots(2, len(tasks), figsize=(5.2 * len(tasks), 7.2), squeeze=False)
     for ax, task in zip(axes[1], tasks):
@@ -155,7 +156,7 @@ def plot(runs: list[dict[str, Any]], path: str, clock: str = "wall") -> None:
             key = "train_s" if clock == "wall" else "train_cpu_s"
             ax.plot([statistics.mean(c[i].get(key, c[i]["train_s"]) for c in curves) for i in range(n)],
                     [statistics.mean(c[i]["mean_return"] for c in curves) for i in range(n)], marker="o", ms=3,
-                    label=agent)
+                    color=colors[agent], label=agent)
         ax.set_xscale("log")
         ax.set_xlabel("training seconds, log scale (" + ("wall clock" if clock == "wall" else "CPU time")
                       + ", evaluations excluded)")
@@ -170,7 +171,7 @@ def plot(runs: list[dict[str, Any]], path: str, clock: str = "wall") -> None:
             mean = [statistics.mean(v) for v in by_step]
             key = "train_s" if clock == "wall" else "train_cpu_s"
             secs = statistics.mean(r["curve"][-1].get(key, r["train_s"]) for r in task_runs if r["agent"] == agent)
-            line, = ax.plot(steps, mean, marker="o", ms=3,
+            line, = ax.plot(steps, mean, marker="o", ms=3, color=colors[agent],
                             label=f"{agent} ({secs:.0f} s{'' if clock == 'wall' else ' CPU'} per run)")
             if len(curves) > 1:
                 ax.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], alpha=0.15,

@@ -292,6 +292,29 @@ def test_preset_results_count_errored_seeds_as_run_and_not_solved():
     assert "2 of 3 at 475 or better" in preset_results.results_line(report, old)
 
 
+def test_preset_results_write_into_their_own_preset_block(tmp_path, monkeypatch):
+    """A preset without a results line gains one after its description; the next preset's line is
+    left alone (it once took the first results line after the preset's name, the next block's);
+    a line that is there is replaced."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "preset_results.py"
+    spec = importlib.util.spec_from_file_location("preset_results", path)
+    preset_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preset_results)
+    monkeypatch.setattr(preset_results, "ROOT", tmp_path)
+    (tmp_path / "deeprl" / "presets").mkdir(parents=True)
+    yaml_file = tmp_path / "deeprl" / "presets" / "dqn.yaml"
+    yaml_file.write_text("S:\n  lr: 1\nCartPole-v1:\n  description: new\n  lr: 2\n"
+                         "Acrobot-v1:\n  description: old\n  results: \"old line\"\n  lr: 3\n")
+    assert preset_results.update_preset("dqn", "CartPole-v1", "first")
+    assert preset_results.update_preset("dqn", "Acrobot-v1", "second")
+    assert not preset_results.update_preset("dqn", "MountainCar-v0", "none")
+    assert yaml_file.read_text() == ("S:\n  lr: 1\nCartPole-v1:\n  description: new\n  results: \"first\"\n  lr: 2\n"
+                                     "Acrobot-v1:\n  description: old\n  results: \"second\"\n  lr: 3\n")
+
+
 def test_a_run_another_process_trains_is_waited_for_not_counted_as_failed(tmp_path, capsys):
     """The run of a seed is locked by another process (say a resume of it): bench says so, waits,
     and judges the run once it is free, instead of recording the seed as errored."""
