@@ -65,7 +65,7 @@ def update_preset(algo: str, env: str, line: str) -> bool:
     path = ROOT / "deeprl" / "presets" / f"{algo}.yaml"
     if not path.exists():  # an algorithm that ships no presets (worldmodel): its defaults were benched
         return False
-    text = path.read_text()
+    text = path.read_text().rstrip("\n") + "\n"  # every line, the last one too, ends in a newline
     start = text.find(f"\n{env}:\n")
     if start < 0:
         return False
