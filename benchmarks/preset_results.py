@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/preset_results.py bench/*/results.json --write    # and update the presets
 
 Each (algorithm, env) cell of a bench report replaces the `results:` line of that algorithm's
-preset for that env in deeprl/presets/<algo>.yaml, so the documented figures are the
+preset for that env in deeprl/presets/<algo>.yaml (a preset without one gains it after its
+description), so the documented figures are the
 instrument's: the command, seeds, IQM [95% CI], per-seed finals, machine and date.
 """
 
