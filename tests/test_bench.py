@@ -270,14 +270,20 @@ def test_errored_seeds_count_in_the_summary_and_the_report():
     assert "| 0/2 |" in markdown({**report, "results": [failed]})
 
 
-def test_preset_results_count_errored_seeds_as_run_and_not_solved():
+def _preset_results_module():
+    """benchmarks/preset_results.py, which is a script and not a package module."""
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "preset_results.py"
     spec = importlib.util.spec_from_file_location("preset_results", path)
-    preset_results = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(preset_results)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preset_results_count_errored_seeds_as_run_and_not_solved():
+    preset_results = _preset_results_module()
     results = [_result(1000, 500.0, [100, 480, 500]), _result(1001, 490.0, [480, 300, 490]),
                _result(1002, 480.0, [490, 470]), _result(1003, error="training produced NaN"),
                _result(1004, error="worker died")]
@@ -296,13 +302,7 @@ def test_preset_results_write_into_their_own_preset_block(tmp_path, monkeypatch)
     """A preset without a results line gains one after its description; the next preset's line is
     left alone (it once took the first results line after the preset's name, the next block's);
     a line that is there is replaced."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "preset_results.py"
-    spec = importlib.util.spec_from_file_location("preset_results", path)
-    preset_results = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(preset_results)
+    preset_results = _preset_results_module()
     monkeypatch.setattr(preset_results, "ROOT", tmp_path)
     (tmp_path / "deeprl" / "presets").mkdir(parents=True)
     yaml_file = tmp_path / "deeprl" / "presets" / "dqn.yaml"
